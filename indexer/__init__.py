@@ -1,0 +1,1 @@
+"""Indexer: load -> chunk -> embed -> store, publishing one index generation per build."""

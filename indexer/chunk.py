@@ -1,0 +1,94 @@
+"""Stage 2, chunk: split documents into passages measured in the embedding model's own tokens.
+
+Chunks are sized in word pieces (not characters) so the model never silently truncates one, and
+each keeps its document, page and character offsets. Chunk ids are derived from the content, so
+an unchanged passage keeps its id across rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from indexer.load import Document
+
+# 53 bits: the ids stay exact as JSON numbers in a browser (Number.MAX_SAFE_INTEGER).
+CHUNK_ID_BITS = 53
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: int
+    doc_id: str
+    ordinal: int  # position within the document
+    page: int | None
+    char_start: int  # offsets into the page text
+    char_end: int
+    text: str
+
+
+def chunk_id_for(doc_id: str, page: int | None, char_start: int, text: str, salt: int = 0) -> int:
+    """Stable id from what the chunk *is*; `salt` only moves it off a (rare) hash collision."""
+    key = f"{doc_id}\x1f{page}\x1f{char_start}\x1f{salt}\x1f{text}".encode()
+    digest = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    return digest >> (64 - CHUNK_ID_BITS) or 1
+
+
+class Chunker:
+    """Recursive splitting on paragraphs, lines, sentences, words, counted in model tokens."""
+
+    def __init__(self, tokenizer: Any, chunk_tokens: int, overlap: int, max_tokens: int) -> None:
+        self._tokenizer = tokenizer
+        self._max_tokens = max_tokens
+        self._size = min(chunk_tokens, max_tokens)
+        self._splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
+            tokenizer,
+            chunk_size=self._size,
+            chunk_overlap=min(overlap, self._size // 2),
+            separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""],
+            keep_separator="end",
+            strip_whitespace=True,
+        )
+
+    def chunk(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for page in doc.pages:
+            cursor = 0
+            for piece in self._split(page.text):
+                start = page.text.find(piece, cursor)
+                if start < 0:  # the splitter only strips whitespace, so this is a safety net
+                    start = max(page.text.find(piece), 0)
+                cursor = start + 1
+                chunks.append(Chunk(
+                    chunk_id=chunk_id_for(doc.doc_id, page.number, start, piece),
+                    doc_id=doc.doc_id,
+                    ordinal=len(chunks),
+                    page=page.number,
+                    char_start=start,
+                    char_end=start + len(piece),
+                    text=piece,
+                ))
+        return chunks
+
+    def _split(self, text: str) -> list[str]:
+        """Split, then cut any piece the splitter's estimate let grow past the model's limit."""
+        out: list[str] = []
+        for piece in self._splitter.split_text(text):
+            if not piece.strip():
+                continue
+            out.extend(self._enforce_limit(piece))
+        return out
+
+    def _enforce_limit(self, piece: str) -> list[str]:
+        enc = self._tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= self._max_tokens:
+            return [piece]
+        parts = []
+        for first in range(0, len(offsets), self._size):
+            window = offsets[first:first + self._size]
+            parts.append(piece[window[0][0]:window[-1][1]].strip())
+        return [p for p in parts if p]

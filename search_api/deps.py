@@ -1,0 +1,66 @@
+"""Request dependencies: the principal is resolved once, then its allowed set, from one snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from search_api.access import AllowedSet, Principal
+from search_api.errors import Unauthorized
+from search_api.keys import KeyStore
+from search_api.live import IndexHolder, LoadedIndex
+
+bearer = HTTPBearer(auto_error=False,
+                    description="An API key from `python -m search_api keys create`")
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class AppState:
+    """Everything a request needs, created once in the app's lifespan."""
+
+    def __init__(self, holder: IndexHolder, keys: KeyStore,
+                 today: Callable[[], date] = utc_today) -> None:
+        self.holder, self.keys, self.today = holder, keys, today
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.pks
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def current_index(state: State) -> LoadedIndex:
+    return state.holder.get()
+
+
+CurrentIndex = Annotated[LoadedIndex, Depends(current_index)]
+
+
+def resolve_principal(
+    state: State,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
+    principal = state.keys.authenticate(credentials.credentials.strip())
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(resolve_principal)]
+
+
+def allowed_set(principal: CurrentPrincipal, index: CurrentIndex, state: State) -> AllowedSet:
+    return index.access.allowed_for(principal, state.today())
+
+
+Allowed = Annotated[AllowedSet, Depends(allowed_set)]

@@ -1,0 +1,123 @@
+"""API keys: created by the CLI, stored hashed in INDEX/keys.sqlite, checked on every request.
+
+The store lives beside the generations, not inside one, so keys survive every re-index.
+A key reads ``pks_<key id>_<secret>``; only the SHA-256 of the whole key is stored (the secret is
+256 random bits, so a fast hash is enough) and it is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from search_api.access import Principal
+
+KEYS_DB = "keys.sqlite"
+PREFIX = "pks"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys(
+    key_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    partner TEXT,
+    admin INTEGER NOT NULL CHECK (admin IN (0, 1)),
+    key_sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    CHECK ((admin = 1 AND partner IS NULL) OR (admin = 0 AND partner IS NOT NULL))
+);
+"""
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+class KeyError_(Exception):
+    """A key operation that cannot be done (unknown key id, bad arguments)."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    name: str
+    partner: str | None
+    admin: bool
+    created_at: str
+    revoked_at: str | None
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class KeyStore:
+    def __init__(self, index_dir: Path) -> None:
+        self.path = index_dir / KEYS_DB
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection per operation: a revoke is seen by the next request."""
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            if new:
+                os.chmod(self.path, 0o600)  # hashes only, but still nobody else's business
+                db.executescript(SCHEMA)
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def create(self, name: str, partner: str | None, admin: bool) -> tuple[KeyRecord, str]:
+        """Make a key; the plain key is returned once and never stored."""
+        if admin == (partner is not None):
+            raise KeyError_("a key is either for one partner (--partner ID) or an admin key")
+        key_id = secrets.token_hex(6)
+        token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        record = KeyRecord(key_id, name, partner, admin, _now(), None)
+        with self._connect() as db:
+            db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                       (key_id, name, partner, int(admin), _sha256(token), record.created_at))
+        return record, token
+
+    def list(self) -> list[KeyRecord]:
+        if not self.path.exists():
+            return []
+        with self._connect() as db:
+            rows = db.execute("SELECT key_id, name, partner, admin, created_at, revoked_at "
+                              "FROM api_keys ORDER BY created_at, key_id").fetchall()
+        return [KeyRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
+
+    def revoke(self, key_id: str) -> KeyRecord:
+        with self._connect() as db:
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                       (_now(), key_id))
+        for record in self.list():
+            if record.key_id == key_id:
+                return record
+        raise KeyError_(f"no key with id '{key_id}' (see `keys list`)")
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal behind a presented key, or None for unknown, malformed or revoked."""
+        parts = token.split("_", 2)
+        key_id = parts[1] if len(parts) == 3 and parts[0] == PREFIX else ""
+        row = None
+        if key_id and self.path.exists():
+            with self._connect() as db:
+                row = db.execute("SELECT key_sha256, partner, admin, revoked_at FROM api_keys "
+                                 "WHERE key_id = ?", (key_id,)).fetchone()
+        stored = row[0] if row else _DUMMY_HASH
+        matches = hmac.compare_digest(_sha256(token), stored)
+        if row is None or not matches or row[3] is not None:
+            return None
+        return Principal(key_id=key_id, partner=row[1], admin=bool(row[2]))

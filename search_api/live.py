@@ -1,0 +1,80 @@
+"""The served index: one immutable snapshot behind one accessor that is swapped atomically.
+
+A request takes the snapshot once (deps.CurrentIndex) and uses it for its allowed set and its
+search, so a swap in between can never mix two generations in one answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.embed import Embedder
+from indexer.store import Generation, live_generation_dir
+from search_api.access import AccessIndex
+
+log = logging.getLogger(__name__)
+
+
+class QueryEmbedder:
+    """The index's own model, used by one thread at a time (HF tokenizers are not re-entrant)."""
+
+    def __init__(self, model: str, threads: int) -> None:
+        self._embedder = Embedder(model, batch_size=32, threads=threads)
+        self._lock = threading.Lock()
+        self.model = model
+
+    def embed(self, text: str) -> np.ndarray:
+        with self._lock:
+            return self._embedder.embed([text])[0]
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    generation: Generation
+    access: AccessIndex
+    embedder: QueryEmbedder
+
+
+def load_index(generation: Generation, embedder: QueryEmbedder | None,
+               threads: int) -> LoadedIndex:
+    """Serve a generation; reuse the loaded model when the generation was built with it."""
+    model = generation.info["model"]
+    if embedder is None or embedder.model != model:
+        embedder = QueryEmbedder(model, threads)
+    return LoadedIndex(generation, AccessIndex(generation), embedder)
+
+
+class IndexHolder:
+    """Holds the live snapshot; `refresh` loads a newly published generation and swaps it in."""
+
+    def __init__(self, root: Path, torch_threads: int) -> None:
+        self.root = root
+        self._threads = torch_threads
+        self._current = load_index(Generation.open_live(root), None, torch_threads)
+        self._swap_lock = threading.Lock()
+
+    def get(self) -> LoadedIndex:
+        return self._current  # one attribute read: atomic under the GIL
+
+    def refresh(self) -> bool:
+        """Swap in the generation CURRENT names, if it changed. A broken one is not served."""
+        path = live_generation_dir(self.root)
+        if path is None or path == self._current.generation.path:
+            return False
+        with self._swap_lock:
+            if path == self._current.generation.path:
+                return False
+            try:
+                fresh = load_index(Generation(path), self._current.embedder, self._threads)
+            except Exception:
+                log.exception("cannot load generation %s; still serving %s", path.name,
+                              self._current.generation.name)
+                return False
+            self._current = fresh
+        log.info("now serving generation %s", fresh.generation.name)
+        return True

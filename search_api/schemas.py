@@ -1,0 +1,47 @@
+"""Request and response models of the HTTP API (the OpenAPI docs are generated from these)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUERY_CHARS = 2000
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="What to look for, in natural language (1-2,000 characters).",
+                       examples=["ionic conductivity of the sulfide electrolyte"])
+    top_k: int = Field(10, ge=1, le=100, description="How many passages to return (1-100).")
+
+    @field_validator("query")
+    @classmethod
+    def _query_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        if len(value) > MAX_QUERY_CHARS:
+            raise ValueError(f"is {len(value)} characters long; the limit is {MAX_QUERY_CHARS}")
+        return value.strip()
+
+
+class SearchResult(BaseModel):
+    chunk_id: int = Field(description="Stable id of the passage (unchanged text keeps its id).")
+    doc_id: str
+    title: str
+    path: str = Field(description="File path relative to the corpus root.")
+    page: int | None = Field(description="1-based PDF page, or null for other formats.")
+    text: str
+    score: float = Field(description="Cosine similarity to the query; higher is better.")
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,126 @@
+"""Shared fixtures: the real model, and a small real corpus with every kind of access rule."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from indexer.build import BuildReport, build  # noqa: E402
+from indexer.embed import Embedder  # noqa: E402
+from indexer.settings import IndexerSettings  # noqa: E402
+from tests.factory import write, write_jsonl, write_pdf  # noqa: E402
+
+MANIFEST = """\
+partners: [alpha, beta, gamma, delta]
+rules:
+  - match: "shared/**"
+    allow: "*"
+  - match: "alpha/**"
+    allow: [alpha]
+  - match: "beta/**"
+    allow: [beta]
+  - match: "joint/**"
+    allow: [alpha, beta]
+    until: 2099-12-31
+  - match: "gamma/**"
+    allow: [gamma]
+    until: 2020-01-01
+  - match: "drafts/**"
+    allow: []
+"""
+
+TEXTS = {
+    "shared/overview.md": (
+        "# Programme overview\n\nThe open innovation programme brings four partners together to "
+        "build better batteries and sensors. Steering committee meetings happen every quarter "
+        "in Rotterdam, and every partner presents progress on its work package.\n\n"
+        "Shared results are published on the programme wiki after a two week review period."
+    ),
+    "alpha/electrolyte.txt": (
+        "Project KESTREL: the sulfide solid electrolyte batch 7 reached an ionic conductivity of "
+        "14.2 mS/cm at 25 degrees Celsius after annealing at 550 degrees for six hours.\n\n"
+        "Moisture exposure above 40 ppm degraded the conductivity by a third within two days, so "
+        "the glovebox protocol was tightened to 1 ppm water."
+    ),
+    "beta/sensors.md": (
+        "# Fibre sensor calibration\n\nThe fibre Bragg grating strain sensors drifted by 3.1 "
+        "microstrain per week in the salt spray chamber. Codename OSPREY recalibration uses a "
+        "reference grating bonded with a polyimide adhesive.\n\nTemperature cross-sensitivity "
+        "was 10.4 picometres per kelvin."
+    ),
+    "joint/integration.md": (
+        "# Cell and sensor integration\n\nAlpha and Beta embed strain sensors inside pouch cells "
+        "to detect swelling early. The HERON prototype detected 0.2 mm swelling during fast "
+        "charging at 3C."
+    ),
+    "gamma/recycling.txt": (
+        "Black mass recycling study: hydrometallurgical leaching recovered 96 percent of the "
+        "cobalt and 91 percent of the lithium from shredded end-of-life cells. Codename PELICAN."
+    ),
+    "internal/board.md": (
+        "# Board notes\n\nThe board considers acquiring one of the partners in 2027. The budget "
+        "for the acquisition is 40 million euros, codename ALBATROSS."
+    ),
+    "drafts/plan.txt": (
+        "Draft plan: cut the sensor work package by half if the field trial in Norway fails. "
+        "Codename CORMORANT."
+    ),
+}
+PDF_PAGES = [
+    "Pilot line report page one. The dry room of the pilot line keeps a dew point of minus "
+    "forty degrees, and the coating machine runs at two metres per minute.",
+    "Pilot line report page two. Cell formation takes eighteen hours and the first cycle "
+    "efficiency reached 89 percent on the KESTREL electrolyte cells.",
+]
+GLOSSARY = [
+    {"_id": "gloss-soc", "title": "State of charge",
+     "text": "State of charge is the remaining capacity of a battery as a share of its full "
+             "capacity, estimated with coulomb counting and a Kalman filter."},
+    {"_id": "gloss-fbg", "title": "Fibre Bragg grating",
+     "text": "A fibre Bragg grating reflects one wavelength of light; strain or heat shift it."},
+]
+
+# Which documents each partner may see (the test's own statement of the rules above).
+SHARED = {"shared/overview.md", "gloss-soc", "gloss-fbg"}
+VISIBLE = {
+    "alpha": SHARED | {"alpha/electrolyte.txt", "alpha/pilot-line.pdf", "joint/integration.md"},
+    "beta": SHARED | {"beta/sensors.md", "joint/integration.md"},
+    "gamma": set(SHARED),
+    "delta": set(SHARED),
+}
+ALL_DOCS = set(TEXTS) | {"alpha/pilot-line.pdf"} | SHARED
+
+
+def make_access_corpus(root: Path) -> Path:
+    write(root / "access.yaml", MANIFEST)
+    for rel, text in TEXTS.items():
+        write(root / rel, text)
+    write_pdf(root / "alpha/pilot-line.pdf", PDF_PAGES, title="Pilot line report")
+    write_jsonl(root / "shared/glossary.jsonl", GLOSSARY)
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings() -> IndexerSettings:
+    return IndexerSettings(progress=False, chunk_tokens=64, chunk_overlap=8)
+
+
+@pytest.fixture(scope="session")
+def embedder(settings: IndexerSettings) -> Embedder:
+    return Embedder(settings.model, settings.batch_size, threads=2)
+
+
+@pytest.fixture(scope="session")
+def access_index(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
+                 embedder: Embedder) -> tuple[Path, BuildReport]:
+    """A published index of the access corpus, built once per test session."""
+    base = tmp_path_factory.mktemp("access")
+    corpus = make_access_corpus(base / "corpus")
+    index = base / "index"
+    report = build(corpus, index, settings, embedder)
+    return index, report

@@ -1,0 +1,123 @@
+"""The build command as a user runs it: exit codes, messages, and the live index left intact."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexer.build import BuildError, build
+from indexer.embed import Embedder
+from indexer.settings import IndexerSettings
+from indexer.store import CURRENT, GENERATIONS, Generation, live_generation_dir
+from tests.conftest import make_access_corpus
+from tests.factory import write
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_build(corpus: Path, index: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "indexer", "build", "--corpus", str(corpus), "--index", str(index),
+         *extra], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def test_cli_exit_codes_and_messages(tmp_path: Path) -> None:
+    corpus = make_access_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+
+    clean = run_build(corpus, index)
+    assert clean.returncode == 0, clean.stderr
+    assert "documents indexed: 10" in clean.stdout and "skipped: 0" in clean.stdout
+    first = (index / CURRENT).read_text()
+
+    write(corpus / "alpha/broken.pdf", b"%PDF-1.7\n1 0 obj garbage")
+    skipped = run_build(corpus, index)
+    assert skipped.returncode == 3, skipped.stderr
+    assert "alpha/broken.pdf: corrupt or unreadable PDF" in skipped.stdout
+    assert "alpha/broken.pdf" in skipped.stderr  # the log names it too
+    second = (index / CURRENT).read_text()
+    assert second != first  # published despite the skip
+
+    manifest = (corpus / "access.yaml").read_text()
+    write(corpus / "access.yaml", manifest.replace("allow: [beta]", "allow: [beta, hooli]"))
+    bad = run_build(corpus, index)
+    assert bad.returncode == 2
+    assert "access.yaml:8: rule 3: unknown partner 'hooli'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert (index / CURRENT).read_text() == second  # nothing changed
+
+    write(corpus / "access.yaml", manifest.replace("2099-12-31", "2099-13-01"))
+    assert run_build(corpus, index).returncode == 2
+
+    assert run_build(tmp_path / "missing", index).returncode == 2
+    args = run_build(corpus, index, "--chunk-tokens", "40", "--chunk-overlap", "60")
+    assert args.returncode == 2 and "chunk_overlap" in args.stderr
+    assert (index / CURRENT).read_text() == second
+
+
+def test_cli_fails_with_1_when_nothing_can_be_indexed(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    write(corpus / "access.yaml", "partners: [a]\nrules: []\n")
+    write(corpus / "only.pdf", b"not a pdf")
+    result = run_build(corpus, tmp_path / "index")
+    assert result.returncode == 1
+    assert "no document" in result.stderr and "unchanged" in result.stderr
+    assert live_generation_dir(tmp_path / "index") is None
+
+
+def test_rebuild_reuses_vectors_and_keeps_old_generations_for_rollback(
+        tmp_path: Path, settings: IndexerSettings, embedder: Embedder) -> None:
+    corpus = make_access_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    first = build(corpus, index, settings, embedder)
+    assert first.reused == 0 and first.embedded == first.chunks
+    write(corpus / "beta/new.txt", "A brand new finding about sodium-ion anodes.")
+    second = build(corpus, index, settings, embedder)
+    assert second.embedded == 1 and second.reused == first.chunks
+    gen = Generation.open_live(index)
+    assert gen.name == second.generation and len(gen.vectors) == first.chunks + 1
+    # The reused vectors are the very vectors a fresh embedding gives.
+    ids = gen.all_chunk_ids()
+    passages = gen.passages(ids.tolist())
+    fresh = embedder.embed([passages[i].text for i in ids.tolist()])
+    assert abs(gen.vectors.vectors(ids) - fresh).max() < 1e-5
+    report = json.loads((gen.path / "report.json").read_text())
+    assert report["documents"] == 11
+    for _ in range(3):
+        build(corpus, index, settings, embedder)
+    names = sorted(p.name for p in (index / GENERATIONS).iterdir())
+    assert len(names) == settings.keep_generations
+
+
+def test_crashed_build_leaves_the_live_generation_untouched(
+        tmp_path: Path, settings: IndexerSettings, embedder: Embedder,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = make_access_corpus(tmp_path / "corpus")
+    index = tmp_path / "index"
+    build(corpus, index, settings, embedder)
+    live = (index / CURRENT).read_text()
+    write(corpus / "shared/extra.txt", "more text to embed")
+
+    def explode(*_: object, **__: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("indexer.store.VectorStore.save", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build(corpus, index, settings, embedder)
+    assert (index / CURRENT).read_text() == live
+    assert not [p for p in (index / GENERATIONS).iterdir() if p.name.endswith(".tmp")]
+    assert Generation.open_live(index).partners == ("alpha", "beta", "delta", "gamma")
+
+
+def test_empty_corpus_is_refused(tmp_path: Path, settings: IndexerSettings,
+                                 embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    write(corpus / "access.yaml", "partners: [a]\nrules: []\n")
+    with pytest.raises(BuildError, match="no document"):
+        build(corpus, tmp_path / "index", settings, embedder)

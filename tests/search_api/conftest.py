@@ -1,0 +1,58 @@
+"""An app over the access corpus, served in-process (TestClient) with a controllable date."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.build import BuildReport
+from search_api.app import create_app
+from search_api.deps import AppState
+from search_api.keys import KeyStore
+from search_api.live import IndexHolder
+from search_api.settings import ApiSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.today = date(2026, 11, 23)
+
+    def __call__(self) -> date:
+        return self.today
+
+
+@pytest.fixture(scope="session")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def holder(access_index: tuple[Path, BuildReport]) -> IndexHolder:
+    return IndexHolder(access_index[0], torch_threads=1)
+
+
+@pytest.fixture(scope="session")
+def client(access_index: tuple[Path, BuildReport], holder: IndexHolder,
+           clock: Clock) -> Iterator[TestClient]:
+    index = access_index[0]
+    settings = ApiSettings(index=index, reload_seconds=0)
+    app = create_app(settings, AppState(holder, KeyStore(index), clock))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def keys(access_index: tuple[Path, BuildReport]) -> dict[str, str]:
+    """One key per partner of the access corpus, and one admin key."""
+    store = KeyStore(access_index[0])
+    out = {p: store.create(f"test {p}", p, False)[1] for p in ("alpha", "beta", "gamma", "delta")}
+    out["admin"] = store.create("test admin", None, True)[1]
+    return out
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
