@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from indexer.chunk import Chunk, Chunker, chunk_id_for
 from indexer.embed import Embedder
-from indexer.load import Document, Skipped, Warning_, discover, load_corpus
+from indexer.load import Document, LoadWarning, Skipped, discover, load_corpus
 from indexer.manifest import Manifest, load_manifest
 from indexer.settings import IndexerSettings
 from indexer.store import Generation, GenerationWriter, build_lock, live_generation_dir
@@ -43,7 +43,7 @@ class BuildReport:
     embedded: int = 0
     reused: int = 0
     skipped: list[Skipped] = field(default_factory=list)
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[LoadWarning] = field(default_factory=list)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -108,7 +108,7 @@ def _load(corpus: Path, files: list[Path], settings: IndexerSettings,
         if isinstance(item, Skipped):
             log.warning("skipped %s: %s", item.path, item.reason)
             report.skipped.append(item)
-        elif isinstance(item, Warning_):
+        elif isinstance(item, LoadWarning):
             log.warning("%s: %s", item.path, item.message)
             report.warnings.append(item)
         elif item.doc_id in owners:
@@ -153,7 +153,7 @@ def _warn_unused_rules(manifest: Manifest, paths: list[str], report: BuildReport
     used = {manifest.grant_for(p).rule for p in paths}
     for rule in manifest.rules:
         if rule.number not in used:
-            report.warnings.append(Warning_(
+            report.warnings.append(LoadWarning(
                 str(manifest.path), f"rule {rule.number} (line {rule.line}, "
                                     f"match '{rule.pattern}') matched no indexed document"))
 

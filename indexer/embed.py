@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,8 @@ class Embedder:
                 "Set PKS_MODEL (or --model) to a sentence-transformers directory, or a hub name "
                 "when a model hub is reachable."
             ) from exc
-        self.model = model
+        # A local directory is recorded absolute, so the server finds it from any directory.
+        self.model = str(Path(model).resolve()) if Path(model).is_dir() else model
         self.batch_size = batch_size
         dim = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension

@@ -49,12 +49,12 @@ class Skipped:
 
 
 @dataclass(frozen=True)
-class Warning_:
+class LoadWarning:
     path: str
     message: str
 
 
-LoadResult = Document | Skipped | Warning_
+LoadResult = Document | Skipped | LoadWarning
 
 
 def discover(corpus: Path) -> list[Path]:
@@ -164,7 +164,7 @@ def _load_pdf(path: Path, rel: str) -> Iterator[LoadResult]:
         if text.strip():
             pages.append(Page(number, text))
     if failed:
-        yield Warning_(rel, f"text of page(s) {', '.join(map(str, failed))} could not be "
+        yield LoadWarning(rel, f"text of page(s) {', '.join(map(str, failed))} could not be "
                             "extracted; the other pages are indexed")
     if not pages:
         yield Skipped(rel, f"no extractable text in {page_count} page(s) (scanned or image-only "

@@ -188,8 +188,11 @@ def _parse_allow(path: Path, label: str, node: yaml.Node,
     return frozenset(allowed)
 
 
-def _parse_until(path: Path, label: str, node: yaml.Node) -> date:
+def _parse_until(path: Path, label: str, node: yaml.Node) -> date | None:
+    """YYYY-MM-DD, or empty/null for no expiry; parsed here, not by YAML's timestamp rules."""
     value = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+        return None
     if DATE_RE.match(value):
         try:
             return date.fromisoformat(value)

@@ -47,8 +47,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from indexer.store import live_generation_dir
+    from indexer.embed import ModelLoadError
+    from indexer.store import StoreError
     from search_api.app import create_app
+    from search_api.deps import AppState
+    from search_api.keys import KeyStore
+    from search_api.live import IndexHolder
     from search_api.settings import ApiSettings
 
     overrides = {k: v for k, v in {"index": args.index, "host": args.host,
@@ -58,17 +62,20 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if live_generation_dir(settings.index) is None:
-        print(f"error: no published index in {settings.index}; build one with "
-              f"`python -m indexer build --corpus DIR --index {settings.index}`", file=sys.stderr)
+    try:  # load before serving, so a missing index or model is a message, not a traceback
+        holder = IndexHolder(settings.index, settings.torch_threads)
+    except (StoreError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    state = AppState(holder, KeyStore(settings.index))
+    uvicorn.run(create_app(settings, state), host=settings.host, port=settings.port,
+                log_level="info")
     return EXIT_OK
 
 
 def _keys(args: argparse.Namespace) -> int:
     from indexer.store import Generation, StoreError
-    from search_api.keys import KeyError_, KeyStore
+    from search_api.keys import KeyStore, KeyStoreError
 
     store = KeyStore(args.index)
     try:
@@ -96,7 +103,7 @@ def _keys(args: argparse.Namespace) -> int:
         else:
             record = store.revoke(args.key_id)
             print(f"Key {record.key_id} is revoked (since {record.revoked_at}).")
-    except (KeyError_, StoreError) as exc:
+    except (KeyStoreError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return EXIT_OK

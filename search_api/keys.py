@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS api_keys(
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 
 
-class KeyError_(Exception):
+class KeyStoreError(Exception):
     """A key operation that cannot be done (unknown key id, bad arguments)."""
 
 
@@ -81,7 +81,7 @@ class KeyStore:
     def create(self, name: str, partner: str | None, admin: bool) -> tuple[KeyRecord, str]:
         """Make a key; the plain key is returned once and never stored."""
         if admin == (partner is not None):
-            raise KeyError_("a key is either for one partner (--partner ID) or an admin key")
+            raise KeyStoreError("a key is either for one partner (--partner ID) or an admin key")
         key_id = secrets.token_hex(6)
         token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         record = KeyRecord(key_id, name, partner, admin, _now(), None)
@@ -95,7 +95,7 @@ class KeyStore:
             return []
         with self._connect() as db:
             rows = db.execute("SELECT key_id, name, partner, admin, created_at, revoked_at "
-                              "FROM api_keys ORDER BY created_at, key_id").fetchall()
+                              "FROM api_keys ORDER BY rowid").fetchall()
         return [KeyRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
     def revoke(self, key_id: str) -> KeyRecord:
@@ -105,7 +105,7 @@ class KeyStore:
         for record in self.list():
             if record.key_id == key_id:
                 return record
-        raise KeyError_(f"no key with id '{key_id}' (see `keys list`)")
+        raise KeyStoreError(f"no key with id '{key_id}' (see `keys list`)")
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal behind a presented key, or None for unknown, malformed or revoked."""

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.load import Document, Skipped, Warning_, discover, load_corpus
+from indexer.load import Document, LoadWarning, Skipped, discover, load_corpus
 from tests.factory import pdf_bytes, write, write_jsonl, write_pdf
 
 SHARED_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "pdfs"
@@ -104,4 +104,4 @@ def test_real_world_pdfs_broken_encrypted_scanned(tmp_path: Path) -> None:
     assert got["encrypted/password-example.pdf"].startswith("encrypted PDF")
     assert got["scanned/linn.pdf"].startswith("no extractable text")
     assert {"text/multicolumn.pdf", "text/pdflatex-4-pages.pdf"} <= docs
-    assert not any(isinstance(r, Warning_) and "multicolumn" in r.path for r in results)
+    assert not any(isinstance(r, LoadWarning) and "multicolumn" in r.path for r in results)

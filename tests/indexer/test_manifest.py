@@ -73,6 +73,12 @@ def test_bad_manifest_names_file_line_and_rule(tmp_path: Path, text: str, expect
         manifest_in(tmp_path, text)
 
 
+def test_empty_until_means_no_expiry(tmp_path: Path) -> None:
+    m = manifest_in(tmp_path, "partners: [acme]\nrules:\n  - match: '**'\n    allow: [acme]\n"
+                              "    until:\n")
+    assert m.grant_for("x.txt").until is None
+
+
 def test_missing_manifest_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="access.yaml: not found"):
         load_manifest(tmp_path)

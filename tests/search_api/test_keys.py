@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from search_api.keys import KeyError_, KeyStore
+from search_api.keys import KeyStore, KeyStoreError
 
 
 def test_keys_are_stored_hashed_and_authenticate(tmp_path: Path) -> None:
@@ -27,12 +27,12 @@ def test_revoke(tmp_path: Path) -> None:
     revoked = store.revoke(record.key_id)
     assert revoked.revoked_at is not None and store.authenticate(key) is None
     assert store.revoke(record.key_id).revoked_at == revoked.revoked_at  # idempotent
-    with pytest.raises(KeyError_, match="no key with id 'nope'"):
+    with pytest.raises(KeyStoreError, match="no key with id 'nope'"):
         store.revoke("nope")
 
 
 def test_a_key_is_for_one_partner_or_admin(tmp_path: Path) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyStoreError):
         KeyStore(tmp_path).create("", "acme", True)
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyStoreError):
         KeyStore(tmp_path).create("", None, False)
