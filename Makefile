@@ -40,6 +40,7 @@ lint: install
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/build_speed.py --index-root var/bench
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/search_speed.py --index var/bench/scifact-index
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/api_throughput.py --index var/bench/scifact-index
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
