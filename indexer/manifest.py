@@ -180,6 +180,8 @@ def _parse_allow(path: Path, label: str, node: yaml.Node,
     allowed: set[str] = set()
     for item in node.value:
         value = item.value if isinstance(item, yaml.ScalarNode) else None
+        if value == "*":  # ["*"] reads as "*": every listed partner
+            return frozenset(partners)
         if value not in partners:
             known = ", ".join(partners) or "none"
             raise _fail(path, item, f"{label}: unknown partner '{value}' in 'allow' "

@@ -73,6 +73,12 @@ def test_bad_manifest_names_file_line_and_rule(tmp_path: Path, text: str, expect
         manifest_in(tmp_path, text)
 
 
+def test_star_alone_or_in_a_list_means_every_listed_partner(tmp_path: Path) -> None:
+    m = manifest_in(tmp_path, "partners: [a, b]\nrules:\n  - match: 'x/**'\n    allow: ['*']\n"
+                              "  - match: 'y/**'\n    allow: '*'\n")
+    assert m.grant_for("x/1.txt").partners == m.grant_for("y/1.txt").partners == {"a", "b"}
+
+
 def test_empty_until_means_no_expiry(tmp_path: Path) -> None:
     m = manifest_in(tmp_path, "partners: [acme]\nrules:\n  - match: '**'\n    allow: [acme]\n"
                               "    until:\n")
