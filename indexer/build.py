@@ -129,8 +129,9 @@ def _chunk(docs: list[Document], chunker: Chunker,
     for doc in docs:
         chunks = [_unique(c, seen) for c in chunker.chunk(doc)]
         if not chunks:
-            report.skipped.append(Skipped(doc.path, f"document '{doc.doc_id}' has no text "
-                                                    "left after chunking"))
+            skip = Skipped(doc.path, f"document '{doc.doc_id}' has no text left after chunking")
+            log.warning("skipped %s: %s", skip.path, skip.reason)
+            report.skipped.append(skip)
             continue
         out.append((doc, chunks))
     report.documents = len(out)

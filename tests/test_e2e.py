@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -86,6 +87,22 @@ def test_partners_get_only_their_passages_over_http(deployment: dict) -> None:
     top = ask(deployment, "alpha", "KESTREL sulfide electrolyte conductivity").json()["results"][0]
     assert top["doc_id"] == "alpha/electrolyte.txt"
     assert set(top) == {"chunk_id", "doc_id", "title", "path", "page", "text", "score"}
+
+
+def test_concurrent_requests_of_different_partners_never_mix(deployment: dict) -> None:
+    queries = ["KESTREL electrolyte", "OSPREY fibre drift", "PELICAN recycling",
+               "ALBATROSS acquisition", "HERON swelling", "Rotterdam steering committee"]
+    jobs = [(who, q) for q in queries for who in ("alpha", "beta", "gamma")] * 3
+
+    def run(job: tuple[str, str]) -> tuple[str, set[str]]:
+        who, query = job
+        response = ask(deployment, who, query, top_k=50)
+        assert response.status_code == 200
+        return who, {r["doc_id"] for r in response.json()["results"]}
+
+    with ThreadPoolExecutor(8) as pool:
+        for who, docs in pool.map(run, jobs):
+            assert docs and docs <= VISIBLE[who]
 
 
 def test_keys_list_and_revoke_take_effect_on_the_running_server(deployment: dict) -> None:
