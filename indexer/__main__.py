@@ -26,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help="embedding model: a directory or hub name (env PKS_MODEL)")
     b.add_argument("--chunk-tokens", type=int, help="chunk size in word pieces (default 200)")
     b.add_argument("--chunk-overlap", type=int, help="overlap in word pieces (default 32)")
-    b.add_argument("--batch-size", type=int, help="embedding batch size (default 64)")
+    b.add_argument("--batch-size", type=int, help="embedding batch size (default 16)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 

