@@ -66,7 +66,7 @@ def build(corpus: Path, index: Path, settings: IndexerSettings,
     report = BuildReport(corpus=str(corpus), index=str(index))
 
     with build_lock(index):
-        files = discover(corpus)
+        files = discover(corpus, exclude=index)
         docs = _load(corpus, files, settings, report)
         chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
                           embedder.max_tokens)

@@ -57,11 +57,16 @@ class LoadWarning:
 LoadResult = Document | Skipped | LoadWarning
 
 
-def discover(corpus: Path) -> list[Path]:
-    """Every candidate file below the corpus, sorted; hidden files and the manifest are not data."""
+def discover(corpus: Path, exclude: Path | None = None) -> list[Path]:
+    """Every candidate file below the corpus, sorted; hidden files and the manifest are not data.
+
+    `exclude` is a directory never to descend into: an index kept inside its own corpus.
+    """
     found: list[Path] = []
+    excluded = exclude.resolve() if exclude else None
     for dirpath, dirnames, filenames in os.walk(corpus):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (Path(dirpath) / d).resolve() != excluded)
         for name in sorted(filenames):
             if name.startswith("."):
                 continue

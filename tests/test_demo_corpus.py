@@ -29,6 +29,8 @@ EXAMPLES = [
     ("What ionic conductivity did Acme's argyrodite electrolyte batches reach, and which one "
      "was chosen for the pilot line?",
      "acme/solid-state-electrolyte-results.md", {"acme"}),
+    ("Which argyrodite electrolyte batch did Acme choose for the pilot line, and what ionic "
+     "conductivity did it reach?", "acme/solid-state-electrolyte-results.md", {"acme"}),
     ("How accurate is the thin-film temperature sensor after calibration against reference "
      "probes?",
      "globex/sensor-calibration-report.md", {"globex"}),

@@ -35,6 +35,12 @@ def test_text_markdown_and_pdf_pages(tmp_path: Path) -> None:
                                                                (3, "third page text")]
 
 
+def test_an_index_inside_its_corpus_is_not_indexed(tmp_path: Path) -> None:
+    write(tmp_path / "doc.txt", "text")
+    write(tmp_path / "var/index/CURRENT", "g1")
+    assert [p.name for p in discover(tmp_path, exclude=tmp_path / "var/index")] == ["doc.txt"]
+
+
 def test_jsonl_records_become_documents_and_bad_lines_are_skipped(tmp_path: Path) -> None:
     good = [{"_id": "d1", "title": "One", "text": "first"}, {"_id": 2, "text": "second"}]
     write_jsonl(tmp_path / "export.jsonl", good)
