@@ -93,6 +93,9 @@ def _load_file(path: Path, rel: str, max_file_mb: float) -> Iterator[LoadResult]
         yield Skipped(rel, f"unsupported file type '{suffix or '(none)'}' "
                            f"(supported: {', '.join(sorted(SUPPORTED))})")
         return
+    if not path.is_file():  # a FIFO or device would block the build; a dangling link has no data
+        yield Skipped(rel, "not a regular file (a dangling link, pipe or device)")
+        return
     size = path.stat().st_size
     if size == 0:
         yield Skipped(rel, "empty file (0 bytes)")

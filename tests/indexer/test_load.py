@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,8 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_loads(tmp_path: Path) -
     write_pdf(tmp_path / "scan.pdf", ["", ""])
     write(tmp_path / "slides.pptx", b"PK\x03\x04")
     write(tmp_path / "big.txt", "x" * 3000)
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "nowhere.md")
     docs, skipped = load_all(tmp_path, max_mb=0.002)
     assert [d.path for d in docs] == ["ok.txt"]
     got = reasons(skipped)
@@ -85,6 +88,8 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_loads(tmp_path: Path) -
     assert got["scan.pdf"].startswith("no extractable text in 2 page(s)")
     assert got["slides.pptx"].startswith("unsupported file type '.pptx'")
     assert "over the 0.002 MB limit" in got["big.txt"]
+    assert got["pipe.txt"].startswith("not a regular file")
+    assert got["dangling.md"].startswith("not a regular file")
 
 
 def test_pdf_encrypted_with_empty_user_password_is_read(tmp_path: Path) -> None:
