@@ -21,16 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class QueryEmbedder:
-    """The index's own model, used by one thread at a time (HF tokenizers are not re-entrant)."""
+    """The index's own model, shared by all request threads."""
 
     def __init__(self, model: str, threads: int) -> None:
-        self._embedder = Embedder(model, batch_size=32, threads=threads)
-        self._lock = threading.Lock()
+        self._embedder = Embedder(model, batch_size=1, threads=threads)
         self.model = model
 
     def embed(self, text: str) -> np.ndarray:
-        with self._lock:
-            return self._embedder.embed([text])[0]
+        return self._embedder.embed_query(text)
 
 
 @dataclass(frozen=True)
