@@ -16,7 +16,7 @@ from tqdm import tqdm
 from indexer.chunk import Chunk, Chunker, chunk_id_for
 from indexer.embed import Embedder
 from indexer.load import Document, LoadWarning, Skipped, discover, load_corpus
-from indexer.manifest import Manifest, load_manifest
+from indexer.manifest import Grant, Manifest, load_manifest
 from indexer.settings import IndexerSettings
 from indexer.store import Generation, GenerationWriter, build_lock, live_generation_dir
 
@@ -74,7 +74,8 @@ def build(corpus: Path, index: Path, settings: IndexerSettings,
         if not chunked:
             raise BuildError(f"no document in {corpus} could be indexed "
                              f"({len(report.skipped)} skipped); the live index is unchanged")
-        _warn_unused_rules(manifest, [doc.path for doc, _ in chunked], report)
+        grants = {doc.path: manifest.grant_for(doc.path) for doc, _ in chunked}  # once per file
+        _warn_unused_rules(manifest, grants, report)
         probe = _fingerprint(embedder)
         previous = _reusable_generation(index, embedder.model, probe)
         writer = GenerationWriter(index, embedder.dim, {
@@ -84,7 +85,7 @@ def build(corpus: Path, index: Path, settings: IndexerSettings,
         }, manifest.partners)
         try:
             for doc, _ in chunked:
-                writer.add_document(doc, manifest.grant_for(doc.path))
+                writer.add_document(doc, grants[doc.path])
             embed_started = time.perf_counter()
             _embed_and_store([c for _, cs in chunked for c in cs], embedder, previous, writer,
                              settings.progress, report)
@@ -150,8 +151,9 @@ def _unique(chunk: Chunk, seen: set[int]) -> Chunk:
     return chunk
 
 
-def _warn_unused_rules(manifest: Manifest, paths: list[str], report: BuildReport) -> None:
-    used = {manifest.grant_for(p).rule for p in paths}
+def _warn_unused_rules(manifest: Manifest, grants: dict[str, Grant],
+                       report: BuildReport) -> None:
+    used = {grant.rule for grant in grants.values()}
     for rule in manifest.rules:
         if rule.number not in used:
             report.warnings.append(LoadWarning(
