@@ -121,3 +121,14 @@ def test_empty_corpus_is_refused(tmp_path: Path, settings: IndexerSettings,
     write(corpus / "access.yaml", "partners: [a]\nrules: []\n")
     with pytest.raises(BuildError, match="no document"):
         build(corpus, tmp_path / "index", settings, embedder)
+
+
+def test_a_rule_that_matches_nothing_is_reported(tmp_path: Path, settings: IndexerSettings,
+                                                 embedder: Embedder) -> None:
+    corpus = tmp_path / "corpus"
+    write(corpus / "access.yaml", "partners: [a]\nrules:\n  - match: 'docs/**'\n    allow: [a]\n"
+                                  "  - match: 'Docs/**'\n    allow: [a]\n")
+    write(corpus / "docs/one.txt", "a document about anodes")
+    report = build(corpus, tmp_path / "index", settings, embedder)
+    assert [w.message for w in report.warnings] == [
+        "rule 2 (line 5, match 'Docs/**') matched no indexed document"]
