@@ -80,7 +80,7 @@ def main() -> None:
             started = time.perf_counter()
             results = search(loaded, text, allowed, 10)
             latencies.append((time.perf_counter() - started) * 1000)
-            qvec = loaded.embedder.embed(text)
+            qvec = loaded.embedder.embed_query(text)
             scores = matrix @ qvec
             sub = np.flatnonzero(mask)
             order = sub[np.lexsort((all_ids[sub], -scores[sub]))][:10]

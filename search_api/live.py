@@ -11,8 +11,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from indexer.embed import Embedder
 from indexer.store import Generation, live_generation_dir
 from search_api.access import AccessIndex
@@ -20,30 +18,19 @@ from search_api.access import AccessIndex
 log = logging.getLogger(__name__)
 
 
-class QueryEmbedder:
-    """The index's own model, shared by all request threads."""
-
-    def __init__(self, model: str, threads: int) -> None:
-        self._embedder = Embedder(model, batch_size=1, threads=threads)
-        self.model = model
-
-    def embed(self, text: str) -> np.ndarray:
-        return self._embedder.embed_query(text)
-
-
 @dataclass(frozen=True)
 class LoadedIndex:
     generation: Generation
     access: AccessIndex
-    embedder: QueryEmbedder
+    embedder: Embedder  # the generation's own model, shared by all request threads
 
 
-def load_index(generation: Generation, embedder: QueryEmbedder | None,
+def load_index(generation: Generation, embedder: Embedder | None,
                threads: int) -> LoadedIndex:
     """Serve a generation; reuse the loaded model when the generation was built with it."""
     model = generation.info["model"]
     if embedder is None or embedder.model != model:
-        embedder = QueryEmbedder(model, threads)
+        embedder = Embedder(model, batch_size=1, threads=threads)
     return LoadedIndex(generation, AccessIndex(generation), embedder)
 
 

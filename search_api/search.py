@@ -16,7 +16,7 @@ def search(index: LoadedIndex, query: str, allowed: AllowedSet,
     """Best passages first. `allowed` is required: the vector search runs restricted to it."""
     if len(allowed) == 0:
         return []
-    vector = index.embedder.embed(query)
+    vector = index.embedder.embed_query(query)
     hits = index.generation.vectors.search(vector, allowed.ids, top_k)
     passages = index.generation.passages([h.chunk_id for h in hits])
     results: list[tuple[Passage, float]] = []
