@@ -145,8 +145,8 @@ def _unique(chunk: Chunk, seen: set[int]) -> Chunk:
     salt = 0
     while chunk.chunk_id in seen:
         salt += 1
-        chunk = replace(chunk, chunk_id=chunk_id_for(chunk.doc_id, chunk.page, chunk.char_start,
-                                                     chunk.text, salt))
+        chunk = replace(chunk, chunk_id=chunk_id_for(chunk.doc_id, chunk.page, chunk.text,
+                                                     salt=salt))
     seen.add(chunk.chunk_id)
     return chunk
 

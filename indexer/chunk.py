@@ -28,11 +28,16 @@ class Chunk:
     char_start: int  # offsets into the page text
     char_end: int
     text: str
+    section: str | None = None  # heading path, slide title or sheet name: for citations
+    ocr: bool = False  # text recognised from a scanned image, not a text layer
 
 
-def chunk_id_for(doc_id: str, page: int | None, char_start: int, text: str, salt: int = 0) -> int:
-    """Stable id from what the chunk *is*; `salt` only moves it off a (rare) hash collision."""
-    key = f"{doc_id}\x1f{page}\x1f{char_start}\x1f{salt}\x1f{text}".encode()
+def chunk_id_for(doc_id: str, page: int | None, text: str, occurrence: int = 0,
+                 salt: int = 0) -> int:
+    """Stable id from what the chunk *is*, not where it sits: text inserted above a passage
+    leaves its id unchanged. `occurrence` tells apart the same text repeated in one page of a
+    document; `salt` only moves an id off a (rare) hash collision."""
+    key = f"{doc_id}\x1f{page}\x1f{occurrence}\x1f{salt}\x1f{text}".encode()
     digest = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
     return digest >> (64 - CHUNK_ID_BITS) or 1
 
@@ -55,6 +60,7 @@ class Chunker:
 
     def chunk(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
+        seen: dict[tuple[int | None, str], int] = {}
         for page in doc.pages:
             cursor = 0
             for piece in self._split(page.text):
@@ -62,14 +68,18 @@ class Chunker:
                 if start < 0:  # the splitter only strips whitespace, so this is a safety net
                     start = max(page.text.find(piece), 0)
                 cursor = start + 1
+                occurrence = seen.get((page.number, piece), 0)
+                seen[(page.number, piece)] = occurrence + 1
                 chunks.append(Chunk(
-                    chunk_id=chunk_id_for(doc.doc_id, page.number, start, piece),
+                    chunk_id=chunk_id_for(doc.doc_id, page.number, piece, occurrence),
                     doc_id=doc.doc_id,
                     ordinal=len(chunks),
                     page=page.number,
                     char_start=start,
                     char_end=start + len(piece),
                     text=piece,
+                    section=page.section,
+                    ocr=page.ocr,
                 ))
         return chunks
 

@@ -29,8 +29,16 @@ HEADING_RE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 @dataclass(frozen=True)
 class Page:
-    number: int | None  # 1-based PDF page; None for formats without pages
+    """A unit of a document that no chunk straddles: a PDF page, a slide, a sheet, a section.
+
+    `number` is what a citation calls a page (PDF page, slide number, sheet number); `section`
+    is the heading path, slide title or sheet name; `ocr` marks text recognised from an image.
+    """
+
+    number: int | None  # 1-based PDF page / slide / sheet; None for formats without pages
     text: str
+    section: str | None = None
+    ocr: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ MANIFEST_NAME = "access.yaml"
 PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.CASE
-RULE_KEYS = {"match", "allow", "until"}
+RULE_KEYS = {"match", "allow", "until", "owner"}
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ManifestError(Exception):
@@ -33,6 +34,7 @@ class Rule:
     pattern: str
     allow: frozenset[str]
     until: date | None
+    owner: str | None = None  # the partner whose IP these files are: may read who saw them
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,23 @@ class Grant:
     rule: int | None
     partners: frozenset[str]
     until: date | None
+    owner: str | None = None
 
 
 NO_GRANT = Grant(rule=None, partners=frozenset(), until=None)
+
+
+@dataclass(frozen=True)
+class PasswordRule:
+    """Files matching `pattern` open with the password held in environment variable `env`.
+
+    The manifest names the variable, never the password: access.yaml is often under version
+    control and readable by more people than the agreements it protects.
+    """
+
+    line: int
+    pattern: str
+    env: str
 
 
 @dataclass(frozen=True)
@@ -52,13 +68,22 @@ class Manifest:
     path: Path
     partners: tuple[str, ...]
     rules: tuple[Rule, ...]
+    passwords: tuple[PasswordRule, ...] = ()
 
     def grant_for(self, relpath: str) -> Grant:
         """First matching rule decides; no match means default deny (admins only)."""
         for rule in self.rules:
             if glob.globmatch(relpath, rule.pattern, flags=GLOB_FLAGS):
-                return Grant(rule=rule.number, partners=rule.allow, until=rule.until)
+                return Grant(rule=rule.number, partners=rule.allow, until=rule.until,
+                             owner=rule.owner)
         return NO_GRANT
+
+    def password_env_for(self, relpath: str) -> str | None:
+        """Name of the environment variable holding this file's password (first match), if any."""
+        for entry in self.passwords:
+            if glob.globmatch(relpath, entry.pattern, flags=GLOB_FLAGS):
+                return entry.env
+        return None
 
 
 def load_manifest(corpus: Path) -> Manifest:
@@ -102,10 +127,10 @@ def _parse_root(path: Path, root: yaml.Node | None) -> Manifest:
     if root is None:
         raise ManifestError(f"{path}: empty manifest; it needs 'partners' and 'rules'")
     top = _mapping(path, root, "the manifest")
-    unknown = sorted(set(top) - {"partners", "rules"})
+    unknown = sorted(set(top) - {"partners", "rules", "passwords"})
     if unknown:
         raise _fail(path, top[unknown[0]][0],
-                    f"unknown key '{unknown[0]}' (expected partners, rules)")
+                    f"unknown key '{unknown[0]}' (expected partners, rules, passwords)")
     if "partners" not in top:
         raise _fail(path, root, "missing 'partners': the list of partner ids")
     if "rules" not in top:
@@ -118,7 +143,23 @@ def _parse_root(path: Path, root: yaml.Node | None) -> Manifest:
         _parse_rule(path, number, node, partners)
         for number, node in enumerate(rules_node.value, start=1)
     )
-    return Manifest(path=path, partners=partners, rules=rules)
+    passwords = _parse_passwords(path, top["passwords"][1]) if "passwords" in top else ()
+    return Manifest(path=path, partners=partners, rules=rules, passwords=passwords)
+
+
+def _parse_passwords(path: Path, node: yaml.Node) -> tuple[PasswordRule, ...]:
+    """`passwords: {glob: ENV_VAR_NAME}`; a value that is not a variable name is refused, so a
+    password pasted in by mistake stops the build instead of being used (and leaked)."""
+    entries: list[PasswordRule] = []
+    for pattern, (key, value) in _mapping(path, node, "'passwords'").items():
+        glob_pattern = _parse_pattern(path, "passwords", key)
+        env = str(value.value).strip() if isinstance(value, yaml.ScalarNode) else ""
+        if not ENV_NAME_RE.match(env):
+            raise _fail(path, value, f"passwords: '{pattern}' must name an environment variable "
+                                     "(letters, digits, '_'), e.g. PKS_PASSWORD_AGREEMENTS; never "
+                                     "write the password itself in access.yaml")
+        entries.append(PasswordRule(line=key.start_mark.line + 1, pattern=glob_pattern, env=env))
+    return tuple(entries)
 
 
 def _parse_partners(path: Path, node: yaml.Node) -> tuple[str, ...]:
@@ -144,7 +185,7 @@ def _parse_rule(path: Path, number: int, node: yaml.Node, partners: tuple[str, .
     unknown = sorted(set(fields) - RULE_KEYS)
     if unknown:
         raise _fail(path, fields[unknown[0]][0],
-                    f"{label}: unknown key '{unknown[0]}' (expected match, allow, until)")
+                    f"{label}: unknown key '{unknown[0]}' (expected match, allow, until, owner)")
     for required in ("match", "allow"):
         if required not in fields:
             raise _fail(path, node, f"{label}: missing '{required}'")
@@ -154,7 +195,18 @@ def _parse_rule(path: Path, number: int, node: yaml.Node, partners: tuple[str, .
         pattern=_parse_pattern(path, label, fields["match"][1]),
         allow=_parse_allow(path, label, fields["allow"][1], partners),
         until=_parse_until(path, label, fields["until"][1]) if "until" in fields else None,
+        owner=_parse_owner(path, label, fields["owner"][1], partners) if "owner" in fields
+        else None,
     )
+
+
+def _parse_owner(path: Path, label: str, node: yaml.Node, partners: tuple[str, ...]) -> str:
+    value = node.value if isinstance(node, yaml.ScalarNode) else None
+    if value not in partners:
+        known = ", ".join(partners) or "none"
+        raise _fail(path, node, f"{label}: 'owner' must be one listed partner, got '{value}' "
+                                f"(listed partners: {known})")
+    return str(value)
 
 
 def _parse_pattern(path: Path, label: str, node: yaml.Node) -> str:

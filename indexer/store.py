@@ -47,14 +47,15 @@ CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE partners(partner TEXT PRIMARY KEY);
 CREATE TABLE documents(
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL,
-    content_sha TEXT NOT NULL, rule INTEGER);
+    content_sha TEXT NOT NULL, rule INTEGER, owner TEXT);
 CREATE TABLE grants(
     doc_id TEXT NOT NULL REFERENCES documents(doc_id), partner TEXT NOT NULL, until TEXT,
     PRIMARY KEY (doc_id, partner));
 CREATE TABLE chunks(
     chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
     ordinal INTEGER NOT NULL, page INTEGER, char_start INTEGER NOT NULL,
-    char_end INTEGER NOT NULL, text TEXT NOT NULL);
+    char_end INTEGER NOT NULL, text TEXT NOT NULL, section TEXT,
+    ocr INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX chunks_by_doc ON chunks(doc_id);
 """
 
@@ -71,6 +72,8 @@ class Passage:
     path: str
     page: int | None
     text: str
+    section: str | None = None
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,9 @@ class GenerationWriter:
         self._ids: set[int] = set()
 
     def add_document(self, doc: Document, grant: Grant) -> None:
-        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?)",
-                         (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule))
+        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                         (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
+                          grant.owner))
         until = grant.until.isoformat() if grant.until else None
         self._db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
                              [(doc.doc_id, p, until) for p in sorted(grant.partners)])
@@ -144,9 +148,9 @@ class GenerationWriter:
                 raise StoreError(f"duplicate chunk id {chunk.chunk_id} ({chunk.doc_id})")
             self._ids.add(chunk.chunk_id)
         self._db.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text)
-             for c in chunks],
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text,
+              c.section, int(c.ocr)) for c in chunks],
         )
         self._vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
 
@@ -251,8 +255,9 @@ class Generation:
             return {}
         marks = ",".join("?" * len(chunk_ids))
         rows = self._db().execute(
-            "SELECT c.chunk_id, c.doc_id, d.title, d.path, c.page, c.text "
+            "SELECT c.chunk_id, c.doc_id, d.title, d.path, c.page, c.text, c.section, c.ocr "
             f"FROM chunks c JOIN documents d USING (doc_id) WHERE c.chunk_id IN ({marks})",
             list(chunk_ids),
         ).fetchall()
-        return {row[0]: Passage(*row) for row in rows}
+        return {row[0]: Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                                bool(row[7])) for row in rows}

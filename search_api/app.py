@@ -68,7 +68,8 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         results = search(index, body.query, allowed, body.top_k)
         return SearchResponse(results=[
             SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
-                         page=p.page, text=p.text, score=round(score, 6))
+                         page=p.page, section=p.section, ocr=p.ocr, text=p.text,
+                         score=round(score, 6))
             for p, score in results
         ])
 

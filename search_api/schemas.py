@@ -29,7 +29,11 @@ class SearchResult(BaseModel):
     doc_id: str
     title: str
     path: str = Field(description="File path relative to the corpus root.")
-    page: int | None = Field(description="1-based PDF page, or null for other formats.")
+    page: int | None = Field(description="1-based PDF page, slide or sheet number; null for "
+                                         "formats without pages.")
+    section: str | None = Field(None, description="Heading path, slide title or sheet name.")
+    ocr: bool = Field(False, description="True when the text was recognised from a scanned "
+                                         "image (OCR) and may contain recognition errors.")
     text: str
     score: float = Field(description="Cosine similarity to the query; higher is better.")
 

@@ -86,7 +86,8 @@ def test_partners_get_only_their_passages_over_http(deployment: dict) -> None:
         assert docs and docs <= VISIBLE[partner]
     top = ask(deployment, "alpha", "KESTREL sulfide electrolyte conductivity").json()["results"][0]
     assert top["doc_id"] == "alpha/electrolyte.txt"
-    assert set(top) == {"chunk_id", "doc_id", "title", "path", "page", "text", "score"}
+    assert set(top) == {"chunk_id", "doc_id", "title", "path", "page", "section", "ocr", "text",
+                        "score"}
 
 
 def test_concurrent_requests_of_different_partners_never_mix(deployment: dict) -> None:

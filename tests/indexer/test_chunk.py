@@ -41,5 +41,25 @@ def test_chunk_ids_are_stable_and_content_derived(embedder: Embedder) -> None:
     again = [c.chunk_id for c in chunker.chunk(doc(LONG))]
     assert first == again and len(set(first)) == len(first)
     assert all(0 < i < 2**53 for i in first)
-    assert chunk_id_for("d", None, 0, "a") != chunk_id_for("e", None, 0, "a")
-    assert chunk_id_for("d", None, 0, "a") != chunk_id_for("d", None, 0, "a", salt=1)
+    assert chunk_id_for("d", None, "a") != chunk_id_for("e", None, "a")
+    assert chunk_id_for("d", None, "a") != chunk_id_for("d", None, "a", salt=1)
+    assert chunk_id_for("d", None, "a") != chunk_id_for("d", None, "a", occurrence=1)
+
+
+def test_inserting_text_above_keeps_the_ids_of_unchanged_chunks(embedder: Embedder) -> None:
+    chunker = Chunker(embedder.tokenizer, 120, 20, embedder.max_tokens)
+    paragraphs = [f"Paragraph {i}. " + " ".join(f"word{i}x{j}" for j in range(40))
+                  for i in range(12)]
+    before = {c.text: c.chunk_id for c in chunker.chunk(doc("\n\n".join(paragraphs)))}
+    inserted = ["A new paragraph at the top about something else entirely."] + paragraphs
+    after = {c.text: c.chunk_id for c in chunker.chunk(doc("\n\n".join(inserted)))}
+    same_text = set(before) & set(after)
+    assert len(same_text) >= len(before) - 2
+    assert all(before[t] == after[t] for t in same_text)
+
+
+def test_repeated_text_gets_distinct_ids(embedder: Embedder) -> None:
+    chunker = Chunker(embedder.tokenizer, 16, 0, embedder.max_tokens)
+    para = "The same twelve words stand here again and again in this one page."
+    chunks = chunker.chunk(doc("\n\n".join([para] * 3)))
+    assert [c.text for c in chunks] == [para] * 3 and len({c.chunk_id for c in chunks}) == 3

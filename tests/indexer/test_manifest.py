@@ -88,3 +88,25 @@ def test_empty_until_means_no_expiry(tmp_path: Path) -> None:
 def test_missing_manifest_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="access.yaml: not found"):
         load_manifest(tmp_path)
+
+
+def test_owner_and_password_variables(tmp_path: Path) -> None:
+    m = manifest_in(tmp_path, GOOD.replace('allow: [acme]\n', 'allow: [acme]\n    owner: acme\n')
+                    + 'passwords:\n  "agreements/*.pdf": PKS_PASSWORD_AGREEMENTS\n')
+    assert m.grant_for("acme/x.txt").owner == "acme"
+    assert m.grant_for("shared/x.txt").owner is None
+    assert m.password_env_for("agreements/nda.pdf") == "PKS_PASSWORD_AGREEMENTS"
+    assert m.password_env_for("acme/nda.pdf") is None
+
+
+@pytest.mark.parametrize("text, problem", [
+    (GOOD.replace('allow: [acme]\n', 'allow: [acme]\n    owner: nobody\n'),
+     "access.yaml:7: rule 2: 'owner' must be one listed partner"),
+    (GOOD + 'passwords:\n  "a/*.pdf": "hunter 2!"\n',
+     "access.yaml:13: passwords: 'a/*.pdf' must name an environment variable"),
+    (GOOD + 'passwords:\n  "/a/*.pdf": PKS_X\n', "access.yaml:13: passwords: 'match' is relative"),
+])
+def test_bad_owner_or_password_entry_names_the_line(tmp_path: Path, text: str,
+                                                    problem: str) -> None:
+    with pytest.raises(ManifestError, match=problem.replace("*", r"\*")):
+        manifest_in(tmp_path, text)
