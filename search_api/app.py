@@ -58,8 +58,9 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
     }
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz(index: CurrentIndex) -> dict[str, str]:
+        """Liveness, and which generation is served (operators check a re-index went live)."""
+        return {"status": "ok", "generation": index.generation.name}
 
     @app.post("/v1/search", response_model=SearchResponse, responses=errors, tags=["search"])
     def search_passages(body: SearchRequest, index: CurrentIndex,
