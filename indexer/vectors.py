@@ -86,6 +86,18 @@ class VectorStore:
     def dim(self) -> int:
         return int(self._matrix.shape[1])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held for vectors, ids and the id index (cached plans are bounded apart)."""
+        self._consolidate()
+        return int(self._matrix.nbytes + self._ids.nbytes + self._sorted_ids.nbytes
+                   + self._row_of_sorted.nbytes)
+
+    @property
+    def plan_cache_bytes(self) -> int:
+        return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes
+                   for _, p in list(self._plans.values()))
+
     def __len__(self) -> int:
         return int(self._ids.size) + sum(ids.size for ids, _ in self._pending)
 
