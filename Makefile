@@ -10,7 +10,7 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install index serve test lint bench clean
+.PHONY: install index serve test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ serve: index
 	@echo "Create a key with: $(BIN)/python -m search_api keys create --index $(INDEX) --partner acme"
 	$(BIN)/python -m search_api serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-test: install lint
+test: install lint chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium, never a browser build downloaded by Playwright.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -n)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "Installing Debian's chromium for the browser tests (apt-get install chromium)"; \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; } \
+	  || echo "WARNING: could not install chromium (it needs root and Debian's apt);" \
+	          "the browser tests will be SKIPPED. Install it with: apt-get install chromium"; }
 
 lint: install
 	$(BIN)/ruff check .
