@@ -16,7 +16,7 @@ from tqdm import tqdm
 from indexer.chunk import Chunk, Chunker, chunk_id_for
 from indexer.discover import discover
 from indexer.embed import Embedder
-from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_corpus
+from indexer.load import Document, LoadWarning, Skipped, load_corpus, load_options
 from indexer.manifest import Grant, Manifest, load_manifest
 from indexer.settings import IndexerSettings
 from indexer.store import Generation, GenerationWriter, build_lock, live_generation_dir
@@ -105,7 +105,7 @@ def _load(corpus: Path, files: list[Path], settings: IndexerSettings,
           report: BuildReport) -> list[Document]:
     docs: list[Document] = []
     owners: dict[str, str] = {}
-    for item in tqdm(load_corpus(corpus, files, LoadOptions(settings.max_file_mb)), desc="load",
+    for item in tqdm(load_corpus(corpus, files, load_options(settings)), desc="load",
                      unit="doc", disable=not settings.progress, leave=False):
         if isinstance(item, Skipped):
             log.warning("skipped %s: %s", item.path, item.reason)
