@@ -10,7 +10,7 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install index serve test lint bench clean chromium
+.PHONY: install ocr-engine index serve test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: ocr-engine $(STAMP)
+
+# OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
+# pages are reported as skipped, nothing else changes.
+ocr-engine:
+	@command -v tesseract >/dev/null || { command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq tesseract-ocr >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq tesseract-ocr; }; } ; } || \
+	  echo "warning: could not install tesseract-ocr; scanned PDFs will be skipped"
 
 # Exit code 3 means "published, but some files were skipped": the index is usable.
 index: install

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from indexer.chunk import Chunk
@@ -45,16 +45,18 @@ class PasswordSource:
     """access.yaml names an environment variable per file pattern; its value is read here, at
     build time, from the environment the CLI passes in (never from the manifest itself)."""
 
-    def __init__(self, manifest: Manifest, environ: Mapping[str, str]) -> None:
+    def __init__(self, manifest: Manifest, environ: Mapping[str, str],
+                 base: LoadOptions | None = None) -> None:
         self._manifest = manifest
         self._environ = environ
+        self._base = base or LoadOptions()  # the loaders' settings (OCR, limits)
 
     def options(self, rel: str, max_file_mb: float) -> tuple[LoadOptions, str | None]:
         """(options for this file, the name of a variable named for it but not set)."""
         env = self._manifest.password_env_for(rel)
         password = self._environ.get(env) if env else None
         missing = env if env and password is None else None
-        return LoadOptions(max_file_mb=max_file_mb, password=password), missing
+        return replace(self._base, max_file_mb=max_file_mb, password=password), missing
 
 
 def read_corpus(corpus: Path, files: list[Path], previous: Previous, parser: IsolatedParser,
