@@ -261,3 +261,20 @@ class Generation:
         ).fetchall()
         return {row[0]: Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                 bool(row[7])) for row in rows}
+
+    def document_owners(self, doc_ids: Sequence[str]) -> dict[str, str | None]:
+        """Owner (access.yaml `owner`) of each known document: what the audit records."""
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._db().execute(
+            f"SELECT doc_id, owner FROM documents WHERE doc_id IN ({marks})", list(doc_ids)
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks) in this generation, for the operators' metrics."""
+        db = self._db()
+        documents = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(documents), int(chunks)

@@ -11,10 +11,15 @@ from typing import Any
 import faiss
 from fastapi import FastAPI
 
-from search_api.deps import Allowed, AppState, CurrentIndex
+from search_api.audit import AuditLog
+from search_api.deps import Allowed, AppState, Audit, CurrentIndex, CurrentPrincipal
 from search_api.errors import install_error_handlers
 from search_api.keys import KeyStore
-from search_api.live import IndexHolder
+from search_api.limits import BodyLimit, RateLimit
+from search_api.live import IndexHolder, LoadedIndex
+from search_api.metrics import OpsMetrics, RequestMetrics
+from search_api.routes import audit as audit_routes
+from search_api.routes import ops as ops_routes
 from search_api.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
 from search_api.search import search
 from search_api.settings import ApiSettings
@@ -48,10 +53,12 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
                                                   stop), daemon=True, name="index-watch").start()
         yield
         stop.set()
+        app.state.audit.close()
 
     app = FastAPI(title="Partner knowledge search", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan)
     install_error_handlers(app)
+    _install_operations(app, settings)
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorResponse, "description": "Missing, unknown or revoked key"},
         422: {"model": ErrorResponse, "description": "Invalid request"},
@@ -62,10 +69,12 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.post("/v1/search", response_model=SearchResponse, responses=errors, tags=["search"])
-    def search_passages(body: SearchRequest, index: CurrentIndex,
-                        allowed: Allowed) -> SearchResponse:
+    def search_passages(body: SearchRequest, index: CurrentIndex, allowed: Allowed,
+                        principal: CurrentPrincipal, audit: Audit) -> SearchResponse:
         """The best passages the caller may see, best first (an empty list if there are none)."""
         results = search(index, body.query, allowed, body.top_k)
+        audit.record(principal, "search", generation=index.generation, query=body.query,
+                     doc_ids=[p.doc_id for p, _ in results], mode=getattr(body, "mode", None))
         return SearchResponse(results=[
             SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
                          page=p.page, section=p.section, ocr=p.ocr, text=p.text,
@@ -73,4 +82,30 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
             for p, score in results
         ])
 
+    app.include_router(ops_routes.router)
+    app.include_router(audit_routes.router)
     return app
+
+
+def _live(app: FastAPI) -> LoadedIndex | None:
+    """The served index, or None before the lifespan has loaded it."""
+    state: AppState | None = getattr(app.state, "pks", None)
+    return state.holder.get() if state is not None else None
+
+
+def _install_operations(app: FastAPI, settings: ApiSettings) -> None:
+    """Audit, metrics and limits (README: "Audit", "Metrics and limits").
+
+    Middleware order, outermost first: metrics (sees every answer, 413 and 429 included),
+    body size, rate limit.
+    """
+    app.state.settings = settings
+    app.state.metrics = OpsMetrics(lambda: _live(app))
+    app.state.audit = AuditLog(settings.index, max_bytes=settings.audit_max_bytes,
+                               max_age_seconds=settings.audit_max_age_hours * 3600,
+                               fsync_seconds=settings.audit_fsync_seconds,
+                               observer=app.state.metrics)
+    app.add_middleware(RateLimit, rate_per_minute=settings.rate_limit_per_minute,
+                       burst=settings.rate_limit_burst)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics, router=app.router)

@@ -22,3 +22,18 @@ class ApiSettings(BaseSettings):
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
+    # Operations (audit, metrics, limits): see the README's "Audit" and "Metrics and limits".
+    audit_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="start a new audit segment past this size")
+    audit_max_age_hours: float = Field(
+        24.0, gt=0, description="start a new audit segment when the open one is this old")
+    audit_fsync_seconds: float = Field(
+        1.0, ge=0, description="fsync the audit at most this often (0: after every record)")
+    metrics_require_admin: bool = Field(
+        False, description="answer /metrics only to admin keys (default: open to a scraper)")
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="requests per minute per API key (0: no limit)")
+    rate_limit_burst: int = Field(
+        600, ge=1, description="requests a key may send at once before the per-minute rate applies")
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="larger request bodies are refused with 413 unread")
