@@ -5,6 +5,7 @@ Only this module wires the stages together; each stage takes and returns typed v
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -14,8 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.chunk import Chunk, Chunker, chunk_id_for
+from indexer.discover import discover
 from indexer.embed import Embedder
-from indexer.load import Document, LoadWarning, Skipped, discover, load_corpus
+from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_corpus
 from indexer.manifest import Grant, Manifest, load_manifest
 from indexer.settings import IndexerSettings
 from indexer.store import Generation, GenerationWriter, build_lock, live_generation_dir
@@ -86,6 +88,10 @@ def build(corpus: Path, index: Path, settings: IndexerSettings,
         try:
             for doc, _ in chunked:
                 writer.add_document(doc, grants[doc.path])
+            for rel in sorted({doc.path for doc, _ in chunked}):
+                digest = _file_sha256(corpus / rel)
+                if digest is not None:  # gone since it was read: the API will not serve it
+                    writer.add_file_digest(rel, digest)
             embed_started = time.perf_counter()
             _embed_and_store([c for _, cs in chunked for c in cs], embedder, previous, writer,
                              settings.progress, report)
@@ -104,7 +110,7 @@ def _load(corpus: Path, files: list[Path], settings: IndexerSettings,
           report: BuildReport) -> list[Document]:
     docs: list[Document] = []
     owners: dict[str, str] = {}
-    for item in tqdm(load_corpus(corpus, files, settings.max_file_mb), desc="load",
+    for item in tqdm(load_corpus(corpus, files, LoadOptions(settings.max_file_mb)), desc="load",
                      unit="doc", disable=not settings.progress, leave=False):
         if isinstance(item, Skipped):
             log.warning("skipped %s: %s", item.path, item.reason)
@@ -149,6 +155,18 @@ def _unique(chunk: Chunk, seen: set[int]) -> Chunk:
                                                      salt=salt))
     seen.add(chunk.chunk_id)
     return chunk
+
+
+def _file_sha256(path: Path) -> str | None:
+    """Digest of a source file's bytes: the API serves a file only while it still matches."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _warn_unused_rules(manifest: Manifest, grants: dict[str, Grant],

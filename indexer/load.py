@@ -10,7 +10,6 @@ import codecs
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from pathlib import Path
 
 from pypdf import PdfReader
 from pypdf.errors import DependencyError, FileNotDecryptedError
-
-from indexer.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +62,27 @@ class LoadWarning:
 LoadResult = Document | Skipped | LoadWarning
 
 
-def discover(corpus: Path, exclude: Path | None = None) -> list[Path]:
-    """Every candidate file below the corpus, sorted; hidden files and the manifest are not data.
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a loader needs besides the file; picklable, so a file can be parsed in a worker."""
 
-    `exclude` is a directory never to descend into: an index kept inside its own corpus.
-    """
-    found: list[Path] = []
-    excluded = exclude.resolve() if exclude else None
-    for dirpath, dirnames, filenames in os.walk(corpus):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and (Path(dirpath) / d).resolve() != excluded)
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            if path.parent == corpus and name == MANIFEST_NAME:
-                continue
-            found.append(path)
-    return found
+    max_file_mb: float = 100.0
+    password: str | None = None  # from the env variable access.yaml names for this file
 
 
-def load_corpus(corpus: Path, files: list[Path], max_file_mb: float) -> Iterator[LoadResult]:
+def load_corpus(corpus: Path, files: list[Path], options: LoadOptions) -> Iterator[LoadResult]:
     """Load each file; anything that goes wrong in one file is reported and the rest go on."""
     for path in files:
         rel = path.relative_to(corpus).as_posix()
         try:
-            yield from _load_file(path, rel, max_file_mb)
+            yield from load_file(path, rel, options)
         except Exception as exc:  # one broken file must not lose the others
             yield Skipped(rel, f"could not be read: {type(exc).__name__}: {exc}")
 
 
-def _load_file(path: Path, rel: str, max_file_mb: float) -> Iterator[LoadResult]:
+def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
+    """One file -> its documents (or skips/warnings); `rel` is its corpus-relative path."""
+    max_file_mb = options.max_file_mb
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         yield Skipped(rel, f"unsupported file type '{suffix or '(none)'}' "
@@ -113,7 +100,7 @@ def _load_file(path: Path, rel: str, max_file_mb: float) -> Iterator[LoadResult]
                            "(raise PKS_MAX_FILE_MB to index it)")
         return
     if suffix == ".pdf":
-        yield from _load_pdf(path, rel)
+        yield from _load_pdf(path, rel, options.password)
     elif suffix == ".jsonl":
         yield from _load_jsonl(path, rel)
     else:
@@ -154,12 +141,12 @@ def _load_text(path: Path, rel: str, markdown: bool) -> Iterator[LoadResult]:
     yield Document(rel, rel, title, (Page(None, text),), _sha(text))
 
 
-def _load_pdf(path: Path, rel: str) -> Iterator[LoadResult]:
+def _load_pdf(path: Path, rel: str, password: str | None) -> Iterator[LoadResult]:
     try:
         reader = PdfReader(path)
-        if reader.is_encrypted and not _decrypt(reader):
-            yield Skipped(rel, "encrypted PDF that needs a password; export it without "
-                               "encryption to index it")
+        if reader.is_encrypted and not _decrypt(reader, password):
+            yield Skipped(rel, "encrypted: no (valid) password configured (name an environment "
+                               "variable for it under 'passwords' in access.yaml)")
             return
         page_count = len(reader.pages)
     except (FileNotDecryptedError, DependencyError) as exc:
@@ -190,12 +177,15 @@ def _load_pdf(path: Path, rel: str) -> Iterator[LoadResult]:
     yield Document(rel, rel, title, tuple(pages), _sha("\f".join(p.text for p in pages)))
 
 
-def _decrypt(reader: PdfReader) -> bool:
+def _decrypt(reader: PdfReader, password: str | None) -> bool:
     """Many PDFs are encrypted only against editing, with an empty user password."""
-    try:
-        return bool(reader.decrypt(""))
-    except (FileNotDecryptedError, DependencyError, NotImplementedError):
-        return False
+    for candidate in ("", password) if password else ("",):
+        try:
+            if reader.decrypt(candidate):
+                return True
+        except (FileNotDecryptedError, DependencyError, NotImplementedError):
+            continue
+    return False
 
 
 def _pdf_title(reader: PdfReader) -> str | None:

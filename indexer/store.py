@@ -57,6 +57,7 @@ CREATE TABLE chunks(
     char_end INTEGER NOT NULL, text TEXT NOT NULL, section TEXT,
     ocr INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX chunks_by_doc ON chunks(doc_id);
+CREATE TABLE file_digests(path TEXT PRIMARY KEY, sha256 TEXT NOT NULL);
 """
 
 
@@ -82,6 +83,14 @@ class GrantRows:
 
     partner: str
     until: date | None
+    chunk_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    doc_id: str
+    path: str
+    title: str
     chunk_ids: np.ndarray
 
 
@@ -154,11 +163,17 @@ class GenerationWriter:
         )
         self._vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
 
+    def add_file_digest(self, path: str, sha256: str) -> None:
+        """The SHA-256 of a source file's bytes as indexed: the API serves that file only while
+        it is still byte for byte the one indexed."""
+        self._db.execute("INSERT OR REPLACE INTO file_digests VALUES (?, ?)", (path, sha256))
+
     def publish(self, report: dict[str, object], keep: int) -> Path:
         """Sync everything, rename into place, then point CURRENT at it in one rename."""
         self._db.commit()
+        layout = self._layout()
         self._db.close()
-        self._vectors.save(self.dir / VECTORS)
+        self._vectors.save(self.dir / VECTORS, order=layout)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
         for name in (META_DB, VECTORS, REPORT):
             with open(self.dir / name, "rb") as handle:
@@ -173,6 +188,14 @@ class GenerationWriter:
         _fsync_dir(self.root)
         prune_generations(self.root, keep)
         return self.final_dir
+
+    def _layout(self) -> np.ndarray:
+        """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
+        runs of vector rows, so searching what it may see reads only those (indexer/planner.py)."""
+        rows = self._db.execute(
+            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
 
     def abort(self) -> None:
         try:
@@ -261,6 +284,64 @@ class Generation:
         ).fetchall()
         return {row[0]: Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                 bool(row[7])) for row in rows}
+
+    def document(self, doc_id: str) -> DocumentRow | None:
+        """One document's path, title and chunk ids (None if the id is unknown)."""
+        db = self._db()
+        row = db.execute("SELECT path, title FROM documents WHERE doc_id = ?",
+                         (doc_id,)).fetchone()
+        if row is None:
+            return None
+        ids = [r[0] for r in db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?",
+                                        (doc_id,))]
+        return DocumentRow(doc_id, row[0], row[1], np.array(ids, dtype=np.int64))
+
+    def document_text(self, doc_id: str) -> str:
+        """A document's indexed text, rebuilt from its chunks (overlaps merged, pages joined)."""
+        rows = self._db().execute(
+            "SELECT page, char_start, text FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+            (doc_id,)).fetchall()
+        pages: dict[int | None, str] = {}
+        for page, start, text in rows:
+            done = pages.get(page, "")
+            if start >= len(done):
+                pages[page] = done + ("\n\n" if done else "") + text
+            elif start + len(text) > len(done):
+                pages[page] = done + text[len(done) - start:]
+        return "\n\n".join(pages.values())
+
+    def file_digest(self, path: str) -> str | None:
+        """SHA-256 of the source file as indexed (None for an index built before it was kept)."""
+        try:
+            row = self._db().execute("SELECT sha256 FROM file_digests WHERE path = ?",
+                                     (path,)).fetchone()
+        except sqlite3.OperationalError:  # a generation written before the table existed
+            return None
+        return row[0] if row else None
+
+    def chunk_paths(self) -> list[tuple[str, np.ndarray]]:
+        """Every document path with the chunk ids of the documents read from it."""
+        rows = self._db().execute(
+            "SELECT d.path, c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+            "ORDER BY d.path, c.chunk_id").fetchall()
+        groups: dict[str, list[int]] = {}
+        for path, chunk_id in rows:
+            groups.setdefault(path, []).append(chunk_id)
+        return [(path, np.array(ids, dtype=np.int64)) for path, ids in groups.items()]
+
+    def grants_of(self, doc_ids: Sequence[str]) -> dict[str, list[tuple[str, date | None]]]:
+        """(partner, until) of each document's grants: what admins see as `visible_to`."""
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._db().execute(
+            f"SELECT doc_id, partner, until FROM grants WHERE doc_id IN ({marks}) "
+            "ORDER BY doc_id, partner", list(doc_ids)).fetchall()
+        out: dict[str, list[tuple[str, date | None]]] = {}
+        for doc_id, partner, until in rows:
+            out.setdefault(doc_id, []).append(
+                (partner, date.fromisoformat(until) if until else None))
+        return out
 
     def document_owners(self, doc_ids: Sequence[str]) -> dict[str, str | None]:
         """Owner (access.yaml `owner`) of each known document: what the audit records."""

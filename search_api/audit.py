@@ -150,6 +150,9 @@ class AuditLog:
         }
 
     def _key_name(self, key_id: str) -> str:
+        """The key's label; for a user signed in through the SSO proxy, the user name."""
+        if key_id.startswith("user:"):
+            return key_id.removeprefix("user:")
         if key_id not in self._names:  # names never change; look the store up once per key
             self._names.update({r.key_id: r.name for r in self._keys.list()})
         return self._names.get(key_id, "")

@@ -4,8 +4,9 @@
   before a byte is read; a chunked body is counted while it streams in and refused at the first
   byte over the limit (it is buffered up to the limit, then replayed to the app).
 - RateLimit: a token bucket per API key (the presented key, hashed: a wrong key cannot drain a
-  real key's bucket), answering 429 with Retry-After. Requests without a key are not limited
-  here: they are refused by authentication or are the open health and metrics endpoints.
+  real key's bucket), answering 429 with Retry-After. Behind the SSO proxy (when enabled), a
+  request without a key is counted against its user header instead. Other requests without a
+  key are not limited here: authentication refuses them, or they are health and metrics.
 """
 
 from __future__ import annotations
@@ -50,21 +51,26 @@ class TokenBuckets:
             return wait
 
 
-def _bearer(scope: Scope) -> str | None:
-    value = Headers(scope=scope).get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
+def _caller(scope: Scope, user_header: str | None) -> str | None:
+    """Who is asking, as presented: the bearer key, else the SSO user header (if honoured)."""
+    headers = Headers(scope=scope)
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return "key:" + token.strip()
+    user = headers.get(user_header, "").strip() if user_header else ""
+    return "user:" + user if user else None
 
 
 class RateLimit:
-    def __init__(self, app: ASGIApp, rate_per_minute: int, burst: int) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, rate_per_minute: int, burst: int,
+                 user_header: str | None = None) -> None:
+        self.app, self.user_header = app, user_header
         self.buckets = TokenBuckets(rate_per_minute, burst) if rate_per_minute > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _bearer(scope) if scope["type"] == "http" and self.buckets else None
-        if token is not None and self.buckets is not None:
-            wait = self.buckets.take(hashlib.sha256(token.encode()).hexdigest())
+        caller = _caller(scope, self.user_header) if scope["type"] == "http" else None
+        if caller is not None and self.buckets is not None:
+            wait = self.buckets.take(hashlib.sha256(caller.encode()).hexdigest())
             if wait > 0:
                 retry = max(1, math.ceil(wait))
                 response = error_response(

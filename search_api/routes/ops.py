@@ -1,4 +1,5 @@
-"""Operations: /metrics (Prometheus) and /readyz. Totals only; no key needed unless configured."""
+"""Operations: /healthz, /readyz and /metrics (Prometheus). No key needed (unless configured for
+/metrics), and no figure that depends on the caller: totals only."""
 
 from __future__ import annotations
 
@@ -33,13 +34,19 @@ READY_RESPONSES: dict[int | str, dict[str, Any]] = {
 READINESS = Principal(key_id="readyz", partner=None, admin=True)  # never answers a caller
 
 
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Alive: the process answers HTTP (it says nothing about the index; see /readyz)."""
+    return {"status": "ok"}
+
+
 @router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
 def metrics(request: Request, state: State,
             credentials: Annotated[HTTPAuthorizationCredentials | None,
                                    Depends(bearer)]) -> Response:
     """Counters and latency histograms by route template and status; the live generation."""
     if request.app.state.settings.metrics_require_admin:
-        admin_principal(resolve_principal(state, credentials))
+        admin_principal(resolve_principal(request, state, credentials))
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

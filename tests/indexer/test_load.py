@@ -3,14 +3,15 @@ from pathlib import Path
 
 import pytest
 
-from indexer.load import Document, LoadWarning, Skipped, discover, load_corpus
+from indexer.discover import discover
+from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_corpus, load_file
 from tests.factory import pdf_bytes, write, write_jsonl, write_pdf
 
 SHARED_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "pdfs"
 
 
 def load_all(root: Path, max_mb: float = 100.0) -> tuple[list[Document], list[Skipped]]:
-    out = list(load_corpus(root, discover(root), max_mb))
+    out = list(load_corpus(root, discover(root), LoadOptions(max_mb)))
     return ([x for x in out if isinstance(x, Document)], [x for x in out if isinstance(x, Skipped)])
 
 
@@ -84,7 +85,7 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_loads(tmp_path: Path) -
     assert "binary" in got["binary.txt"]
     assert got["truncated.pdf"].startswith("corrupt or unreadable PDF")
     assert got["garbage.pdf"].startswith("corrupt or unreadable PDF")
-    assert got["locked.pdf"].startswith("encrypted PDF that needs a password")
+    assert got["locked.pdf"].startswith("encrypted: no (valid) password configured")
     assert got["scan.pdf"].startswith("no extractable text in 2 page(s)")
     assert got["slides.pptx"].startswith("unsupported file type '.pptx'")
     assert "over the 0.002 MB limit" in got["big.txt"]
@@ -106,13 +107,22 @@ def test_utf16_with_bom_is_decoded(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/eval/pdfs not present")
 def test_real_world_pdfs_broken_encrypted_scanned(tmp_path: Path) -> None:
-    results = list(load_corpus(SHARED_PDFS, discover(SHARED_PDFS), 100.0))
+    results = list(load_corpus(SHARED_PDFS, discover(SHARED_PDFS), LoadOptions()))
     docs = {r.path for r in results if isinstance(r, Document)}
     got = reasons([r for r in results if isinstance(r, Skipped)])
     for broken in ("broken/invalid.pdf", "broken/bad-content.pdf",
                    "broken/append-page-content-damaged.pdf", "broken/empty.pdf"):
         assert broken in got
-    assert got["encrypted/password-example.pdf"].startswith("encrypted PDF")
+    assert got["encrypted/password-example.pdf"].startswith("encrypted: no (valid) password")
     assert got["scanned/linn.pdf"].startswith("no extractable text")
     assert {"text/multicolumn.pdf", "text/pdflatex-4-pages.pdf"} <= docs
     assert not any(isinstance(r, LoadWarning) and "multicolumn" in r.path for r in results)
+
+
+def test_pdf_with_a_password_opens_when_given_it(tmp_path: Path) -> None:
+    write_pdf(tmp_path / "locked.pdf", ["secret agreement text"], password="s3cret")
+    rel = "locked.pdf"
+    opened = list(load_file(tmp_path / rel, rel, LoadOptions(password="s3cret")))
+    assert isinstance(opened[0], Document) and "secret agreement" in opened[0].pages[0].text
+    wrong = list(load_file(tmp_path / rel, rel, LoadOptions(password="nope")))
+    assert isinstance(wrong[0], Skipped) and wrong[0].reason.startswith("encrypted: no (valid)")
