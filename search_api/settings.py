@@ -49,6 +49,22 @@ class ApiSettings(BaseSettings):
     users_file: Path | None = Field(
         None, description="YAML table of users -> partner or admin (see README, Sign-in)")
 
+    # Operations (audit, metrics, limits): see the README's "Audit" and "Metrics and limits".
+    audit_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="start a new audit segment past this size")
+    audit_max_age_hours: float = Field(
+        24.0, gt=0, description="start a new audit segment when the open one is this old")
+    audit_fsync_seconds: float = Field(
+        1.0, ge=0, description="fsync the audit at most this often (0: after every record)")
+    metrics_require_admin: bool = Field(
+        False, description="answer /metrics only to admin keys (default: open to a scraper)")
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="requests per minute per API key (0: no limit)")
+    rate_limit_burst: int = Field(
+        600, ge=1, description="requests a key may send at once before the per-minute rate applies")
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="larger request bodies are refused with 413 unread")
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
