@@ -104,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:  # load before serving, so a missing index or model is a message, not a traceback
-        holder = IndexHolder(settings.index, settings.torch_threads)
+        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -45,7 +45,8 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faiss.omp_set_num_threads(settings.faiss_threads)
         app.state.pks = state or AppState(
-            IndexHolder(settings.index, settings.torch_threads), KeyStore(settings.index))
+            IndexHolder(settings.index, settings.torch_threads, settings.batching()),
+            KeyStore(settings.index))
         stop = threading.Event()
         if settings.reload_seconds > 0:
             threading.Thread(target=_watch, args=(app.state.pks.holder, settings.reload_seconds,

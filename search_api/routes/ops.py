@@ -11,7 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from search_api.access import Principal
-from search_api.deps import AppState, State, admin_principal, bearer, resolve_principal
+from search_api.deps import (
+    AppState,
+    CurrentIndex,
+    State,
+    admin_principal,
+    bearer,
+    resolve_principal,
+)
 from search_api.errors import error_response
 from search_api.schemas import ErrorResponse
 from search_api.search import search
@@ -35,9 +42,9 @@ READINESS = Principal(key_id="readyz", partner=None, admin=True)  # never answer
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """Alive: the process answers HTTP (it says nothing about the index; see /readyz)."""
-    return {"status": "ok"}
+def healthz(index: CurrentIndex) -> dict[str, str]:
+    """Liveness, and which generation is served (operators check a re-index went live)."""
+    return {"status": "ok", "generation": index.generation.name}
 
 
 @router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
