@@ -32,6 +32,8 @@ class IndexerSettings(BaseSettings):
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     keep_generations: int = Field(3, ge=1, description="published generations kept for rollback")
     progress: bool = Field(True, description="show tqdm progress bars on stderr")
+    parse_timeout_seconds: float = Field(
+        120.0, gt=0, description="a file whose parsing takes longer is skipped (a looping PDF)")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> IndexerSettings:
