@@ -2,6 +2,7 @@
 
     python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000]
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
+                                     [--scope SCOPE ...]
     python -m search_api keys list --index DIR
     python -m search_api keys revoke KEY_ID --index DIR
 
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--partner", help="the partner id whose documents the key may see")
     who.add_argument("--admin", action="store_true", help="a key that sees every document")
     create.add_argument("--name", default="", help="a label, e.g. who holds the key")
+    create.add_argument(
+        "--scope", action="append", dest="scopes", metavar="SCOPE",
+        help="search, retrieve, documents or act-as; repeatable. Default: search, retrieve, "
+             "documents. Naming any of those gives exactly the ones named; act-as (answer on "
+             "behalf of another partner) is only given when named, on top of the others")
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--index", type=Path, required=True)
     revoke = keys.add_parser("revoke", help="revoke a key at once")
@@ -73,6 +79,15 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def key_scopes(named: list[str] | None) -> frozenset[str]:
+    """--scope as documented: surface scopes named replace the defaults; act-as only adds."""
+    from search_api.access import ACT_AS, DEFAULT_SCOPES
+
+    named_set = set(named or ())
+    surfaces = named_set - {ACT_AS}
+    return frozenset((surfaces or DEFAULT_SCOPES) | (named_set & {ACT_AS}))
+
+
 def _keys(args: argparse.Namespace) -> int:
     from indexer.store import Generation, StoreError
     from search_api.keys import KeyStore, KeyStoreError
@@ -87,9 +102,10 @@ def _keys(args: argparse.Namespace) -> int:
                           f"knows: {', '.join(partners) or 'none'}", file=sys.stderr)
                     return EXIT_CONFIG
             record, token = store.create(args.name, None if args.admin else args.partner,
-                                         args.admin)
+                                         args.admin, key_scopes(args.scopes))
             who = "admin (sees every document)" if record.admin else f"partner {record.partner}"
-            print(f"Created key {record.key_id} for {who}.")
+            print(f"Created key {record.key_id} for {who}, "
+                  f"scopes: {' '.join(sorted(record.scopes))}.")
             print("Store it now; it cannot be shown again:")
             print(token)
         elif args.action == "list":
@@ -99,7 +115,9 @@ def _keys(args: argparse.Namespace) -> int:
             for r in records:
                 status = f"revoked {r.revoked_at}" if r.revoked_at else "active"
                 who = "admin" if r.admin else f"partner={r.partner}"
-                print(f"{r.key_id}  {who:<20} {status:<32} created {r.created_at}  {r.name}")
+                scopes = "scopes=" + ",".join(sorted(r.scopes))
+                print(f"{r.key_id}  {who:<20} {scopes:<40} {status:<32} "
+                      f"created {r.created_at}  {r.name}")
         else:
             record = store.revoke(args.key_id)
             print(f"Key {record.key_id} is revoked (since {record.revoked_at}).")

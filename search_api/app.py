@@ -11,10 +11,11 @@ from typing import Any
 import faiss
 from fastapi import FastAPI
 
-from search_api.deps import Allowed, AppState, CurrentIndex
+from search_api.deps import AppState, CurrentIndex, SearchCaller, State
 from search_api.errors import install_error_handlers
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder
+from search_api.routes import retrieve as retrieve_routes
 from search_api.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
 from search_api.search import search
 from search_api.settings import ApiSettings
@@ -54,6 +55,8 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
     install_error_handlers(app)
     errors: dict[int | str, dict[str, Any]] = {
         401: {"model": ErrorResponse, "description": "Missing, unknown or revoked key"},
+        403: {"model": ErrorResponse, "description": "The key lacks the scope search, or sent "
+                                                     "on_behalf_of without the scope act-as"},
         422: {"model": ErrorResponse, "description": "Invalid request"},
     }
 
@@ -62,9 +65,10 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.post("/v1/search", response_model=SearchResponse, responses=errors, tags=["search"])
-    def search_passages(body: SearchRequest, index: CurrentIndex,
-                        allowed: Allowed) -> SearchResponse:
+    def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchCaller,
+                        state: State) -> SearchResponse:
         """The best passages the caller may see, best first (an empty list if there are none)."""
+        allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
         results = search(index, body.query, allowed, body.top_k)
         return SearchResponse(results=[
             SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
@@ -73,4 +77,5 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
             for p, score in results
         ])
 
+    app.include_router(retrieve_routes.router)
     return app

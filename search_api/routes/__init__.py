@@ -1,0 +1,1 @@
+"""HTTP routes, one module per surface; each is thin and goes principal -> allowed set -> search."""
