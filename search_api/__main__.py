@@ -4,6 +4,7 @@
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
                                      [--scope SCOPE ...]
     python -m search_api keys list --index DIR
+    python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
     python -m search_api keys revoke KEY_ID --index DIR
 
 Exit codes: 0 done; 2 bad arguments or no usable index; 1 any other failure.
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+
+    mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (key from PKS_API_KEY)")
+    mcp.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
         dest="action", required=True)
@@ -76,6 +80,49 @@ def _serve(args: argparse.Namespace) -> int:
     state = AppState(holder, KeyStore(settings.index))
     uvicorn.run(create_app(settings, state), host=settings.host, port=settings.port,
                 log_level="info")
+    return EXIT_OK
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
+    import threading
+
+    from pydantic import ValidationError
+
+    from indexer.embed import ModelLoadError
+    from indexer.store import StoreError
+    from search_api.app import _watch
+    from search_api.deps import AppState, principal_for
+    from search_api.errors import Unauthorized
+    from search_api.keys import KeyStore
+    from search_api.live import IndexHolder
+    from search_api.mcp_server import build_server
+    from search_api.settings import ApiSettings
+
+    try:
+        settings = ApiSettings(**({"index": args.index} if args.index else {}))
+    except ValidationError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    token = settings.api_key.get_secret_value() if settings.api_key else None
+    keys = KeyStore(settings.index)
+    try:
+        principal_for(keys, token)
+    except Unauthorized as exc:
+        reason = "is not set" if not token else "is not a valid key (unknown or revoked)"
+        print(f"error: PKS_API_KEY {reason}: set it to a key from `python -m search_api keys "
+              f"create --index {settings.index} --partner ID` ({exc.message})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        holder = IndexHolder(settings.index, settings.torch_threads)
+    except (StoreError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings.reload_seconds > 0:
+        threading.Thread(target=_watch, args=(holder, settings.reload_seconds, threading.Event()),
+                         daemon=True, name="index-watch").start()
+    state = AppState(holder, keys)
+    build_server(lambda: state, lambda _ctx: token).run("stdio")
     return EXIT_OK
 
 
@@ -133,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss", "transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        return _serve(args) if args.command == "serve" else _keys(args)
+        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:

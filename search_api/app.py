@@ -15,6 +15,7 @@ from search_api.deps import AppState, CurrentIndex, SearchCaller, State
 from search_api.errors import install_error_handlers
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder
+from search_api.routes import mcp as mcp_routes
 from search_api.routes import retrieve as retrieve_routes
 from search_api.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
 from search_api.search import search
@@ -47,7 +48,8 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         if settings.reload_seconds > 0:
             threading.Thread(target=_watch, args=(app.state.pks.holder, settings.reload_seconds,
                                                   stop), daemon=True, name="index-watch").start()
-        yield
+        async with mcp_routes.serving(app):
+            yield
         stop.set()
 
     app = FastAPI(title="Partner knowledge search", version="0.1.0", description=DESCRIPTION,
@@ -78,4 +80,5 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         ])
 
     app.include_router(retrieve_routes.router)
+    app.router.routes.append(mcp_routes.route)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,3 +22,6 @@ class ApiSettings(BaseSettings):
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
+    api_key: SecretStr | None = Field(
+        None, description="the key the stdio MCP server (`python -m search_api mcp`) acts with "
+                          "(PKS_API_KEY); the HTTP server takes keys per request instead")

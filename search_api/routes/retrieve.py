@@ -25,6 +25,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def model_name(model: str) -> str:
+    """A readable model name without the server's directories ('.../all-minilm/model')."""
+    parts = PurePath(model).parts
+    return "/".join(parts[-2:]) if len(parts) > 1 and PurePath(model).is_absolute() else model
+
+
 def to_response(result: Retrieval, tokenizer: str) -> RetrieveResponse:
     """The packed passages as the API (and the MCP tool) return them."""
     return RetrieveResponse(
@@ -48,4 +54,4 @@ def retrieve_passages(body: RetrieveRequest, index: CurrentIndex, principal: Ret
     allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
     result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
     # Audit spot: principal, body.on_behalf_of, body.query and the doc ids of result.passages.
-    return to_response(result, PurePath(index.embedder.model).name)
+    return to_response(result, model_name(index.embedder.model))

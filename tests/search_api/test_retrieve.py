@@ -144,6 +144,7 @@ def test_unit_merge_stitch_and_cite() -> None:
     assert stitch([(h.span.char_start, h.span.char_end, h.passage.text)
                    for h in groups[0]]) == page
     assert stitch([(0, 5, "alpha"), (6, 10, "beta"), (12, 17, "gamma")]) == "alpha beta\n\ngamma"
+    assert stitch([(0, 9, "section a"), (0, 9, "section b")]) == "section a\n\nsection b"
     assert citation(1, groups[0]) == "[1] Deck, slide 1, Intro"
     assert citation(2, hits) == "[2] Deck, slides 1-2, Intro"
 
