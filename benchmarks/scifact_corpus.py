@@ -54,3 +54,14 @@ def load_queries(split: str = "test") -> tuple[dict[str, str], dict[str, set[str
         if int(score) > 0:
             qrels.setdefault(qid, set()).add(doc_id)
     return {q: queries[q] for q in qrels}, qrels
+
+
+def make_partner_corpus(dest: Path, partners: int = SHARDS,
+                        source: Path = SHARED / "corpus.jsonl") -> Path:
+    """SciFact split among `partners` partners p00, p01, ...: each sees its own shard only."""
+    make_corpus(dest, source)
+    names = [f"p{i:02d}" for i in range(partners)]
+    rules = "".join(f'  - match: "shard-{i % SHARDS:02d}.jsonl"\n    allow: [{name}]\n'
+                    for i, name in enumerate(names))
+    (dest / "access.yaml").write_text(f"partners: [{', '.join(names)}]\nrules:\n{rules}")
+    return dest

@@ -4,8 +4,10 @@
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
                                      [--scope SCOPE ...]
     python -m search_api keys list --index DIR
-    python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
     python -m search_api keys revoke KEY_ID --index DIR
+    python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
+    python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
+                                           [--until ISO] [--limit N] [--json]
 
 Exit codes: 0 done; 2 bad arguments or no usable index; 1 any other failure.
 """
@@ -50,7 +52,45 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
     revoke.add_argument("--index", type=Path, required=True)
+    audit = sub.add_parser("audit", help="read the audit log (who saw what), newest first")
+    audit.add_argument("--index", type=Path, required=True)
+    audit.add_argument("--partner", help="the key's partner, the partner acted for, or 'admin'")
+    audit.add_argument("--document", help="a document id")
+    audit.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-25T09:00:00Z")
+    audit.add_argument("--until", help="ISO date or time (UTC)")
+    audit.add_argument("--limit", type=int, help="at most this many records")
+    audit.add_argument("--json", action="store_true", help="one JSON record per line")
     return parser
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from search_api.audit import AuditLog, AuditQuery, parse_time
+
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    log = AuditLog(args.index)
+    if not log.segments():
+        print(f"no audit records in {log.dir}", file=sys.stderr)
+    for event in log.newest_first(AuditQuery(args.partner, args.document, since, until,
+                                             args.limit)):
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False))
+            continue
+        who = "admin" if event["admin"] else f"partner={event['partner']}"
+        if event.get("on_behalf_of"):
+            who += f" for={event['on_behalf_of']}"
+        docs = ", ".join(f"{d['doc_id']}" + (f" (owner {d['owner']})" if d["owner"] else "")
+                         for d in event["documents"]) or "-"
+        query = json.dumps(event["query"], ensure_ascii=False) if event["query"] else "-"
+        print(f"{event['time']}  {event['surface']:<8} {event['status']}  key {event['key_id']} "
+              f"({event['key_name']})  {who}  query={query}  documents: {docs}")
+    return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -64,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     from search_api.keys import KeyStore
     from search_api.live import IndexHolder
     from search_api.settings import ApiSettings
+    from search_api.sso import SsoConfigError
 
     overrides = {k: v for k, v in {"index": args.index, "host": args.host,
                                    "port": args.port}.items() if v is not None}
@@ -73,13 +114,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:  # load before serving, so a missing index or model is a message, not a traceback
-        holder = IndexHolder(settings.index, settings.torch_threads)
+        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     state = AppState(holder, KeyStore(settings.index))
-    uvicorn.run(create_app(settings, state), host=settings.host, port=settings.port,
-                log_level="info")
+    try:
+        app = create_app(settings, state)
+    except SsoConfigError as exc:
+        print(f"error: invalid users file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                proxy_headers=False)
     return EXIT_OK
 
 
@@ -92,6 +139,7 @@ def _mcp(args: argparse.Namespace) -> int:
     from indexer.embed import ModelLoadError
     from indexer.store import StoreError
     from search_api.app import _watch
+    from search_api.audit import AuditLog
     from search_api.deps import AppState, principal_for
     from search_api.errors import Unauthorized
     from search_api.keys import KeyStore
@@ -122,7 +170,13 @@ def _mcp(args: argparse.Namespace) -> int:
         threading.Thread(target=_watch, args=(holder, settings.reload_seconds, threading.Event()),
                          daemon=True, name="index-watch").start()
     state = AppState(holder, keys)
-    build_server(lambda: state, lambda _ctx: token).run("stdio")
+    audit = AuditLog(settings.index, max_bytes=settings.audit_max_bytes,
+                     max_age_seconds=settings.audit_max_age_hours * 3600,
+                     fsync_seconds=settings.audit_fsync_seconds)
+    try:
+        build_server(lambda: state, lambda _ctx: token, lambda: audit).run("stdio")
+    finally:
+        audit.close()
     return EXIT_OK
 
 
@@ -180,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss", "transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys}
+        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys, "audit": _audit}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return EXIT_OK

@@ -28,6 +28,11 @@ class Unauthorized(ApiError):
         super().__init__(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(403, "forbidden", message)
+
+
 def error_response(status: int, code: str, message: str,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
@@ -57,7 +62,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         if kind == "missing":
             text = "is required" if field != "body" else "a JSON body is required"
         elif kind == "extra_forbidden":
-            text = "is not a known field (expected: query, top_k)"
+            text = "is not a known field (the fields are listed at /docs)"
         elif kind in ("greater_than_equal", "less_than_equal"):
             bound = "at least" if kind == "greater_than_equal" else "at most"
             limit = ctx.get("ge", ctx.get("le"))

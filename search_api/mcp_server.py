@@ -18,6 +18,7 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import Field, ValidationError
 
 from search_api.access import DOCUMENTS, RETRIEVE, AccessDenied, AllowedSet, Principal
+from search_api.audit import AuditLog
 from search_api.deps import AppState, principal_for
 from search_api.errors import ApiError
 from search_api.live import LoadedIndex
@@ -48,7 +49,9 @@ def _caller(state: AppState, token: str | None,
     return principal, index, index.access.allowed_for(principal, state.today())
 
 
-def build_server(state: Callable[[], AppState], token_of: TokenOf) -> MCPServer:
+def build_server(state: Callable[[], AppState], token_of: TokenOf,
+                 audit: Callable[[], AuditLog]) -> MCPServer:
+    """`state` and `audit` are read per call: the HTTP app creates them in its lifespan."""
     server: MCPServer = MCPServer(NAME, instructions=INSTRUCTIONS)
 
     @server.tool(name="search_partner_knowledge")
@@ -71,7 +74,8 @@ def build_server(state: Callable[[], AppState], token_of: TokenOf) -> MCPServer:
                                       for e in exc.errors())) from None
         principal, index, allowed = _caller(state(), token_of(ctx), RETRIEVE)
         result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
-        # Audit spot: principal, "mcp", body.query and the doc ids of result.passages.
+        audit().record(principal, "mcp", generation=index.generation, query=body.query,
+                       doc_ids=[p.first.doc_id for p in result.passages])
         response = to_response(result, model_name(index.embedder.model))
         text = response.context or "No passage this key may see matches the question."
         return CallToolResult(content=[TextContent(type="text", text=text)],
@@ -88,9 +92,10 @@ def build_server(state: Callable[[], AppState], token_of: TokenOf) -> MCPServer:
         """The text of one document this key may see, page by page (rebuilt from the index)."""
         principal, index, allowed = _caller(state(), token_of(ctx), DOCUMENTS)
         document = document_text(index, doc_id, allowed)
+        audit().record(principal, "mcp-document", generation=index.generation, query=doc_id,
+                       doc_ids=[doc_id] if document else [], status=200 if document else 404)
         if document is None:  # the same answer as for a document that does not exist
             raise ToolError(f"no document with doc_id '{doc_id}'")
-        # Audit spot: principal, "mcp fetch_document", document.doc_id.
         pages, room = [], max_chars
         for page in document.pages:
             if room <= 0:

@@ -61,7 +61,7 @@ async def serving(app: FastAPI) -> AsyncIterator[None]:
     must carry a bearer key, which a rebinding page cannot supply; it would only refuse the
     host names of a reverse proxy.
     """
-    server = build_server(lambda: app.state.pks, _request_token)
+    server = build_server(lambda: app.state.pks, _request_token, lambda: app.state.audit)
     server.streamable_http_app(
         stateless_http=True, json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
 
 from fastapi import APIRouter
 
-from search_api.deps import CurrentIndex, RetrieveCaller, State
+from search_api.deps import Audit, CurrentIndex, RetrieveCaller, State
 from search_api.retrieve import Retrieval, retrieve
-from search_api.schemas import (
-    ErrorResponse,
-    RetrievedPassage,
-    RetrieveRequest,
-    RetrieveResponse,
-)
+from search_api.routes import error_responses
+from search_api.schemas import RetrievedPassage, RetrieveRequest, RetrieveResponse
 
 router = APIRouter(tags=["retrieve"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing, unknown or revoked key"},
-    403: {"model": ErrorResponse,
-          "description": "The key lacks the scope retrieve, or sends on_behalf_of without act-as"},
-    422: {"model": ErrorResponse, "description": "Invalid request"},
-}
 
 
 def model_name(model: str) -> str:
@@ -44,14 +33,16 @@ def to_response(result: Retrieval, tokenizer: str) -> RetrieveResponse:
         context=result.context, tokens=result.tokens, tokenizer=tokenizer)
 
 
-@router.post("/v1/retrieve", response_model=RetrieveResponse, responses=ERRORS)
+@router.post("/v1/retrieve", response_model=RetrieveResponse,
+             responses=error_responses(401, 403, 422))
 def retrieve_passages(body: RetrieveRequest, index: CurrentIndex, principal: RetrieveCaller,
-                      state: State) -> RetrieveResponse:
+                      state: State, audit: Audit) -> RetrieveResponse:
     """Passages for grounding an answer: the best chunks the caller may see, neighbouring
     chunks of one document merged, each with a citation (`[1] title, p. 4`), packed best first
     into `context` without exceeding `max_tokens` (counted with the embedding model's
     tokenizer). A caller with nothing visible gets 200, no passages and an empty context."""
     allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
     result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
-    # Audit spot: principal, body.on_behalf_of, body.query and the doc ids of result.passages.
+    audit.record(principal, "retrieve", generation=index.generation, query=body.query,
+                 doc_ids=[p.first.doc_id for p in result.passages], on_behalf_of=body.on_behalf_of)
     return to_response(result, model_name(index.embedder.model))
