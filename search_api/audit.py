@@ -165,10 +165,13 @@ class AuditLog:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 fd = self._open_segment()
-                if os.fstat(fd).st_size >= self.max_bytes or (
-                        os.fstat(fd).st_size and time.time() - self._started >= self.max_age):
+                size = os.fstat(fd).st_size
+                if size >= self.max_bytes or (size and time.time() - self._started >= self.max_age):
                     self._rotate()
                     fd = self._open_segment()
+                    size = 0
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # a writer died mid-line: never glue a record onto it
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
@@ -189,7 +192,7 @@ class AuditLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             self._fd = fd
             self._started = self._first_record_time(path) or time.time()
             _fsync_dir(self.dir)

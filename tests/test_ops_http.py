@@ -128,6 +128,24 @@ def test_owners_read_who_received_their_documents_without_queries_or_keys(
     assert get(deployment, "/v1/audit/owned").status_code == 401
 
 
+def test_downloads_are_recorded_and_shown_to_the_owner_as_downloads(deployment: dict) -> None:
+    doc = "alpha/electrolyte.txt"
+    assert get(deployment, f"/v1/documents/{doc}", "alpha").status_code == 200
+    assert get(deployment, f"/v1/documents/{doc}", "beta").status_code == 404  # not beta's
+    events = get(deployment, "/v1/admin/audit", "admin", limit=2).json()["events"]
+    refused, fetched = events
+    assert (fetched["surface"], fetched["partner"], fetched["status"]) == ("document", "alpha", 200)
+    assert fetched["documents"] == [{"doc_id": doc, "owner": "alpha", "passages": 1}]
+    assert (refused["surface"], refused["partner"], refused["status"]) == ("document", "beta", 404)
+    assert refused["documents"] == [] and refused["query"] == doc
+    receipts = get(deployment, "/v1/audit/owned", "alpha").json()["receipts"]
+    downloads = [r for r in receipts if r["kind"] == "download"]
+    assert [(r["doc_id"], r["partner"], r["count"]) for r in downloads] == [(doc, "alpha", 1)]
+    metrics = get(deployment, "/metrics").text
+    assert 'endpoint="/v1/documents/{doc_id}",method="GET",status="404"' in metrics
+    assert re.search(r'pks_searches_total\{mode="default",surface="document"\} 2', metrics)
+
+
 def test_cli_reads_the_same_audit_with_filters(deployment: dict) -> None:
     query = "pilot line dew point of the dry room"
     search(deployment, "alpha", query)
