@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from indexer.build import BuildReport
+from search_api.audit import AuditLog
 from search_api.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE
 from tests.test_e2e import free_port
@@ -174,6 +175,12 @@ def test_stdio_server_refuses_a_missing_or_bad_key(served: dict[str, Any]) -> No
 
 def test_http_transport_with_the_sdk_client(served: dict[str, Any]) -> None:
     tool_checks(lambda key: http_session(served["url"], key), served["keys"])
+    key_id = served["keys"]["alpha"].split("_")[1]
+    events = [e for e in AuditLog(served["index"]).events() if e["key_id"] == key_id]
+    surfaces = [(e["surface"], e["status"]) for e in events]
+    assert ("mcp", 200) in surfaces and ("mcp-document", 200) in surfaces
+    assert ("mcp-document", 404) in surfaces  # a refused fetch is recorded, with no document
+    assert all(e["documents"] == [] for e in events if e["status"] == 404)
 
 
 def test_http_transport_refuses_a_bad_or_revoked_key(served: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from indexer.build import BuildReport
 from indexer.store import Generation
 from search_api.access import DEFAULT_SCOPES, AccessDenied, AccessIndex, Principal
+from search_api.audit import AuditLog
 from search_api.keys import KeyStore, KeyStoreError
 from tests.conftest import VISIBLE
 from tests.search_api.conftest import auth
@@ -141,3 +142,17 @@ def test_cli_creates_scoped_keys_and_lists_scopes(access_index: tuple[Path, Buil
     assert "scopes=act-as,documents,retrieve,search" in listing and "scopes=retrieve " in listing
     bad = cli("create", "--partner", "alpha", "--scope", "everything")
     assert bad.returncode == 2 and "unknown scope(s) everything" in bad.stderr
+
+
+def test_retrieve_on_behalf_of_is_audited(client: TestClient,
+                                          access_index: tuple[Path, BuildReport]) -> None:
+    index = access_index[0]
+    bot = make_key(index, "alpha", "retrieve", "act-as")
+    status, body = call(client, "/v1/retrieve", bot, on_behalf_of="beta")
+    assert status == 200
+    key_id = bot.split("_")[1]
+    [event] = [e for e in AuditLog(index).events() if e["key_id"] == key_id]
+    assert (event["surface"], event["partner"], event["on_behalf_of"]) == \
+        ("retrieve", "alpha", "beta")
+    assert [d["doc_id"] for d in event["documents"]] == \
+        list(dict.fromkeys(p["doc_id"] for p in body["passages"]))
