@@ -54,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
     from search_api.keys import KeyStore
     from search_api.live import IndexHolder
     from search_api.settings import ApiSettings
+    from search_api.sso import SsoConfigError
 
     overrides = {k: v for k, v in {"index": args.index, "host": args.host,
                                    "port": args.port}.items() if v is not None}
@@ -68,8 +69,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     state = AppState(holder, KeyStore(settings.index))
-    uvicorn.run(create_app(settings, state), host=settings.host, port=settings.port,
-                log_level="info")
+    try:
+        app = create_app(settings, state)
+    except SsoConfigError as exc:
+        print(f"error: invalid users file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                proxy_headers=False)
     return EXIT_OK
 
 

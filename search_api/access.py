@@ -9,11 +9,16 @@ stops at once, without a re-index. The rules are written down in docs/ACCESS.md.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
+from wcmatch import glob
 
+from indexer.manifest import GLOB_FLAGS
 from indexer.store import Generation
 
 
@@ -39,6 +44,10 @@ class AllowedSet:
         pos = int(np.searchsorted(self.ids, chunk_id))
         return pos < self.ids.size and int(self.ids[pos]) == chunk_id
 
+    def intersects(self, chunk_ids: np.ndarray) -> bool:
+        """True if any of these chunks is in the set: a document is visible iff one of its is."""
+        return bool(np.isin(chunk_ids, self.ids, assume_unique=True).any())
+
 
 def _frozen(ids: np.ndarray) -> AllowedSet:
     ids = np.unique(np.asarray(ids, dtype=np.int64))
@@ -59,6 +68,35 @@ class AccessIndex:
             self._grants.setdefault(rows.partner, []).append((rows.until, rows.chunk_ids))
         self._cache: dict[tuple[str, date], AllowedSet] = {}
         self._lock = threading.Lock()
+        self._generation = generation
+        self._by_path: list[tuple[str, np.ndarray]] | None = None
+
+    def within(self, allowed: AllowedSet, patterns: Sequence[str]) -> AllowedSet:
+        """Narrow `allowed` to documents whose path matches one of the globs (access.yaml's
+        glob semantics). The result is a subset of `allowed`: a glob can never widen it."""
+        matcher = _matcher(tuple(patterns))
+        picked = [ids for path, ids in self._paths() if matcher.match(path)]
+        if not picked or len(allowed) == 0:
+            return EMPTY
+        return _frozen(np.intersect1d(allowed.ids, np.concatenate(picked)))
+
+    def _paths(self) -> list[tuple[str, np.ndarray]]:
+        """Chunk ids per document path, read on the first `within` of this generation."""
+        if self._by_path is None:
+            with self._lock:
+                if self._by_path is None:
+                    self._by_path = self._generation.chunk_paths()
+        return self._by_path
+
+    def visible_to(self, principal: Principal, doc_ids: Sequence[str],
+                   today: date) -> dict[str, list[str]] | None:
+        """Admins only: which partners may see each document today. None for anyone else, so a
+        partner never learns another partner's rights."""
+        if not principal.admin:
+            return None
+        grants = self._generation.grants_of(list(dict.fromkeys(doc_ids)))
+        return {doc_id: [partner for partner, until in grants.get(doc_id, [])
+                         if until is None or until >= today] for doc_id in doc_ids}
 
     def allowed_for(self, principal: Principal, today: date) -> AllowedSet:
         if principal.admin:
@@ -76,3 +114,9 @@ class AccessIndex:
                     self._cache.clear()
                 self._cache[key] = cached
         return cached
+
+
+@lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> Any:
+    """Compiled globs (requests repeat the same few folder filters)."""
+    return glob.compile(list(patterns), flags=GLOB_FLAGS)

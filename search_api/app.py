@@ -1,4 +1,5 @@
-"""The FastAPI application: routes are thin; access and search live below them."""
+"""The FastAPI application: the lifespan loads the index once; routes live in routes/, one
+router per surface, and are only included here."""
 
 from __future__ import annotations
 
@@ -6,18 +7,18 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import faiss
 from fastapi import FastAPI
 
-from search_api.deps import Allowed, AppState, CurrentIndex
+from search_api.deps import AppState
 from search_api.errors import install_error_handlers
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder
-from search_api.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
-from search_api.search import search
+from search_api.routes import docs, documents, ops, page
+from search_api.routes import search as search_routes
 from search_api.settings import ApiSettings
+from search_api.sso import SsoGate
 
 log = logging.getLogger(__name__)
 
@@ -50,27 +51,11 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         stop.set()
 
     app = FastAPI(title="Partner knowledge search", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # docs: served offline
+    app.state.settings = settings
+    app.state.sso = SsoGate.from_settings(settings)  # a bad users table stops start-up here
     install_error_handlers(app)
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorResponse, "description": "Missing, unknown or revoked key"},
-        422: {"model": ErrorResponse, "description": "Invalid request"},
-    }
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/v1/search", response_model=SearchResponse, responses=errors, tags=["search"])
-    def search_passages(body: SearchRequest, index: CurrentIndex,
-                        allowed: Allowed) -> SearchResponse:
-        """The best passages the caller may see, best first (an empty list if there are none)."""
-        results = search(index, body.query, allowed, body.top_k)
-        return SearchResponse(results=[
-            SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
-                         page=p.page, section=p.section, ocr=p.ocr, text=p.text,
-                         score=round(score, 6))
-            for p, score in results
-        ])
-
+    for router in (ops.router, search_routes.router, documents.router, page.router,
+                   docs.router):
+        app.include_router(router)
     return app

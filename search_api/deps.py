@@ -13,6 +13,8 @@ from search_api.access import AllowedSet, Principal
 from search_api.errors import Unauthorized
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder, LoadedIndex
+from search_api.settings import ApiSettings
+from search_api.sso import SsoGate
 
 bearer = HTTPBearer(auto_error=False,
                     description="An API key from `python -m search_api keys create`")
@@ -37,6 +39,13 @@ def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
+def get_settings(request: Request) -> ApiSettings:
+    return request.app.state.settings
+
+
+AppSettings = Annotated[ApiSettings, Depends(get_settings)]
+
+
 def current_index(state: State) -> LoadedIndex:
     return state.holder.get()
 
@@ -45,9 +54,19 @@ CurrentIndex = Annotated[LoadedIndex, Depends(current_index)]
 
 
 def resolve_principal(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """The SSO proxy's user (only when enabled and from a trusted proxy), else the API key."""
+    gate: SsoGate = request.app.state.sso
+    user = gate.user_of(request)
+    if user is not None:
+        signed_in = gate.principal_for(user)
+        if signed_in is None:
+            raise Unauthorized(f"user '{user}' is signed in but not in the users table; ask an "
+                               "administrator to add you to a partner")
+        return signed_in
     if credentials is None or not credentials.credentials:
         raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
     principal = state.keys.authenticate(credentials.credentials.strip())

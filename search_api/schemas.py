@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from wcmatch import glob
+
+from indexer.manifest import GLOB_FLAGS
 
 MAX_QUERY_CHARS = 2000
+MAX_WITHIN_GLOBS = 20
+MAX_GLOB_CHARS = 300
 
 
 class SearchRequest(BaseModel):
@@ -13,6 +18,12 @@ class SearchRequest(BaseModel):
     query: str = Field(description="What to look for, in natural language (1-2,000 characters).",
                        examples=["ionic conductivity of the sulfide electrolyte"])
     top_k: int = Field(10, ge=1, le=100, description="How many passages to return (1-100).")
+    within: list[str] | None = Field(
+        None, description="Only documents whose path (relative to the corpus root) matches one "
+                          "of these globs, with access.yaml's glob rules (`*` within a folder, "
+                          "`**` across folders). Narrows what the key may see; never widens it. "
+                          f"At most {MAX_WITHIN_GLOBS} globs of {MAX_GLOB_CHARS} characters.",
+        examples=[["shared/**", "acme/reports/*.pdf"]])
 
     @field_validator("query")
     @classmethod
@@ -22,6 +33,36 @@ class SearchRequest(BaseModel):
         if len(value) > MAX_QUERY_CHARS:
             raise ValueError(f"is {len(value)} characters long; the limit is {MAX_QUERY_CHARS}")
         return value.strip()
+
+    @field_validator("within")
+    @classmethod
+    def _globs(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value or len(value) > MAX_WITHIN_GLOBS:
+            raise ValueError(f"give 1 to {MAX_WITHIN_GLOBS} globs (got {len(value)}), "
+                             "or leave 'within' out to search everything the key may see")
+        return [_check_glob(i, g) for i, g in enumerate(value)]
+
+
+def _check_glob(position: int, pattern: str) -> str:
+    """A folder filter such as 'shared/**': relative, readable, and one wcmatch accepts."""
+    where = f"glob {position + 1} ({pattern[:60]!r})"
+    if not pattern.strip():
+        raise ValueError(f"{where} is empty")
+    if len(pattern) > MAX_GLOB_CHARS:
+        raise ValueError(f"{where} is {len(pattern)} characters long; the limit is "
+                         f"{MAX_GLOB_CHARS}")
+    if any(ord(c) < 32 for c in pattern):
+        raise ValueError(f"{where} contains a control character")
+    if pattern.startswith("/") or ".." in pattern.split("/"):
+        raise ValueError(f"{where} must be relative to the corpus root, without a leading '/' "
+                         "or '..'")
+    try:
+        glob.translate(pattern, flags=GLOB_FLAGS)
+    except Exception as exc:  # wcmatch raises plain ValueErrors for bad patterns
+        raise ValueError(f"{where} is not a valid glob: {exc}") from exc
+    return pattern
 
 
 class SearchResult(BaseModel):
@@ -36,6 +77,10 @@ class SearchResult(BaseModel):
                                          "image (OCR) and may contain recognition errors.")
     text: str
     score: float = Field(description="Cosine similarity to the query; higher is better.")
+    visible_to: list[str] | None = Field(
+        None, exclude_if=lambda v: v is None,
+        description="Admin keys only (absent otherwise): the partners that may see this "
+                    "document today.")
 
 
 class SearchResponse(BaseModel):

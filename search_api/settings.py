@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
 
 
 class ApiSettings(BaseSettings):
@@ -22,3 +27,46 @@ class ApiSettings(BaseSettings):
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
+
+    corpus: Path | None = Field(
+        None, description="where the corpus is mounted for GET /v1/documents, if not at the path "
+                          "recorded when the index was built")
+    # Single sign-on behind a proxy: off unless enabled, and only from the listed proxies.
+    trust_user_header: bool = Field(
+        False, description="honour the user header (set by an SSO proxy) from trusted_proxies")
+    user_header: str = Field("X-Forwarded-User", description="header naming the signed-in user")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="proxy addresses or networks, comma-separated, e.g. "
+                                          "'10.0.0.5,10.1.0.0/24'")
+    users_file: Path | None = Field(
+        None, description="YAML table of users -> partner or admin (see README, Sign-in)")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) \
+            else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"'{item}' is not an IP address or network ({exc})") from exc
+        return value
+
+    @field_validator("user_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not HEADER_RE.match(value):
+            raise ValueError(f"'{value}' is not a valid HTTP header name")
+        return value
+
+    @model_validator(mode="after")
+    def _sso_complete(self) -> ApiSettings:
+        if self.trust_user_header and (not self.trusted_proxies or self.users_file is None):
+            raise ValueError("PKS_TRUST_USER_HEADER needs PKS_TRUSTED_PROXIES (the SSO proxy's "
+                             "addresses) and PKS_USERS_FILE (users -> partners)")
+        return self
