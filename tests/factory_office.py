@@ -85,6 +85,7 @@ def write_deck(path: Path) -> Path:
             "The next Steering Committee meets on 18 March 2027 in Eindhoven."]):
         box = group.shapes.add_textbox(Inches(0.5), Inches(1.5 + i), Inches(9), Inches(0.8))
         box.text_frame.text = text
+    path.parent.mkdir(parents=True, exist_ok=True)
     deck.save(path)
     return path
 
@@ -134,6 +135,7 @@ def write_report(path: Path) -> Path:
         "so that it trips the contactor like a short.")
     document.add_comment(summary.runs, text="Add the revision C retest date before issue 3.",
                          author="Hannah Kerr")
+    path.parent.mkdir(parents=True, exist_ok=True)
     document.save(path)
     return path
 
@@ -162,6 +164,7 @@ def write_workbook(path: Path) -> Path:
     sheet.append(["Cell P-114 was opened after cycling: lithium plating at the tab corner."])
     sheet = book.create_sheet("Notes")
     sheet.append(["Cells built on pilot line PL-1 in September 2026; tested by Acme's lab."])
+    path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
     return path
 
