@@ -47,8 +47,10 @@ SUPPORTED = set(FORMATS)
 
 def load_options(settings: IndexerSettings, password: str | None = None) -> LoadOptions:
     """The loaders' share of the settings (plus a file's password), picklable for a worker."""
+    # OCR stops before the file's parse time limit, so its text pages are still indexed.
+    ocr_seconds = min(settings.ocr_seconds, 0.8 * settings.parse_timeout_seconds)
     return LoadOptions(max_file_mb=settings.max_file_mb, password=password, ocr=settings.ocr,
-                       ocr_max_pages=settings.ocr_max_pages, ocr_seconds=settings.ocr_seconds,
+                       ocr_max_pages=settings.ocr_max_pages, ocr_seconds=ocr_seconds,
                        ocr_dpi=settings.ocr_dpi, ocr_languages=settings.ocr_languages,
                        sheet_max_rows=settings.sheet_max_rows,
                        max_unzipped_mb=settings.max_unzipped_mb)

@@ -104,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     from search_api.keys import KeyStore
     from search_api.live import IndexHolder
     from search_api.settings import ApiSettings
-    from search_api.sso import SsoConfigError
+    from search_api.sso import SsoConfigError, SsoGate
 
     overrides = {k: v for k, v in {"index": args.index, "host": args.host,
                                    "port": args.port}.items() if v is not None}
@@ -113,17 +113,18 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    try:  # the users table first: a mistake in it is reported before the slow index load
+        SsoGate.from_settings(settings)
+    except SsoConfigError as exc:
+        print(f"error: invalid users file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:  # load before serving, so a missing index or model is a message, not a traceback
         holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     state = AppState(holder, KeyStore(settings.index))
-    try:
-        app = create_app(settings, state)
-    except SsoConfigError as exc:
-        print(f"error: invalid users file: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    app = create_app(settings, state)
     # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
                 proxy_headers=False)

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -87,15 +86,31 @@ class AccessIndex:
         self._lock = threading.Lock()
         self._generation = generation
         self._by_path: list[tuple[str, np.ndarray]] | None = None
+        self._within_cache: dict[tuple[str, ...], np.ndarray] = {}
 
     def within(self, allowed: AllowedSet, patterns: Sequence[str]) -> AllowedSet:
         """Narrow `allowed` to documents whose path matches one of the globs (access.yaml's
         glob semantics). The result is a subset of `allowed`: a glob can never widen it."""
-        matcher = _matcher(tuple(patterns))
-        picked = [ids for path, ids in self._paths() if matcher.match(path)]
-        if not picked or len(allowed) == 0:
+        matching = self._matching(tuple(patterns))
+        if matching.size == 0 or len(allowed) == 0:
             return EMPTY
-        return _frozen(np.intersect1d(allowed.ids, np.concatenate(picked)))
+        narrowed = np.intersect1d(allowed.ids, matching, assume_unique=True)
+        narrowed.setflags(write=False)
+        return AllowedSet(narrowed)
+
+    def _matching(self, patterns: tuple[str, ...]) -> np.ndarray:
+        """Sorted chunk ids of every document whose path matches; kept per set of globs, since
+        people repeat the same few folder filters."""
+        cached = self._within_cache.get(patterns)
+        if cached is None:
+            matcher = _matcher(patterns)
+            picked = [ids for path, ids in self._paths() if matcher.match(path)]
+            cached = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+            with self._lock:
+                if len(self._within_cache) > 256:
+                    self._within_cache.clear()
+                self._within_cache[patterns] = cached
+        return cached
 
     def _paths(self) -> list[tuple[str, np.ndarray]]:
         """Chunk ids per document path, read on the first `within` of this generation."""
@@ -150,7 +165,6 @@ class AccessIndex:
         return cached
 
 
-@lru_cache(maxsize=256)
 def _matcher(patterns: tuple[str, ...]) -> Any:
-    """Compiled globs (requests repeat the same few folder filters)."""
+    """The globs compiled once, with the flags access.yaml's rules use."""
     return glob.compile(list(patterns), flags=GLOB_FLAGS)
