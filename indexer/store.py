@@ -371,6 +371,23 @@ class Generation:
             out.setdefault(doc_id, []).append(
                 (partner, date.fromisoformat(until) if until else None))
         return out
+    def document_owners(self, doc_ids: Sequence[str]) -> dict[str, str | None]:
+        """Owner (access.yaml `owner`) of each known document: what the audit records."""
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        rows = self._db().execute(
+            f"SELECT doc_id, owner FROM documents WHERE doc_id IN ({marks})", list(doc_ids)
+        ).fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks) in this generation, for the operators' metrics."""
+        db = self._db()
+        documents = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return int(documents), int(chunks)
+
     # --- what the next build reuses from this generation (indexer/incremental.py) ---
 
     def _has(self, table: str, column: str | None = None) -> bool:

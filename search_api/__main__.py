@@ -4,6 +4,8 @@
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
     python -m search_api keys list --index DIR
     python -m search_api keys revoke KEY_ID --index DIR
+    python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
+                                           [--until ISO] [--limit N] [--json]
 
 Exit codes: 0 done; 2 bad arguments or no usable index; 1 any other failure.
 """
@@ -40,7 +42,45 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
     revoke.add_argument("--index", type=Path, required=True)
+    audit = sub.add_parser("audit", help="read the audit log (who saw what), newest first")
+    audit.add_argument("--index", type=Path, required=True)
+    audit.add_argument("--partner", help="the key's partner, the partner acted for, or 'admin'")
+    audit.add_argument("--document", help="a document id")
+    audit.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-25T09:00:00Z")
+    audit.add_argument("--until", help="ISO date or time (UTC)")
+    audit.add_argument("--limit", type=int, help="at most this many records")
+    audit.add_argument("--json", action="store_true", help="one JSON record per line")
     return parser
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from search_api.audit import AuditLog, AuditQuery, parse_time
+
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    log = AuditLog(args.index)
+    if not log.segments():
+        print(f"no audit records in {log.dir}", file=sys.stderr)
+    for event in log.newest_first(AuditQuery(args.partner, args.document, since, until,
+                                             args.limit)):
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False))
+            continue
+        who = "admin" if event["admin"] else f"partner={event['partner']}"
+        if event.get("on_behalf_of"):
+            who += f" for={event['on_behalf_of']}"
+        docs = ", ".join(f"{d['doc_id']}" + (f" (owner {d['owner']})" if d["owner"] else "")
+                         for d in event["documents"]) or "-"
+        query = json.dumps(event["query"], ensure_ascii=False) if event["query"] else "-"
+        print(f"{event['time']}  {event['surface']:<8} {event['status']}  key {event['key_id']} "
+              f"({event['key_name']})  {who}  query={query}  documents: {docs}")
+    return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -64,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:  # load before serving, so a missing index or model is a message, not a traceback
-        holder = IndexHolder(settings.index, settings.torch_threads)
+        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -122,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss", "transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
+        if args.command == "audit":
+            return _audit(args)
         return _serve(args) if args.command == "serve" else _keys(args)
     except KeyboardInterrupt:
         return EXIT_OK

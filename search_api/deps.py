@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from search_api.access import AllowedSet, Principal
-from search_api.errors import Unauthorized
+from search_api.audit import AuditLog
+from search_api.errors import Forbidden, Unauthorized
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder, LoadedIndex
 from search_api.settings import ApiSettings
@@ -83,3 +84,21 @@ def allowed_set(principal: CurrentPrincipal, index: CurrentIndex, state: State) 
 
 
 Allowed = Annotated[AllowedSet, Depends(allowed_set)]
+
+
+def admin_principal(principal: CurrentPrincipal) -> Principal:
+    """Admin-only routes (the full audit): a partner key gets 403, never a partial answer."""
+    if not principal.admin:
+        raise Forbidden("this needs an admin key (`keys create --admin`)")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+
+
+def get_audit(request: Request) -> AuditLog:
+    return request.app.state.audit
+
+
+# The one audit log: every surface calls `audit.record(principal, surface, ...)` once.
+Audit = Annotated[AuditLog, Depends(get_audit)]

@@ -26,6 +26,11 @@ class Unauthorized(ApiError):
         super().__init__(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(403, "forbidden", message)
+
+
 def error_response(status: int, code: str, message: str,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
