@@ -36,8 +36,7 @@ class IndexerSettings(BaseSettings):
         120.0, gt=0, description="a file whose parsing takes longer is skipped (a looping PDF)")
     ocr: bool = Field(True, description="OCR PDF pages without a text layer (tesseract)")
     ocr_max_pages: int = Field(50, ge=0, description="pages OCR'd per file at most")
-    ocr_seconds: float = Field(60.0, gt=0, description="OCR time per file at most, seconds "
-                               "(held below 80 % of parse_timeout_seconds)")
+    ocr_seconds: float = Field(300.0, gt=0, description="OCR time per file at most, seconds")
     ocr_dpi: int = Field(150, ge=50, le=600, description="page rendering resolution for OCR")
     ocr_languages: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
                                description="tesseract languages, e.g. eng+deu")

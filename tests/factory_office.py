@@ -90,8 +90,9 @@ def write_deck(path: Path) -> Path:
     return path
 
 
-def write_report(path: Path) -> Path:
-    """A Word report with a heading hierarchy, a results table, a header, footer and comment."""
+def write_report(path: Path, footnote: str | None = None) -> Path:
+    """A Word report with a heading hierarchy, a results table, a header, footer and comment
+    (and a footnote on the summary, written as Word stores it, when one is given)."""
     import docx
 
     document = docx.Document()
@@ -135,9 +136,30 @@ def write_report(path: Path) -> Path:
         "so that it trips the contactor like a short.")
     document.add_comment(summary.runs, text="Add the revision C retest date before issue 3.",
                          author="Hannah Kerr")
+    if footnote:
+        _add_footnote(document, summary, footnote)
     path.parent.mkdir(parents=True, exist_ok=True)
     document.save(path)
     return path
+
+
+def _add_footnote(document: object, paragraph: object, text: str) -> None:
+    """python-docx writes no footnotes: add the part and a reference the way Word does."""
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    xml = (f'<w:footnotes {w}><w:footnote w:type="separator" w:id="-1"><w:p><w:r>'
+           '<w:separator/></w:r></w:p></w:footnote><w:footnote w:id="1"><w:p><w:r>'
+           f'<w:t xml:space="preserve">{text}</w:t></w:r></w:p></w:footnote></w:footnotes>')
+    part = Part(PackURI("/word/footnotes.xml"), "application/vnd.openxmlformats-"
+                "officedocument.wordprocessingml.footnotes+xml", xml.encode(),
+                document.part.package)  # type: ignore[attr-defined]
+    document.part.relate_to(part, RELATIONSHIP_TYPE.FOOTNOTES)  # type: ignore[attr-defined]
+    paragraph._p.append(parse_xml(  # type: ignore[attr-defined]
+        f'<w:r {w}><w:footnoteReference w:id="1"/></w:r>'))
 
 
 def write_workbook(path: Path) -> Path:

@@ -239,3 +239,28 @@ def _zip(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def test_word_headers_footers_once_and_footnotes_kept(tmp_path: Path) -> None:
+    doc = only_doc(write_report(tmp_path / "r.docx", footnote="Measured on board revision B."))
+    sections = {p.section: p.text for p in doc.pages}
+    assert sections["Footnotes"] == "Measured on board revision B."
+    assert full_text(doc).count("Initech confidential: Helios WP3") == 1
+    assert "Comment by Hannah Kerr: Add the revision C retest date" in sections["Comments"]
+    detection = sections["WP3 hardware-in-the-loop validation report > 3. Results > "
+                         "3.1 Detection times"]
+    assert "Injected fault: Internal short circuit (10 ohm); Detection time: 140 ms" in detection
+
+
+def test_pdf_bookmarks_give_each_page_its_section(tmp_path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(
+        ["Cover page.", "Aim of the study.", "Cycling results.", "More cycling results."]))))
+    results = writer.add_outline_item("2 Results", 2)
+    writer.add_outline_item("1 Aim", 1)
+    writer.add_outline_item("2.1 Cycling", 2, parent=results)
+    writer.write(tmp_path / "report.pdf")
+    doc = only_doc(tmp_path / "report.pdf")
+    assert [(p.number, p.section) for p in doc.pages] == [
+        (1, None), (2, "1 Aim"), (3, "2 Results > 2.1 Cycling"), (4, "2 Results > 2.1 Cycling")]

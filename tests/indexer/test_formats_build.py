@@ -67,3 +67,23 @@ def test_attachments_take_the_mails_rights_and_slides_their_numbers(
         risks = search("beta", "Which risks are on the programme risk register?")[0]
         assert (risks["path"], risks["page"], risks["section"]) == (
             "shared/steering.pptx", 4, "Programme risk register")
+
+
+def test_password_protected_word_file_opens_with_the_variable_access_yaml_names(
+        tmp_path: Path, settings: IndexerSettings, embedder: Embedder) -> None:
+    import io
+
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "access.yaml", MANIFEST + 'passwords:\n  "mail/*.docx": PKS_PW_MAIL\n')
+    encrypted = io.BytesIO()
+    OOXMLFile(io.BytesIO(write_report(tmp_path / "r.docx").read_bytes())).encrypt(
+        "s3cret", encrypted)
+    write(corpus / "mail/locked.docx", encrypted.getvalue())
+    write(corpus / "shared/note.md", "# Note\n\nA shared note so that a build has something.")
+    opened = build(corpus, tmp_path / "i1", settings, embedder, environ={"PKS_PW_MAIL": "s3cret"})
+    assert opened.skipped == [] and opened.documents == 2
+    wrong = build(corpus, tmp_path / "i2", settings, embedder, environ={"PKS_PW_MAIL": "nope"})
+    assert [s.path for s in wrong.skipped] == ["mail/locked.docx"]
+    assert wrong.skipped[0].reason.startswith("encrypted: no (valid) password configured")
