@@ -24,7 +24,7 @@ from indexer.generations import clean_debris
 from indexer.incremental import Previous, pipeline_key
 from indexer.intake import Intake, PasswordSource, read_corpus
 from indexer.isolate import IsolatedParser
-from indexer.load import Document, LoadWarning, Skipped
+from indexer.load import Document, LoadWarning, Skipped, load_options
 from indexer.lock import build_lock
 from indexer.manifest import Grant, Manifest, load_manifest
 from indexer.progress import Progress
@@ -126,7 +126,7 @@ def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifes
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         intake = read_corpus(corpus, files, previous, parser,
                              PasswordSource(manifest, os.environ if environ is None else environ),
-                             settings.max_file_mb, bar.update)
+                             load_options(settings), bar.update)
     bar.close()
     for skip in intake.skipped:
         log.warning("skipped %s: %s", skip.path, skip.reason)

@@ -9,7 +9,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from indexer.chunk import Chunk
@@ -50,27 +50,27 @@ class PasswordSource:
         self._manifest = manifest
         self._environ = environ
 
-    def options(self, rel: str, max_file_mb: float) -> tuple[LoadOptions, str | None]:
+    def options(self, rel: str, base: LoadOptions) -> tuple[LoadOptions, str | None]:
         """(options for this file, the name of a variable named for it but not set)."""
         env = self._manifest.password_env_for(rel)
         password = self._environ.get(env) if env else None
         missing = env if env and password is None else None
-        return LoadOptions(max_file_mb=max_file_mb, password=password), missing
+        return replace(base, password=password), missing
 
 
 def read_corpus(corpus: Path, files: list[Path], previous: Previous, parser: IsolatedParser,
-                passwords: PasswordSource, max_file_mb: float,
+                passwords: PasswordSource, options: LoadOptions,
                 tick: Callable[[], None] = lambda: None) -> Intake:
     intake = Intake()
     for path in files:
         rel = path.relative_to(corpus).as_posix()
-        _read_one(path, rel, previous, parser, passwords, max_file_mb, intake)
+        _read_one(path, rel, previous, parser, passwords, options, intake)
         tick()
     return intake
 
 
 def _read_one(path: Path, rel: str, previous: Previous, parser: IsolatedParser,
-              passwords: PasswordSource, max_file_mb: float, intake: Intake) -> None:
+              passwords: PasswordSource, base: LoadOptions, intake: Intake) -> None:
     try:
         info = os.stat(path)
         same = previous.unchanged(rel, path, info) if stat.S_ISREG(info.st_mode) else None
@@ -85,7 +85,7 @@ def _read_one(path: Path, rel: str, previous: Previous, parser: IsolatedParser,
         intake.outcomes.append(FileOutcome(same, carried=previous.carry(same)))
         return
     if info is not None:
-        options, missing_env = passwords.options(rel, max_file_mb)
+        options, missing_env = passwords.options(rel, base)
         intake.parsed += 1
         got = _parse_stable(path, rel, options, parser)
         if got is None:

@@ -1,5 +1,6 @@
-"""/docs (Swagger UI) and /redoc from files installed with the package, never from a CDN: an
-intranet may have no internet. The files come from fastapi-offline's wheel."""
+"""/docs (Swagger UI) from files installed with the package, never from a CDN: an intranet may
+have no internet. The files come from fastapi-offline's wheel. /redoc is off: ReDoc fetches its
+logo from the internet."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from pathlib import Path
 
 import fastapi_offline
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 
 from search_api.errors import ApiError
 
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
-FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"}
+FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
 PREFIX = "/docs/assets"
 
 router = APIRouter(include_in_schema=False)
@@ -27,15 +28,6 @@ def swagger_ui(request: Request) -> HTMLResponse:
         swagger_js_url=f"{root}{PREFIX}/swagger-ui-bundle.js",
         swagger_css_url=f"{root}{PREFIX}/swagger-ui.css",
         swagger_favicon_url=f"{root}{PREFIX}/favicon.png")
-
-
-@router.get("/redoc")
-def redoc(request: Request) -> HTMLResponse:
-    root = request.scope.get("root_path", "")
-    return get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}", title=f"{request.app.title} - API",
-        redoc_js_url=f"{root}{PREFIX}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{PREFIX}/favicon.png", with_google_fonts=False)
 
 
 @router.get(PREFIX + "/{name}")
