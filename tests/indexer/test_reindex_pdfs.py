@@ -16,6 +16,7 @@ from indexer.embed import Embedder
 from indexer.incremental import Previous
 from indexer.intake import PasswordSource, read_corpus
 from indexer.isolate import IsolatedParser
+from indexer.load import load_options
 from indexer.manifest import Manifest, PasswordRule
 from indexer.settings import IndexerSettings
 from indexer.store import Generation
@@ -81,9 +82,11 @@ def test_every_shared_pdf_is_indexed_or_has_a_one_line_reason(
         PasswordRule(1, f"encrypted/{name}", f"PW_{i}") for i, name in enumerate(passwords())))
     environ = {f"PW_{i}": pw for i, pw in enumerate(passwords().values())}
     files, refused = discover_files(corpus)
+    no_ocr = settings.model_copy(update={"ocr": False})  # OCR is the formats tests' (and slow)
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         intake = read_corpus(corpus, files, Previous(None, False, False), parser,
-                             PasswordSource(manifest, environ), settings.max_file_mb)
+                             PasswordSource(manifest, environ),
+                             load_options(no_ocr))
     indexed = {o.record.path for o in intake.outcomes if o.parsed}
     reasons = {s.path: s.reason for s in intake.skipped + refused}
     for path in files:
