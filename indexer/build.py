@@ -126,9 +126,8 @@ def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifes
     bar = Progress(len(files), "loading", "files", settings.progress)
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         intake = read_corpus(corpus, files, previous, parser,
-                             PasswordSource(manifest, os.environ if environ is None else environ,
-                                            load_options(settings)),
-                             settings.max_file_mb, bar.update)
+                             PasswordSource(manifest, os.environ if environ is None else environ),
+                             load_options(settings), bar.update)
     bar.close()
     for skip in intake.skipped:
         log.warning("skipped %s: %s", skip.path, skip.reason)

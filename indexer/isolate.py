@@ -61,9 +61,14 @@ class IsolatedParser:
                                  name="pks-parser")
         proc.start()
         child.close()
-        if not parent.poll(START_SECONDS) or parent.recv() != "ready":
+        try:
+            ready = parent.poll(START_SECONDS) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             proc.kill()
-            raise RuntimeError("the parser worker process did not start")
+            raise RuntimeError(f"the parser worker process did not start (exit code "
+                               f"{proc.exitcode}); see the log above for its error")
         self._proc, self._conn = proc, parent
         return parent
 
