@@ -115,7 +115,6 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
         except BaseException:
             writer.abort()  # also on Ctrl-C: a half-written generation never stays behind
             raise
-    report.seconds = round(time.perf_counter() - started, 2)
     log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
              report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,19 +72,19 @@ def read_corpus(corpus: Path, files: list[Path], previous: Previous, parser: Iso
 def _read_one(path: Path, rel: str, previous: Previous, parser: IsolatedParser,
               passwords: PasswordSource, base: LoadOptions, intake: Intake) -> None:
     try:
-        stat = os.stat(path)
-        same = previous.unchanged(rel, path, stat)
+        info = os.stat(path)
+        same = previous.unchanged(rel, path, info) if stat.S_ISREG(info.st_mode) else None
     except FileNotFoundError:
         intake.skipped.append(Skipped(rel, "disappeared during the build"))
         return
     except OSError as exc:
-        stat, same = None, None
+        info, same = None, None
         failure = f"could not be read: {exc.strerror or exc}"
     if same is not None:
         intake.carried += 1
         intake.outcomes.append(FileOutcome(same, carried=previous.carry(same)))
         return
-    if stat is not None:
+    if info is not None:
         options, missing_env = passwords.options(rel, base)
         intake.parsed += 1
         got = _parse_stable(path, rel, options, parser)
@@ -142,7 +143,8 @@ def _parse_stable(path: Path, rel: str, options: LoadOptions,
     for _ in range(READ_ATTEMPTS):
         try:
             before = os.stat(path)
-            sha = file_sha256(path)
+            # A pipe or device would block the hash; the loader skips it with a reason.
+            sha = file_sha256(path) if stat.S_ISREG(before.st_mode) else ""
             results = parser.parse(path, rel, options)
             after = os.stat(path)
         except FileNotFoundError:

@@ -21,6 +21,7 @@ from search_api.metrics import OpsMetrics, RequestMetrics
 from search_api.routes import audit, docs, documents, ops, page, retrieve
 from search_api.routes import mcp as mcp_routes
 from search_api.routes import search as search_routes
+from search_api.schemas import ErrorResponse
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
 
@@ -87,6 +88,11 @@ def _install_operations(app: FastAPI, settings: ApiSettings) -> None:
                                max_age_seconds=settings.audit_max_age_hours * 3600,
                                fsync_seconds=settings.audit_fsync_seconds,
                                observer=app.state.metrics)
+    app.router.responses.update({  # declared on every route included after this
+        413: {"model": ErrorResponse, "description": "Request body over PKS_MAX_BODY_BYTES"},
+        429: {"model": ErrorResponse, "description": "Too many requests with this key; see "
+                                                     "the Retry-After header"},
+    })
     app.add_middleware(RateLimit, rate_per_minute=settings.rate_limit_per_minute,
                        burst=settings.rate_limit_burst,
                        user_header=settings.user_header if settings.trust_user_header else None)

@@ -16,6 +16,9 @@ from search_api.access import AccessDenied
 log = logging.getLogger(__name__)
 
 
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for an undecodable body
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str,
                  headers: Mapping[str, str] | None = None) -> None:
@@ -90,6 +93,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:  # e.g. bytes that are not
+            return error_response(422, "invalid_request",  # UTF-8: the documented 422
+                                  "the body is not valid JSON text (send UTF-8 encoded JSON)")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 

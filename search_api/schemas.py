@@ -14,13 +14,18 @@ ON_BEHALF_OF = ("Answer for this partner too: only passages that both the key's 
                 "partner sees nothing, so the answer is empty.")
 MAX_WITHIN_GLOBS = 20
 MAX_GLOB_CHARS = 300
+# The validators' rules, also written into the OpenAPI schema so that clients (and the fuzz
+# test) know them: some character other than white space; a glob relative to the corpus root.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+RELATIVE_GLOB = r"^(?!/)(?!(.*/)?\.\.(/|$))(?=.*[^\s\x1c-\x1f\x85])[^\x00-\x1f]*$"
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(description="What to look for, in natural language (1-2,000 characters).",
-                       examples=["ionic conductivity of the sulfide electrolyte"])
+                       examples=["ionic conductivity of the sulfide electrolyte"],
+                       json_schema_extra={"maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK})
     top_k: int = Field(10, ge=1, le=100, description="How many passages to return (1-100).")
     on_behalf_of: str | None = Field(None, max_length=64, pattern=PARTNER_PATTERN,
                                      description=ON_BEHALF_OF)
@@ -29,7 +34,9 @@ class SearchRequest(BaseModel):
                           "of these globs, with access.yaml's glob rules (`*` within a folder, "
                           "`**` across folders). Narrows what the key may see; never widens it. "
                           f"At most {MAX_WITHIN_GLOBS} globs of {MAX_GLOB_CHARS} characters.",
-        examples=[["shared/**", "acme/reports/*.pdf"]])
+        examples=[["shared/**", "acme/reports/*.pdf"]],
+        json_schema_extra={"minItems": 1, "maxItems": MAX_WITHIN_GLOBS, "items": {
+            "type": "string", "maxLength": MAX_GLOB_CHARS, "pattern": RELATIVE_GLOB}})
 
     @field_validator("query")
     @classmethod

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -16,7 +16,6 @@ from search_api.deps import (
     CurrentIndex,
     State,
     admin_principal,
-    bearer,
     resolve_principal,
 )
 from search_api.errors import error_response
@@ -47,12 +46,15 @@ def healthz(index: CurrentIndex) -> dict[str, str]:
     return {"status": "ok", "generation": index.generation.name}
 
 
-@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
-def metrics(request: Request, state: State,
-            credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                   Depends(bearer)]) -> Response:
-    """Counters and latency histograms by route template and status; the live generation."""
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES,
+            openapi_extra={"security": [{}, {"HTTPBearer": []}]})  # a key only if configured
+def metrics(request: Request, state: State) -> Response:
+    """Counters and latency histograms by route template and status; the live generation.
+    Open to a scraper, unless PKS_METRICS_REQUIRE_ADMIN asks for an admin key."""
     if request.app.state.settings.metrics_require_admin:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip()) \
+            if scheme.lower() == "bearer" and token.strip() else None
         admin_principal(resolve_principal(request, state, credentials))
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
