@@ -8,7 +8,9 @@ For visible shares 100 % / 10 % / 1 % / 0.1 %, laid out contiguous (a partner's 
 as the indexer lays them out by access rule) and scattered (a partner's chunks spread over the
 whole index), it measures: recall@10 against exact filtered search (numpy brute force over the
 allowed rows), the fewest results any query got, p50/p99 latency, and the cost of planning a new
-allowed set. In the same run the peer, LangChain's FAISS vector store (langchain-community,
+allowed set. Wall-clock latency and, beside it, the query thread's CPU time (what a query costs
+when a core is free: on a shared machine the wall clock also counts time waiting for a core).
+In the same run the peer, LangChain's FAISS vector store (langchain-community,
 `pip install -e '.[bench]'`), answers the same queries with the same filter (a metadata callable
 on the same allowed ids) and its default fetch_k. Memory per chunk is the store's own bytes.
 """
@@ -81,13 +83,15 @@ def exact_top(matrix: np.ndarray, ids: np.ndarray, rows: np.ndarray,
 
 
 def summarise(system: str, share: float, layout: str, found: list[list[int]],
-              truth: list[list[int]], latencies: list[float]) -> dict[str, object]:
+              truth: list[list[int]], latencies: list[float],
+              cpu: list[float]) -> dict[str, object]:
     recall = statistics.mean(len(set(f) & set(t)) / len(t) for f, t in zip(found, truth,
                                                                           strict=True))
     return {"system": system, "share": share, "layout": layout, "queries": len(found),
             "recall_at_10": round(recall, 4), "min_results": min(len(f) for f in found),
             "p50_ms": round(statistics.median(latencies), 3),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 3)}
+            "p99_ms": round(float(np.percentile(latencies, 99)), 3),
+            "cpu_p50_ms": round(statistics.median(cpu), 3)}
 
 
 def langchain_store(matrix: np.ndarray, ids: np.ndarray):  # type: ignore[no-untyped-def]
@@ -144,13 +148,14 @@ def main() -> None:
             t0 = time.perf_counter()
             chosen = store.plan_for(allowed)
             plan_ms = (time.perf_counter() - t0) * 1000
-            found, latencies = [], []
+            found, latencies, cpu = [], [], []
             for query in queries:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 hits = store.search(query, allowed, K)
                 latencies.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.thread_time() - c0) * 1000)
                 found.append([h.chunk_id for h in hits])
-            row = summarise("ours", share, layout, found, truth, latencies)
+            row = summarise("ours", share, layout, found, truth, latencies, cpu)
             row.update(plan=chosen.strategy.value, runs=int(chosen.starts.size),
                        visible=int(allowed.size), first_plan_ms=round(plan_ms, 3))
             print(json.dumps(row), flush=True)
@@ -161,15 +166,16 @@ def main() -> None:
                 def may_see(meta: dict[str, int], visible: set[int] = visible) -> bool:
                     return meta["id"] in visible
 
-                found, latencies = [], []
+                found, latencies, cpu = [], [], []
                 for query in queries[:args.peer_queries]:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     docs = peer.similarity_search_with_score_by_vector(
                         query.tolist(), k=K, filter=may_see)
                     latencies.append((time.perf_counter() - t0) * 1000)
+                    cpu.append((time.thread_time() - c0) * 1000)
                     found.append([d.metadata["id"] for d, _ in docs])
                 row = summarise("langchain-faiss", share, layout, found,
-                                truth[:args.peer_queries], latencies)
+                                truth[:args.peer_queries], latencies, cpu)
                 row.update(fetch_k=20, visible=int(allowed.size))
                 print(json.dumps(row), flush=True)
                 rows.append(row)

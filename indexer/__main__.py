@@ -18,8 +18,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from indexer.progress import LOG_FORMAT
+
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -115,7 +115,6 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
         except BaseException:
             writer.abort()  # also on Ctrl-C: a half-written generation never stays behind
             raise
-    report.seconds = round(time.perf_counter() - started, 2)
     log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
              report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report
@@ -126,9 +125,8 @@ def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifes
     bar = Progress(len(files), "loading", "files", settings.progress)
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         intake = read_corpus(corpus, files, previous, parser,
-                             PasswordSource(manifest, os.environ if environ is None else environ,
-                                            load_options(settings)),
-                             settings.max_file_mb, bar.update)
+                             PasswordSource(manifest, os.environ if environ is None else environ),
+                             load_options(settings), bar.update)
     bar.close()
     for skip in intake.skipped:
         log.warning("skipped %s: %s", skip.path, skip.reason)

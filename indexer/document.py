@@ -57,7 +57,7 @@ class LoadOptions:
     password: str | None = None  # from the env variable access.yaml names for this file
     ocr: bool = True  # recognise the text of PDF pages that have no text layer
     ocr_max_pages: int = 50  # pages OCR'd per file at most; the rest are reported
-    ocr_seconds: float = 300.0  # OCR time per file at most; the rest are reported
+    ocr_seconds: float = 60.0  # OCR time per file at most; the rest are reported
     ocr_dpi: int = 150  # rendering resolution for OCR (150 dpi: 1 % CER on linn.pdf)
     ocr_languages: str = "eng"  # tesseract language codes, e.g. "eng+deu"
     sheet_max_rows: int = 5000  # rows of one spreadsheet sheet kept as text; the rest reported

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,48 +46,46 @@ class PasswordSource:
     """access.yaml names an environment variable per file pattern; its value is read here, at
     build time, from the environment the CLI passes in (never from the manifest itself)."""
 
-    def __init__(self, manifest: Manifest, environ: Mapping[str, str],
-                 base: LoadOptions | None = None) -> None:
+    def __init__(self, manifest: Manifest, environ: Mapping[str, str]) -> None:
         self._manifest = manifest
         self._environ = environ
-        self._base = base or LoadOptions()  # the loaders' settings (OCR, limits)
 
-    def options(self, rel: str, max_file_mb: float) -> tuple[LoadOptions, str | None]:
+    def options(self, rel: str, base: LoadOptions) -> tuple[LoadOptions, str | None]:
         """(options for this file, the name of a variable named for it but not set)."""
         env = self._manifest.password_env_for(rel)
         password = self._environ.get(env) if env else None
         missing = env if env and password is None else None
-        return replace(self._base, max_file_mb=max_file_mb, password=password), missing
+        return replace(base, password=password), missing
 
 
 def read_corpus(corpus: Path, files: list[Path], previous: Previous, parser: IsolatedParser,
-                passwords: PasswordSource, max_file_mb: float,
+                passwords: PasswordSource, options: LoadOptions,
                 tick: Callable[[], None] = lambda: None) -> Intake:
     intake = Intake()
     for path in files:
         rel = path.relative_to(corpus).as_posix()
-        _read_one(path, rel, previous, parser, passwords, max_file_mb, intake)
+        _read_one(path, rel, previous, parser, passwords, options, intake)
         tick()
     return intake
 
 
 def _read_one(path: Path, rel: str, previous: Previous, parser: IsolatedParser,
-              passwords: PasswordSource, max_file_mb: float, intake: Intake) -> None:
+              passwords: PasswordSource, base: LoadOptions, intake: Intake) -> None:
     try:
-        stat = os.stat(path)
-        same = previous.unchanged(rel, path, stat)
+        info = os.stat(path)
+        same = previous.unchanged(rel, path, info) if stat.S_ISREG(info.st_mode) else None
     except FileNotFoundError:
         intake.skipped.append(Skipped(rel, "disappeared during the build"))
         return
     except OSError as exc:
-        stat, same = None, None
+        info, same = None, None
         failure = f"could not be read: {exc.strerror or exc}"
     if same is not None:
         intake.carried += 1
         intake.outcomes.append(FileOutcome(same, carried=previous.carry(same)))
         return
-    if stat is not None:
-        options, missing_env = passwords.options(rel, max_file_mb)
+    if info is not None:
+        options, missing_env = passwords.options(rel, base)
         intake.parsed += 1
         got = _parse_stable(path, rel, options, parser)
         if got is None:
@@ -144,7 +143,8 @@ def _parse_stable(path: Path, rel: str, options: LoadOptions,
     for _ in range(READ_ATTEMPTS):
         try:
             before = os.stat(path)
-            sha = file_sha256(path)
+            # A pipe or device would block the hash; the loader skips it with a reason.
+            sha = file_sha256(path) if stat.S_ISREG(before.st_mode) else ""
             results = parser.parse(path, rel, options)
             after = os.stat(path)
         except FileNotFoundError:

@@ -19,14 +19,19 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from indexer.load import LoadOptions, LoadResult, Skipped, load_file
+from indexer.progress import LOG_FORMAT
 
 log = logging.getLogger(__name__)
 Parser = Callable[[Path, str, LoadOptions], Iterator[LoadResult]]
 START_SECONDS = 300.0  # importing the parsers on a busy machine; not part of any file's limit
 
 
-def _serve(conn: Connection, parse: Parser) -> None:
+def _serve(conn: Connection, parse: Parser, log_level: int) -> None:
     """The worker's loop: one (path, rel, options) in, the list of its results out."""
+    # Problems reach the report as skips and warnings; the parsers' own chatter (pypdf's
+    # "EOF marker not found") would only be unformatted noise in the build's log.
+    logging.basicConfig(level=max(log_level, logging.WARNING), format=LOG_FORMAT)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     conn.send("ready")
     while True:
         try:
@@ -57,13 +62,18 @@ class IsolatedParser:
         if self._conn is not None:
             return self._conn
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_serve, args=(child, self._parse), daemon=True,
-                                 name="pks-parser")
+        proc = self._ctx.Process(target=_serve, daemon=True, name="pks-parser", args=(
+            child, self._parse, logging.getLogger().getEffectiveLevel()))
         proc.start()
         child.close()
-        if not parent.poll(START_SECONDS) or parent.recv() != "ready":
+        try:
+            ready = parent.poll(START_SECONDS) and parent.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
             proc.kill()
-            raise RuntimeError("the parser worker process did not start")
+            raise RuntimeError(f"the parser worker process did not start (exit code "
+                               f"{proc.exitcode}); see the log above for its error")
         self._proc, self._conn = proc, parent
         return parent
 

@@ -47,8 +47,10 @@ SUPPORTED = set(FORMATS)
 
 def load_options(settings: IndexerSettings, password: str | None = None) -> LoadOptions:
     """The loaders' share of the settings (plus a file's password), picklable for a worker."""
+    # OCR stops before the file's parse time limit, so its text pages are still indexed.
+    ocr_seconds = min(settings.ocr_seconds, 0.8 * settings.parse_timeout_seconds)
     return LoadOptions(max_file_mb=settings.max_file_mb, password=password, ocr=settings.ocr,
-                       ocr_max_pages=settings.ocr_max_pages, ocr_seconds=settings.ocr_seconds,
+                       ocr_max_pages=settings.ocr_max_pages, ocr_seconds=ocr_seconds,
                        ocr_dpi=settings.ocr_dpi, ocr_languages=settings.ocr_languages,
                        sheet_max_rows=settings.sheet_max_rows,
                        max_unzipped_mb=settings.max_unzipped_mb)
@@ -58,7 +60,10 @@ def load_corpus(corpus: Path, files: list[Path], options: LoadOptions) -> Iterat
     """Load each file; anything that goes wrong in one file is reported and the rest go on."""
     for path in files:
         rel = path.relative_to(corpus).as_posix()
-        yield from load_file(path, rel, options)
+        try:
+            yield from load_file(path, rel, options)
+        except Exception as exc:  # one broken file must not lose the others
+            yield Skipped(rel, f"could not be read: {type(exc).__name__}: {exc}")
 
 
 def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
@@ -75,7 +80,11 @@ def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult
     if not path.is_file():  # a FIFO or device would block the build; a dangling link has no data
         yield Skipped(rel, "not a regular file (a dangling link, pipe or device)")
         return
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        yield Skipped(rel, f"could not be read: {exc.strerror or exc}")
+        return
     if size == 0:
         yield Skipped(rel, "empty file (0 bytes)")
         return

@@ -8,6 +8,7 @@ import logging
 from tqdm import tqdm
 
 log = logging.getLogger("indexer.build")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the CLI's and the parser's
 
 
 class Progress:

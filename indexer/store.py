@@ -79,6 +79,18 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class ChunkSpan:
+    """Where a chunk sits in its document: to merge neighbours and rebuild a page's text."""
+
+    chunk_id: int
+    doc_id: str
+    ordinal: int  # position within the document
+    page: int | None
+    char_start: int  # offsets into the page text
+    char_end: int
+
+
+@dataclass(frozen=True)
 class FileRecord:
     """One corpus file as a generation saw it: lets the next build skip it when unchanged.
 
@@ -313,6 +325,21 @@ class Generation:
         ).fetchall()
         return {row[0]: Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
                                 bool(row[7])) for row in rows}
+
+    def chunk_spans(self, chunk_ids: Sequence[int]) -> dict[int, ChunkSpan]:
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._db().execute(
+            "SELECT chunk_id, doc_id, ordinal, page, char_start, char_end FROM chunks "
+            f"WHERE chunk_id IN ({marks})", list(chunk_ids)).fetchall()
+        return {row[0]: ChunkSpan(*row) for row in rows}
+
+    def document_chunk_ids(self, doc_id: str) -> list[int]:
+        """A document's chunk ids in reading order (empty for an unknown document)."""
+        rows = self._db().execute("SELECT chunk_id FROM chunks WHERE doc_id = ? ORDER BY ordinal",
+                                  (doc_id,)).fetchall()
+        return [row[0] for row in rows]
 
     def document(self, doc_id: str) -> DocumentRow | None:
         """One document's path, title and chunk ids (None if the id is unknown)."""

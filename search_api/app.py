@@ -18,7 +18,8 @@ from search_api.keys import KeyStore
 from search_api.limits import BodyLimit, RateLimit
 from search_api.live import IndexHolder, LoadedIndex
 from search_api.metrics import OpsMetrics, RequestMetrics
-from search_api.routes import audit, docs, documents, ops, page
+from search_api.routes import audit, docs, documents, ops, page, retrieve
+from search_api.routes import mcp as mcp_routes
 from search_api.routes import search as search_routes
 from search_api.schemas import ErrorResponse
 from search_api.settings import ApiSettings
@@ -52,7 +53,8 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
         if settings.reload_seconds > 0:
             threading.Thread(target=_watch, args=(app.state.pks.holder, settings.reload_seconds,
                                                   stop), daemon=True, name="index-watch").start()
-        yield
+        async with mcp_routes.serving(app):
+            yield
         stop.set()
         app.state.audit.close()
 
@@ -63,8 +65,9 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
     install_error_handlers(app)
     _install_operations(app, settings)
     for router in (ops.router, search_routes.router, documents.router, page.router,
-                   docs.router, audit.router):
+                   docs.router, audit.router, retrieve.router):
         app.include_router(router)
+    app.router.routes.append(mcp_routes.route)
     return app
 
 

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
-DOWNLOAD_SURFACES = frozenset({"document"})  # everything else returns passages
+DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
 
 
 class AccessObserver(Protocol):

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from search_api.access import AllowedSet, Principal
+from search_api.access import DOCUMENTS, RETRIEVE, SEARCH, AllowedSet, Principal
 from search_api.audit import AuditLog
 from search_api.errors import Forbidden, Unauthorized
 from search_api.keys import KeyStore
@@ -54,6 +54,16 @@ def current_index(state: State) -> LoadedIndex:
 CurrentIndex = Annotated[LoadedIndex, Depends(current_index)]
 
 
+def principal_for(keys: KeyStore, token: str | None) -> Principal:
+    """The one way a presented key becomes a principal: HTTP routes and MCP tools alike."""
+    if not token or not token.strip():
+        raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
+    principal = keys.authenticate(token.strip())
+    if principal is None:
+        raise Unauthorized("unknown or revoked API key")
+    return principal
+
+
 def resolve_principal(
     request: Request,
     state: State,
@@ -68,15 +78,26 @@ def resolve_principal(
             raise Unauthorized(f"user '{user}' is signed in but not in the users table; ask an "
                                "administrator to add you to a partner")
         return signed_in
-    if credentials is None or not credentials.credentials:
-        raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
-    principal = state.keys.authenticate(credentials.credentials.strip())
-    if principal is None:
-        raise Unauthorized("unknown or revoked API key")
-    return principal
+    return principal_for(state.keys, credentials.credentials if credentials else None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(resolve_principal)]
+
+
+def scoped(scope: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets through only principals holding `scope` (403 otherwise)."""
+
+    def require(principal: CurrentPrincipal) -> Principal:
+        principal.require(scope)
+        return principal
+
+    return require
+
+
+# One per surface: a route names the scope it needs by its caller type.
+SearchCaller = Annotated[Principal, Depends(scoped(SEARCH))]
+RetrieveCaller = Annotated[Principal, Depends(scoped(RETRIEVE))]
+DocumentsCaller = Annotated[Principal, Depends(scoped(DOCUMENTS))]
 
 
 def allowed_set(principal: CurrentPrincipal, index: CurrentIndex, state: State) -> AllowedSet:

@@ -18,8 +18,13 @@ from search_api.access import AllowedSet
 from search_api.errors import ApiError
 from search_api.live import LoadedIndex
 
-TEXT_TYPES = {".md": "text/markdown", ".markdown": "text/markdown", ".txt": "text/plain",
-              ".csv": "text/csv", ".html": "text/html", ".htm": "text/html"}
+OFFICE = "application/vnd.openxmlformats-officedocument"
+MEDIA_TYPES = {  # explicit where the system's mime.types may lack them
+    ".md": "text/markdown", ".markdown": "text/markdown", ".txt": "text/plain",
+    ".csv": "text/csv", ".html": "text/html", ".htm": "text/html", ".pdf": "application/pdf",
+    ".docx": f"{OFFICE}.wordprocessingml.document", ".xlsx": f"{OFFICE}.spreadsheetml.sheet",
+    ".pptx": f"{OFFICE}.presentationml.presentation", ".eml": "message/rfc822",
+    ".jsonl": "application/jsonl"}
 
 
 class DocumentNotFound(ApiError):
@@ -84,7 +89,7 @@ def _read_indexed_file(index: LoadedIndex, rel: str, corpus: Path | None) -> byt
 
 def _media_type(name: str) -> str:
     suffix = Path(name).suffix.lower()
-    media = TEXT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    media = MEDIA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
     return f"{media}; charset=utf-8" if media.startswith("text/") else media
 
 

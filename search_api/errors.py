@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from search_api.access import AccessDenied
+
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +65,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         if kind == "missing":
             text = "is required" if field != "body" else "a JSON body is required"
         elif kind == "extra_forbidden":
-            text = "is not a known field (expected: query, top_k)"
+            text = "is not a known field (the fields are listed at /docs)"
         elif kind in ("greater_than_equal", "less_than_equal"):
             bound = "at least" if kind == "greater_than_equal" else "at most"
             limit = ctx.get("ge", ctx.get("le"))
@@ -80,6 +82,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(AccessDenied)
+    async def _forbidden(_: Request, exc: AccessDenied) -> JSONResponse:
+        return error_response(403, "forbidden", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

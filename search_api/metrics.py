@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search_api.live import LoadedIndex
 
-SURFACES = frozenset({"search", "retrieve", "document", "mcp"})
+SURFACES = frozenset({"search", "retrieve", "document", "mcp", "mcp-document"})
 MODES = frozenset({"dense", "lexical", "hybrid"})
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 UNMATCHED = "unmatched"

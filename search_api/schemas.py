@@ -8,6 +8,10 @@ from wcmatch import glob
 from indexer.manifest import GLOB_FLAGS
 
 MAX_QUERY_CHARS = 2000
+PARTNER_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # the manifest's partner ids
+ON_BEHALF_OF = ("Answer for this partner too: only passages that both the key's partner and "
+                "this partner may see. Needs a key with the scope act-as (else 403); an unknown "
+                "partner sees nothing, so the answer is empty.")
 MAX_WITHIN_GLOBS = 20
 MAX_GLOB_CHARS = 300
 # The validators' rules, also written into the OpenAPI schema so that clients (and the fuzz
@@ -23,6 +27,8 @@ class SearchRequest(BaseModel):
                        examples=["ionic conductivity of the sulfide electrolyte"],
                        json_schema_extra={"maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK})
     top_k: int = Field(10, ge=1, le=100, description="How many passages to return (1-100).")
+    on_behalf_of: str | None = Field(None, max_length=64, pattern=PARTNER_PATTERN,
+                                     description=ON_BEHALF_OF)
     within: list[str] | None = Field(
         None, description="Only documents whose path (relative to the corpus root) matches one "
                           "of these globs, with access.yaml's glob rules (`*` within a folder, "
@@ -101,3 +107,47 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="The question to ground an answer in (1-2,000 characters).",
+                       examples=["What ionic conductivity did the electrolyte reach?"])
+    max_tokens: int = Field(1500, ge=50, le=8000,
+                            description="Budget of the returned `context` (50-8,000), counted "
+                                        "with the embedding model's tokenizer.")
+    top_k: int = Field(20, ge=1, le=100,
+                       description="How many best chunks to consider before merging and packing.")
+    on_behalf_of: str | None = Field(None, max_length=64, pattern=PARTNER_PATTERN,
+                                     description=ON_BEHALF_OF)
+
+    @field_validator("query")
+    @classmethod
+    def _query_text(cls, value: str) -> str:
+        return SearchRequest._query_text(value)  # the same rules as a search's query
+
+
+class RetrievedPassage(BaseModel):
+    number: int = Field(description="1-based; the [n] of the citation and of the context.")
+    citation: str = Field(description="E.g. '[1] Pilot line report, p. 4'.")
+    doc_id: str
+    title: str
+    path: str = Field(description="File path relative to the corpus root.")
+    page: int | None = Field(description="First page, slide or sheet of the passage.")
+    page_end: int | None = Field(description="Last page, slide or sheet (passages may span two).")
+    section: str | None = Field(description="Heading path, slide title or sheet name.")
+    ocr: bool = Field(description="True when some of the text was recognised by OCR.")
+    chunk_ids: list[int] = Field(description="The neighbouring chunks merged into this passage.")
+    score: float = Field(description="Best cosine similarity among its chunks.")
+    tokens: int = Field(description="Tokens of `text`.")
+    truncated: bool = Field(description="True when the text was cut to fit the budget.")
+    text: str
+
+
+class RetrieveResponse(BaseModel):
+    passages: list[RetrievedPassage] = Field(description="Best first, numbered from 1.")
+    context: str = Field(description="The numbered passages with their citations, ready to paste "
+                                     "into a prompt; never over max_tokens.")
+    tokens: int = Field(description="Tokens of `context`.")
+    tokenizer: str = Field(description="The model whose tokenizer counted the tokens.")

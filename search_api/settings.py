@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from search_api.batching import Batching
@@ -35,6 +35,9 @@ class ApiSettings(BaseSettings):
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
+    api_key: SecretStr | None = Field(
+        None, description="the key the stdio MCP server (`python -m search_api mcp`) acts with "
+                          "(PKS_API_KEY); the HTTP server takes keys per request instead")
 
     corpus: Path | None = Field(
         None, description="where the corpus is mounted for GET /v1/documents, if not at the path "

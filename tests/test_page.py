@@ -22,9 +22,12 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from indexer.build import BuildReport
+from indexer.build import build
+from indexer.embed import Embedder
+from indexer.settings import IndexerSettings
 from search_api.keys import KeyStore
-from tests.conftest import TEXTS, VISIBLE
+from tests.conftest import TEXTS, VISIBLE, make_access_corpus
+from tests.factory import write
 from tests.test_e2e import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +42,25 @@ partners:
   beta: [bob@beta.example]
 """
 PHONE = {"width": 375, "height": 740}
+MARKUP_PATH = "shared/markup-notes.txt"
+MARKUP = ('Release notes of the MARKUP tracker: <img src=x onerror="window.pwned=1"> and '
+          '<script>window.pwned=2</script> and <b>bold claims</b> & entities like &amp; stay text.')
+SEES = {who: docs | {MARKUP_PATH} for who, docs in VISIBLE.items()}  # what each partner sees here
 
 
 @pytest.fixture(scope="module")
-def server(access_index: tuple[Path, BuildReport],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    index = access_index[0]
-    users = tmp_path_factory.mktemp("sso") / "users.yaml"
+def server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
+           embedder: Embedder) -> Iterator[dict[str, object]]:
+    """The access corpus plus one shared file of markup, served by a real server."""
+    base = tmp_path_factory.mktemp("page")
+    corpus = make_access_corpus(base / "corpus")
+    write(corpus / MARKUP_PATH, MARKUP)
+    index = base / "index"
+    build(corpus, index, settings, embedder)
+    users = base / "users.yaml"
     users.write_text(USERS)
     store = KeyStore(index)
-    keys = {p: store.create(f"page {p}", p, False)[1] for p in ("alpha", "beta", "gamma")}
+    keys = {p: store.create(f"page {p}", p, False)[1] for p in SEES}
     keys["admin"] = store.create("page admin", None, True)[1]
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0",
@@ -68,7 +80,7 @@ def server(access_index: tuple[Path, BuildReport],
     else:
         proc.kill()
         pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
-    yield {"url": url, "port": port, "keys": keys, "corpus": Path(access_index[1].corpus)}
+    yield {"url": url, "port": port, "keys": keys, "corpus": corpus}
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=20)
@@ -90,16 +102,16 @@ def test_user_header_from_the_trusted_proxy_signs_the_user_in(server: dict) -> N
     alice = search_from(server, PROXY, {"X-Forwarded-User": "alice@alpha.example"})
     assert alice.status_code == 200
     docs = {r["doc_id"] for r in alice.json()["results"]}
-    assert docs and docs <= VISIBLE["alpha"] and "alpha/electrolyte.txt" in docs
+    assert docs and docs <= SEES["alpha"] and "alpha/electrolyte.txt" in docs
     bob = search_from(server, PROXY, {"X-Forwarded-User": "Bob@Beta.example"})  # any case
-    assert {r["doc_id"] for r in bob.json()["results"]} <= VISIBLE["beta"]
+    assert {r["doc_id"] for r in bob.json()["results"]} <= SEES["beta"]
     carol = search_from(server, PROXY, {"X-Forwarded-User": "carol@host.example"})
     assert all("visible_to" in r for r in carol.json()["results"])  # an admin
     stranger = search_from(server, PROXY, {"X-Forwarded-User": "mallory@else.example"})
     assert stranger.status_code == 401 and "not in the users table" in stranger.text
     # From the proxy without the header, the key decides as usual.
     keyed = search_from(server, PROXY, {"Authorization": f"Bearer {server['keys']['beta']}"})
-    assert {r["doc_id"] for r in keyed.json()["results"]} <= VISIBLE["beta"]
+    assert {r["doc_id"] for r in keyed.json()["results"]} <= SEES["beta"]
 
 
 def test_user_header_from_any_other_address_is_ignored(server: dict) -> None:
@@ -113,7 +125,7 @@ def test_user_header_from_any_other_address_is_ignored(server: dict) -> None:
                                              "Authorization": f"Bearer {server['keys']['beta']}"})
     assert beta.status_code == 200
     results = beta.json()["results"]
-    assert results and {r["doc_id"] for r in results} <= VISIBLE["beta"]
+    assert results and {r["doc_id"] for r in results} <= SEES["beta"]
     assert all("visible_to" not in r for r in results)
 
 
@@ -180,8 +192,8 @@ def test_search_shows_highlighted_results_and_never_another_partners_passage(
     assert key_form.is_hidden()
     assert "results for" in page.locator("#status").inner_text()
     paths = page.locator(".result .path").all_inner_texts()
-    assert paths and all(p in {"alpha/pilot-line.pdf", "shared/glossary.jsonl"} or p in
-                         VISIBLE["alpha"] for p in paths)
+    assert paths and all(p in {"alpha/pilot-line.pdf", "shared/glossary.jsonl"}
+                         or p in SEES["alpha"] for p in paths)
     body = page.locator("#result-list").inner_text()
     assert "OSPREY" not in body and "salt spray" not in body  # beta's passage never shows
     marks = {m.lower() for m in page.locator(".passage mark").all_inner_texts()}
@@ -197,6 +209,16 @@ def test_search_shows_highlighted_results_and_never_another_partners_passage(
     assert key_form.is_hidden()
     pdf = page.locator("a.doc-link[href*='pilot-line.pdf']").first
     assert (pdf.get_attribute("href") or "").endswith(("#page=1", "#page=2"))
+
+
+def test_passages_are_shown_as_text_never_as_markup(page, server: dict) -> None:
+    sign_in_and_search(page, server, "delta", "release notes of the MARKUP tracker")
+    first = page.locator(".result").first
+    assert first.locator(".path").inner_text() == MARKUP_PATH
+    assert first.locator(".passage").inner_text() == MARKUP
+    assert first.locator(".passage mark").first.inner_text().lower() in {"release", "markup"}
+    assert page.locator("#result-list img, #result-list script, #result-list b").count() == 0
+    assert page.evaluate("typeof window.pwned") == "undefined"
 
 
 def test_keyboard_moves_between_results_and_opens_a_document(page, server: dict) -> None:
@@ -296,12 +318,13 @@ def test_docs_render_offline(page, server: dict) -> None:
 
 
 def test_readme_screenshot(page, server: dict, tmp_path: Path) -> None:
-    """Keeps docs/screenshot.png (shown in the README) true to the page as it is."""
+    """Screenshot of the page; with PKS_UPDATE_SCREENSHOT=1 it also refreshes docs/screenshot.png
+    (shown in the README), so an ordinary run never rewrites a tracked file."""
     page.set_viewport_size({"width": 900, "height": 760})
     sign_in_and_search(page, server, "admin", "How did the sensors inside the pouch cells "
                                               "detect swelling?")
     shot = tmp_path / "screenshot.png"
     page.screenshot(path=str(shot))
-    (ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
     assert shot.stat().st_size > 10_000
+    if os.environ.get("PKS_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")

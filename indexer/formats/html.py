@@ -25,7 +25,11 @@ BOILERPLATE = ("script", "style", "noscript", "nav", "header", "footer", "aside"
 
 
 def load_html(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
-    html = decode_html(path.read_bytes())
+    raw = path.read_bytes()
+    if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        yield Skipped(rel, "looks like a binary file (contains NUL bytes), not an HTML page")
+        return
+    html = decode_html(raw)
     if not html.strip():
         yield Skipped(rel, "no text (only whitespace)")
         return

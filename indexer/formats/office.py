@@ -53,9 +53,6 @@ def open_package(path: Path, options: LoadOptions) -> io.BytesIO:
                          f"{options.max_unzipped_mb:g} MB limit (a zip bomb?)")
     if MAIN_PART[suffix] not in names:
         raise BadPackage(f"not a valid {kind}: the package has no {MAIN_PART[suffix]}")
-    bad = archive.testzip()
-    if bad is not None:
-        raise BadPackage(f"not a valid {kind}: member {bad} is corrupt (CRC mismatch)")
     data.seek(0)
     return data
 
@@ -93,16 +90,24 @@ def _decrypt(raw: bytes, password: str | None, suffix: str) -> bytes:
 def cell_rows(rows: list[list[str]]) -> list[str]:
     """Table rows as text that keeps each column's header: "Header: value; Header: value".
 
-    The first row with any text is taken as the header row; a column without a header keeps
-    its bare value, and empty cells are left out.
+    Leading rows with a single cell (a sheet's title, a note) stay plain lines; the first row
+    with two or more cells is the header row. A column without a header keeps its bare value,
+    and empty cells are left out.
     """
     rows = [[" ".join(c.split()) for c in row] for row in rows]
     rows = [row for row in rows if any(row)]
+    out: list[str] = []
+    while rows and sum(1 for c in rows[0] if c) < 2 and any(
+            sum(1 for c in row if c) >= 2 for row in rows[1:]):
+        out.append(next(c for c in rows.pop(0) if c))
     if not rows:
-        return []
+        return out
     header, body = rows[0], rows[1:]
-    out = [" | ".join(c for c in header if c)]
+    out.append(" | ".join(c for c in header if c))
     for row in body:
+        if sum(1 for c in row if c) == 1:  # a note row, not a value of the first column
+            out.append(next(c for c in row if c))
+            continue
         cells = [f"{header[i]}: {value}" if i < len(header) and header[i] and header[i] != value
                  else value for i, value in enumerate(row) if value]
         out.append("; ".join(cells))

@@ -107,7 +107,8 @@ def _pdf_title(reader: PdfReader) -> str | None:
 
 
 def _outline_sections(reader: PdfReader) -> dict[int, str]:
-    """Page number -> the bookmark path in force on it ("2 Methods > 2.1 Cells")."""
+    """Page number -> the bookmark path in force on it ("2 Methods > 2.1 Cells"): the last one
+    that begins on the page, else the one carried over from an earlier page."""
     starts: list[tuple[int, str]] = []
 
     def walk(items: list[object], trail: list[str]) -> None:
@@ -133,8 +134,8 @@ def _outline_sections(reader: PdfReader) -> dict[int, str]:
     sections: dict[int, str] = {}
     current: str | None = None
     by_page: dict[int, str] = {}
-    for number, name in starts:
-        by_page.setdefault(number, name)
+    for number, name in starts:  # the last section begun on a page is in force after it
+        by_page[number] = name
     for number in range(1, len(reader.pages) + 1):
         current = by_page.get(number, current)
         if current:

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from search_api.deps import Allowed, AppSettings, Audit, CurrentIndex, CurrentPrincipal
+from search_api.deps import Allowed, AppSettings, Audit, CurrentIndex, DocumentsCaller
 from search_api.documents import fetch_document
 from search_api.errors import ApiError
 from search_api.routes import error_responses
@@ -18,9 +18,9 @@ router = APIRouter(tags=["documents"])
 @router.get("/v1/documents/{doc_id:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "The document as indexed"},
-                       **error_responses(401, 404, 410)})
+                       **error_responses(401, 403, 404, 410)})
 def get_document(doc_id: str, index: CurrentIndex, allowed: Allowed,
-                 settings: AppSettings, principal: CurrentPrincipal, audit: Audit) -> Response:
+                 settings: AppSettings, principal: DocumentsCaller, audit: Audit) -> Response:
     """The original file (a JSONL record: its indexed text). PDFs open at a page with `#page=N`.
     A document this key may not see is a 404, the same as one that does not exist."""
     try:

@@ -128,3 +128,20 @@ def test_pdf_with_a_password_opens_when_given_it(tmp_path: Path) -> None:
     assert isinstance(opened[0], Document) and "secret agreement" in opened[0].pages[0].text
     wrong = list(load_file(tmp_path / rel, rel, LoadOptions(password="nope")))
     assert isinstance(wrong[0], Skipped) and wrong[0].reason.startswith("encrypted: no (valid)")
+
+
+def test_markdown_is_split_into_heading_sections(tmp_path: Path) -> None:
+    write(tmp_path / "report.md", "Preface line.\n\n# Report\n\n## 1. Aim\n\nFind the limit.\n\n"
+                                  "## 2. Results\n\n### 2.1 Cycling\n\nLost 3 %.\n\n```\n# not a "
+                                  "heading\n```\n\n## 3. Empty\n")
+    docs, _ = load_all(tmp_path)
+    pages = docs[0].pages
+    assert docs[0].title == "Report"
+    assert [(p.section, p.text.strip().splitlines()[-1]) for p in pages] == [
+        (None, "Preface line."),
+        ("Report > 1. Aim", "Find the limit."),
+        ("Report > 2. Results > 2.1 Cycling", "```"),
+        ("Report > 3. Empty", "## 3. Empty"),
+    ]
+    assert pages[1].text.startswith("# Report\n\n## 1. Aim")  # a bare heading joins the next
+    assert "# not a heading" in pages[2].text

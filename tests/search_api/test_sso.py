@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,15 @@ def test_off_by_default_and_proxies_read_from_the_environment(
     assert SsoGate.from_settings(ApiSettings(index=tmp_path)).enabled is False
     monkeypatch.setenv("PKS_TRUSTED_PROXIES", "10.0.0.5, 192.168.1.0/24")
     assert ApiSettings(index=tmp_path).trusted_proxies == ["10.0.0.5", "192.168.1.0/24"]
+
+
+def test_serve_refuses_to_start_with_a_bad_users_table(tmp_path: Path) -> None:
+    bad = users_file(tmp_path, "partners:\n  acme: [alice@acme.example]\n"
+                                "  globex: [Alice@acme.example]\n")
+    env = {**os.environ, "PKS_TRUST_USER_HEADER": "1", "PKS_TRUSTED_PROXIES": "10.0.0.5",
+           "PKS_USERS_FILE": str(bad)}
+    done = subprocess.run([sys.executable, "-m", "search_api", "serve", "--index",
+                           str(tmp_path / "index")], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 2
+    assert f"{bad}:3: user 'Alice@acme.example' is listed twice" in done.stderr
