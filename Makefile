@@ -59,6 +59,7 @@ bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/build_speed.py --index-root var/bench
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/search_speed.py --index var/bench/scifact-index
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/api_throughput.py --index var/bench/scifact100-index --build
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/reindex_speed.py --index-root var/bench
 	$(BIN)/python benchmarks/filtered_search.py --n 1000000 --json benchmarks/results/filtered_search.json
 
 clean:

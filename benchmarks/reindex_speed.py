@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -108,6 +109,7 @@ def main() -> None:
         scratch = Path(scratch_dir)
         root = args.index_root or scratch
         corpus, index = make_corpus(scratch / "scifact", args.source), root / "reindex-scifact"
+        shutil.rmtree(index, ignore_errors=True)  # the first build must really be the first
         first = build(corpus, index, settings, embedder)
         rows.append(row("first build", first))
         same = build(corpus, index, settings, embedder)

@@ -123,6 +123,15 @@ def test_html_main_text_only(name: str, found: list[str], absent: list[str]) -> 
     assert doc.title and doc.title != Path(name).stem
 
 
+@needs_office
+def test_html_heading_sections_and_tables_cite_well() -> None:
+    doc = only_doc(OFFICE / "test_wikipedia.html")
+    founding = next(p for p in doc.pages if "business in 1980" in p.text)
+    assert founding.section == "Microsoft > History > 1972–1985: Founding"
+    assert "Founded: April 4, 1975 in Albuquerque, New Mexico, U.S." in doc.pages[0].text
+    assert any("Year: 2005; " in p.text for p in doc.pages)  # header row kept with its values
+
+
 def test_html_declared_charset_is_used(tmp_path: Path) -> None:
     page = ("<html><head><meta charset='iso-8859-1'><title>Prüfbericht</title></head><body>"
             "<nav>Home | Login</nav><main><p>Die Zelle erreichte 93 % Kapazität nach 500 "

@@ -1,0 +1,115 @@
+"""A real server keeps answering while builds publish new generations (0 errors for a client
+querying in a loop), swaps each one in by itself, and follows a rollback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from indexer.store import CURRENT
+from tests.conftest import make_access_corpus
+from tests.factory import write
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV, timeout=600)
+
+
+def serve(index: Path) -> tuple[subprocess.Popen[str], str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
+        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    server.kill()
+    pytest.fail("the server did not start")
+
+
+def served_generation(url: str, expected: str, within: float = 60) -> str:
+    """Wait until /healthz names `expected` (the reload interval is 0.5 s; a loaded CI box is
+    slow, hence the generous bound: this is not a timing assertion)."""
+    deadline = time.time() + within
+    name = ""
+    while time.time() < deadline:
+        name = httpx.get(f"{url}/healthz", timeout=5).json()["generation"]
+        if name == expected:
+            return name
+        time.sleep(0.2)
+    return name
+
+
+def test_queries_during_builds_see_no_error_and_the_server_follows_a_rollback(
+        tmp_path: Path) -> None:
+    corpus, index = make_access_corpus(tmp_path / "corpus"), tmp_path / "index"
+    assert cli("indexer", "build", "--corpus", str(corpus), "--index", str(index)).returncode == 0
+    key = cli("search_api", "keys", "create", "--index", str(index), "--partner", "alpha"
+              ).stdout.strip().splitlines()[-1]
+    server, url = serve(index)
+    errors: list[str] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as http:
+            while not stop.is_set():
+                try:
+                    r = http.post("/v1/search", json={"query": "KESTREL electrolyte batch",
+                                                      "top_k": 5}, timeout=30)
+                    if r.status_code != 200 or not r.json()["results"]:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+                    answered[0] += 1
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+
+    loop = threading.Thread(target=client, daemon=True)
+    loop.start()
+    names = []
+    try:
+        for n in range(3):
+            write(corpus / f"alpha/finding-{n}.txt",
+                  f"KESTREL electrolyte batch {10 + n} codename WREN-{n} reached {15 + n} mS/cm.")
+            built = cli("indexer", "build", "--corpus", str(corpus), "--index", str(index))
+            assert built.returncode == 0, built.stderr
+            names.append((index / CURRENT).read_text().strip())
+            assert served_generation(url, names[-1]) == names[-1]
+        stop.set()
+        loop.join(60)
+        assert errors == [] and answered[0] >= 3
+
+        back = cli("indexer", "rollback", "--index", str(index))
+        assert back.returncode == 0, back.stderr
+        assert served_generation(url, names[-2]) == names[-2]
+        hits = httpx.post(f"{url}/v1/search", json={"query": "codename WREN-2", "top_k": 50},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+        docs = {r["doc_id"] for r in hits["results"]}
+        assert "alpha/finding-1.txt" in docs and "alpha/finding-2.txt" not in docs
+    finally:
+        stop.set()
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
