@@ -16,6 +16,7 @@ and writes benchmarks/results/api_throughput.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -113,9 +114,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--embed-workers", type=int, nargs="+", default=[2])
     parser.add_argument("--window-ms", type=float, nargs="+", default=[2.0])
+    parser.add_argument("--max-batch", type=int, nargs="+", default=[32],
+                        help="1 with as many workers as clients: no batching, for comparison")
     parser.add_argument("--threads", type=int, nargs="+", default=[1],
                         help="torch threads per embedding worker")
     parser.add_argument("--data", type=Path, default=SHARED, help="BEIR SciFact directory")
+    parser.add_argument("--json", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "api_throughput.json")
     args = parser.parse_args()
     if args.build and not (args.index / "CURRENT").exists():
         corpus = make_partner_corpus(args.index.with_name(args.index.name + "-corpus"),
@@ -130,27 +135,28 @@ def main() -> None:
     keys = [token for _, token in created]
     rows = []
     try:
-        for workers in args.embed_workers:
-            for window in args.window_ms:
-                for threads in args.threads:
-                    env = {"PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
-                           "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1"}
-                    server, url = start_server(args.index, env)
-                    try:
-                        for clients in args.clients:
-                            row = {"embed_workers": workers, "window_ms": window,
-                                   "torch_threads": threads, "partners": len(partners),
-                                   **load(url, clients, args.requests, keys, queries, server.pid),
-                                   "load_average": round(os.getloadavg()[0], 2)}
-                            print(json.dumps(row), flush=True)
-                            rows.append(row)
-                    finally:
-                        server.terminate()
-                        server.wait(timeout=30)
+        for workers, window, threads, batch in itertools.product(
+                args.embed_workers, args.window_ms, args.threads, args.max_batch):
+            env = {"PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
+                   "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1",
+                   "PKS_QUERY_BATCH": str(batch)}
+            server, url = start_server(args.index, env)
+            try:
+                for clients in args.clients:
+                    row = {"embed_workers": workers, "window_ms": window,
+                           "max_batch": batch,
+                           "torch_threads": threads, "partners": len(partners),
+                           **load(url, clients, args.requests, keys, queries, server.pid),
+                           "load_average": round(os.getloadavg()[0], 2)}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
     finally:
         for record, _ in created:
             store.revoke(record.key_id)
-    out = ROOT / "benchmarks" / "results" / "api_throughput.json"
+    out = args.json
     out.write_text(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
 

@@ -27,20 +27,11 @@ __all__ = ["SUPPORTED", "Document", "LoadOptions", "LoadResult", "LoadWarning", 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[Path, str, LoadOptions], Iterator[LoadResult]]
-# suffix -> (module under indexer.formats, its loader function, the package providing the parser)
-FORMATS: dict[str, tuple[str, str, str]] = {
-    ".txt": ("text", "load_plain", ""),
-    ".md": ("text", "load_markdown", ""),
-    ".markdown": ("text", "load_markdown", ""),
-    ".jsonl": ("text", "load_jsonl_file", ""),
-    ".pdf": ("pdf", "load_pdf", "pypdf"),
-    ".docx": ("docx", "load_docx", "python-docx"),
-    ".pptx": ("pptx", "load_pptx", "python-pptx"),
-    ".xlsx": ("xlsx", "load_xlsx", "openpyxl"),
-    ".xlsm": ("xlsx", "load_xlsx", "openpyxl"),
-    ".html": ("html", "load_html", "trafilatura"),
-    ".htm": ("html", "load_html", "trafilatura"),
-    ".eml": ("email", "load_eml", ""),
+# suffix -> the package that parses it (named when it is missing)
+FORMATS: dict[str, str] = {
+    ".txt": "", ".md": "", ".markdown": "", ".jsonl": "", ".eml": "",
+    ".pdf": "pypdf", ".docx": "python-docx", ".pptx": "python-pptx", ".xlsx": "openpyxl",
+    ".xlsm": "openpyxl", ".html": "trafilatura", ".htm": "trafilatura",
 }
 SUPPORTED = set(FORMATS)
 
@@ -108,14 +99,38 @@ def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult
 
 def loader_for(suffix: str) -> Loader | Skipped:
     """The loader of a format, imported only when needed; a missing parser is a skip."""
-    module_name, function, package = FORMATS[suffix]
     try:
-        module = __import__(f"indexer.formats.{module_name}", fromlist=[function])
+        return _import_loader(suffix)
     except ImportError as exc:
-        return Skipped("", f"no parser for {suffix} files is installed ({package or exc.name}: "
-                           f"{exc}); install the project's dependencies")
-    loader: Loader = getattr(module, function)
-    return loader
+        package = FORMATS[suffix] or exc.name
+        return Skipped("", f"no parser for {suffix} files is installed ({package}: {exc}); "
+                           "install the project's dependencies")
+
+
+def _import_loader(suffix: str) -> Loader:
+    """Each format's module imports its parser; only the formats a corpus has are imported."""
+    if suffix == ".pdf":
+        from indexer.formats.pdf import load_pdf
+        return load_pdf
+    if suffix == ".docx":
+        from indexer.formats.docx import load_docx
+        return load_docx
+    if suffix == ".pptx":
+        from indexer.formats.pptx import load_pptx
+        return load_pptx
+    if suffix in (".xlsx", ".xlsm"):
+        from indexer.formats.xlsx import load_xlsx
+        return load_xlsx
+    if suffix in (".html", ".htm"):
+        from indexer.formats.html import load_html
+        return load_html
+    if suffix == ".eml":
+        from indexer.formats.email import load_eml
+        return load_eml
+    from indexer.formats import text
+
+    return {".jsonl": text.load_jsonl_file, ".txt": text.load_plain}.get(suffix,
+                                                                         text.load_markdown)
 
 
 def _reason(suffix: str, exc: Exception) -> str:

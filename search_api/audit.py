@@ -124,9 +124,10 @@ class AuditLog:
         try:
             event = self._event(principal, surface, generation, query, doc_ids, mode,
                                 on_behalf_of, status)
-            self._append((json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8"))
+            self._append(event)
         except Exception:
-            self.failures += 1
+            with self._lock:
+                self.failures += 1
             if self.observer is not None:
                 self.observer.audit_write_failed()
             log.exception("audit record lost (%s by key %s); the request itself is answered",
@@ -140,7 +141,7 @@ class AuditLog:
             passages[doc_id] = passages.get(doc_id, 0) + 1
         owners = generation.document_owners(list(passages)) if generation is not None else {}
         return {
-            "time": iso(utc_now()), "key_id": principal.key_id,
+            "time": None, "key_id": principal.key_id,  # time: stamped when written
             "key_name": self._key_name(principal.key_id), "partner": principal.partner,
             "admin": principal.admin, "on_behalf_of": on_behalf_of, "surface": surface,
             "query": query, "mode": mode, "status": status,
@@ -157,13 +158,16 @@ class AuditLog:
             self._names.update({r.key_id: r.name for r in self._keys.list()})
         return self._names.get(key_id, "")
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, event: dict[str, Any]) -> None:
+        """Stamp the time under the lock, so the file's order is the order of the times."""
         with self._lock:
             if self._lock_fd is None:
                 self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
+                event["time"] = iso(utc_now())
+                data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
                 fd = self._open_segment()
                 size = os.fstat(fd).st_size
                 if size >= self.max_bytes or (size and time.time() - self._started >= self.max_age):

@@ -44,7 +44,8 @@ class IndexCollector(Collector):
         documents, chunks = self._counts[generation.name]
         info = GaugeMetricFamily("pks_index_info", "The live index generation (value 1).",
                                  labels=["generation", "model"])
-        info.add_metric([generation.name, str(generation.info.get("model", ""))], 1)
+        model = str(generation.info.get("model", "")).rstrip("/").rsplit("/", 1)[-1]
+        info.add_metric([generation.name, model], 1)  # the model's name, not where it lives
         yield info
         yield GaugeMetricFamily("pks_index_documents", "Documents in the live generation.",
                                 value=documents)

@@ -175,8 +175,11 @@ def citation(number: int, hits: Sequence[Hit]) -> str:
         else:
             plural = "pp." if label == "p." else f"{label}s"
             parts.append(f"{plural} {low}-{high}")
-    if first.section and first.section.strip() and first.section.strip() != title:
-        parts.append(first.section.strip())
+    section = (first.section or "").strip()
+    if section.startswith(f"{title} > "):  # heading paths often start with the title itself
+        section = section[len(title) + 3:]
+    if section and section != title:
+        parts.append(section)
     return ", ".join(parts)
 
 

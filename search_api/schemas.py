@@ -113,7 +113,8 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(description="The question to ground an answer in (1-2,000 characters).",
-                       examples=["What ionic conductivity did the electrolyte reach?"])
+                       examples=["What ionic conductivity did the electrolyte reach?"],
+                       json_schema_extra={"maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK})
     max_tokens: int = Field(1500, ge=50, le=8000,
                             description="Budget of the returned `context` (50-8,000), counted "
                                         "with the embedding model's tokenizer.")

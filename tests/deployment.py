@@ -38,12 +38,18 @@ def free_port() -> int:
 
 @contextmanager
 def serve(index: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Serve `index` until the block ends; yields the base URL."""
+    """Serve `index` until the block ends; yields the base URL.
+
+    The server's output goes to a file beside the index, never to an unread pipe: a fuzz run
+    logs thousands of lines, and a full pipe would block the server mid-request.
+    """
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env={**ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+    log_path = index.parent / f"server-{port}.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "serve", "--index", str(index),
+             "--port", str(port)],
+            cwd=ROOT, env={**ENV, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline and server.poll() is None:
@@ -54,8 +60,7 @@ def serve(index: Path, env: dict[str, str] | None = None) -> Iterator[str]:
             time.sleep(0.3)
     else:
         server.kill()
-        output = server.stdout.read() if server.stdout else ""
-        raise RuntimeError(f"server did not start: {output}")
+        raise RuntimeError(f"server did not start: {log_path.read_text()}")
     try:
         yield url
     finally:

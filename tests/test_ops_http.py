@@ -206,7 +206,8 @@ def test_metrics_health_and_readiness_without_a_key(deployment: dict) -> None:
     assert 'endpoint="unmatched",method="GET",status="404"' in text
     assert re.search(r'pks_searches_total\{mode="default",surface="search"\} [1-9]', text)
     documents, chunks = generation.counts()
-    assert f'pks_index_info{{generation="{generation.name}"' in text
+    assert re.search(rf'pks_index_info{{generation="{generation.name}",model="[^"/]+"}} 1.0',
+                     text)  # the model's name, never a path on the server
     assert f"pks_index_documents {float(documents)}" in text
     assert f"pks_index_chunks {float(chunks)}" in text
     assert "pks_audit_write_failures_total 0.0" in text

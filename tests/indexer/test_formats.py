@@ -123,6 +123,15 @@ def test_html_main_text_only(name: str, found: list[str], absent: list[str]) -> 
     assert doc.title and doc.title != Path(name).stem
 
 
+@needs_office
+def test_html_heading_sections_and_tables_cite_well() -> None:
+    doc = only_doc(OFFICE / "test_wikipedia.html")
+    founding = next(p for p in doc.pages if "business in 1980" in p.text)
+    assert founding.section == "Microsoft > History > 1972–1985: Founding"
+    assert "Founded: April 4, 1975 in Albuquerque, New Mexico, U.S." in doc.pages[0].text
+    assert any("Year: 2005; " in p.text for p in doc.pages)  # header row kept with its values
+
+
 def test_html_declared_charset_is_used(tmp_path: Path) -> None:
     page = ("<html><head><meta charset='iso-8859-1'><title>Prüfbericht</title></head><body>"
             "<nav>Home | Login</nav><main><p>Die Zelle erreichte 93 % Kapazität nach 500 "
@@ -257,9 +266,9 @@ def test_pdf_bookmarks_give_each_page_its_section(tmp_path: Path) -> None:
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(
         ["Cover page.", "Aim of the study.", "Cycling results.", "More cycling results."]))))
-    results = writer.add_outline_item("2 Results", 2)
-    writer.add_outline_item("1 Aim", 1)
-    writer.add_outline_item("2.1 Cycling", 2, parent=results)
+    results = writer.add_outline_item(title="2 Results", page_number=2)
+    writer.add_outline_item(title="1 Aim", page_number=1)
+    writer.add_outline_item(title="2.1 Cycling", page_number=2, parent=results)
     writer.write(tmp_path / "report.pdf")
     doc = only_doc(tmp_path / "report.pdf")
     assert [(p.number, p.section) for p in doc.pages] == [

@@ -62,6 +62,8 @@ def test_size_rotation_from_many_threads_loses_nothing(tmp_path: Path) -> None:
     assert len(segments) > 5 and segments[-1].name == ACTIVE
     assert [p.name for p in segments[:2]] == ["segment-000001.jsonl", "segment-000002.jsonl"]
     assert sorted(all_queries(log)) == sorted(f"q{i}" for i in range(400))
+    times = [e["time"] for e in log.events()]
+    assert times == sorted(times)  # the files' order is the order of the times
     for path in segments:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         if path.name != ACTIVE:  # a closed segment reached the size that closed it

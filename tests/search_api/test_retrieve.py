@@ -147,6 +147,9 @@ def test_unit_merge_stitch_and_cite() -> None:
     assert stitch([(0, 9, "section a"), (0, 9, "section b")]) == "section a\n\nsection b"
     assert citation(1, groups[0]) == "[1] Deck, slide 1, Intro"
     assert citation(2, hits) == "[2] Deck, slides 1-2, Intro"
+    report = Passage(9, "r", "Report", "r.md", None, "text", "Report > 2. Results > Cells")
+    assert citation(3, [Hit(report, ChunkSpan(9, "r", 0, None, 0, 4), 0.1)]) == \
+        "[3] Report, 2. Results > Cells"
 
 
 @pytest.fixture(scope="module")
