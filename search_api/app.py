@@ -65,7 +65,7 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
     def search_passages(body: SearchRequest, index: CurrentIndex,
                         allowed: Allowed) -> SearchResponse:
         """The best passages the caller may see, best first (an empty list if there are none)."""
-        results = search(index, body.query, allowed, body.top_k)
+        results = search(index, body.query, allowed, body.top_k, body.mode)
         return SearchResponse(results=[
             SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
                          page=p.page, section=p.section, ocr=p.ocr, text=p.text,

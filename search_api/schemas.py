@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from search_api.search import Mode
+
 MAX_QUERY_CHARS = 2000
 
 
@@ -13,6 +15,8 @@ class SearchRequest(BaseModel):
     query: str = Field(description="What to look for, in natural language (1-2,000 characters).",
                        examples=["ionic conductivity of the sulfide electrolyte"])
     top_k: int = Field(10, ge=1, le=100, description="How many passages to return (1-100).")
+    mode: Mode = Field("hybrid", description="`hybrid` (default): meaning and exact words "
+                       "fused; `dense`: meaning only (embeddings); `lexical`: words only (BM25).")
 
     @field_validator("query")
     @classmethod
@@ -35,7 +39,8 @@ class SearchResult(BaseModel):
     ocr: bool = Field(False, description="True when the text was recognised from a scanned "
                                          "image (OCR) and may contain recognition errors.")
     text: str
-    score: float = Field(description="Cosine similarity to the query; higher is better.")
+    score: float = Field(description="Relevance; higher is better. Its scale depends on the "
+                         "mode: cosine similarity (dense), BM25 (lexical), fused (hybrid).")
 
 
 class SearchResponse(BaseModel):
