@@ -10,7 +10,7 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install index serve test lint bench clean
+.PHONY: install ocr-engine index serve test lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: ocr-engine $(STAMP)
+
+# OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
+# pages are reported as skipped, nothing else changes.
+ocr-engine:
+	@command -v tesseract >/dev/null || { command -v apt-get >/dev/null && \
+	  { apt-get install -y -qq tesseract-ocr >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq tesseract-ocr; }; } ; } || \
+	  echo "warning: could not install tesseract-ocr; scanned PDFs will be skipped"
 
 # Exit code 3 means "published, but some files were skipped": the index is usable.
 index: install
@@ -29,8 +37,17 @@ serve: index
 	@echo "Create a key with: $(BIN)/python -m search_api keys create --index $(INDEX) --partner acme"
 	$(BIN)/python -m search_api serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-test: install lint
+test: install lint chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+
+# The browser tests drive Debian's chromium, never a browser build downloaded by Playwright.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -n)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "Installing Debian's chromium for the browser tests (apt-get install chromium)"; \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; } \
+	  || echo "WARNING: could not install chromium (it needs root and Debian's apt);" \
+	          "the browser tests will be SKIPPED. Install it with: apt-get install chromium"; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,9 +55,11 @@ lint: install
 
 # Scale runs live here, not in the tests: they print JSON and write benchmarks/results/.
 bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/build_speed.py --index-root var/bench
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/search_speed.py --index var/bench/scifact-index
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/api_throughput.py --index var/bench/scifact-index
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/api_throughput.py --index var/bench/scifact100-index --build
+	$(BIN)/python benchmarks/filtered_search.py --n 1000000 --json benchmarks/results/filtered_search.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

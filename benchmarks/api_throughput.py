@@ -1,12 +1,16 @@
 """Throughput and latency of the real HTTP server under concurrent clients, on loopback.
 
-    .venv/bin/python benchmarks/api_throughput.py --index var/bench/scifact-index \
-        [--threads 1 2] [--clients 4] [--requests 400]
+    .venv/bin/python benchmarks/api_throughput.py --index var/bench/scifact100-index \
+        [--clients 1 8] [--requests 800] [--embed-workers 2] [--window-ms 2] [--threads 1]
 
-For each thread setting (torch and FAISS threads per query, as PKS_TORCH_THREADS and
-PKS_FAISS_THREADS), starts `python -m search_api serve` on a free loopback port, sends a bounded
-number of SciFact queries from concurrent clients with a partner key, and stops the server.
-Prints JSON rows and writes benchmarks/results/api_throughput.json.
+The index is SciFact split among 100 partners (`--build` makes it from ../shared/eval/scifact
+with benchmarks/scifact_corpus.make_partner_corpus if it is missing). For each server setting
+(embedding workers, batch window, torch threads per worker: PKS_EMBED_WORKERS,
+PKS_BATCH_WINDOW_MS, PKS_TORCH_THREADS; one FAISS thread), starts `python -m search_api serve`
+on a free loopback port, and for each client count sends SciFact test queries over keep-alive
+connections, each request with the key of one of the 100 partners in turn, and counts every
+non-200 answer as an error. The clients run on the same 2 cores as the server. Prints JSON rows
+and writes benchmarks/results/api_throughput.json.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.scifact_corpus import load_queries  # noqa: E402
+from benchmarks.scifact_corpus import SHARED, load_queries, make_partner_corpus  # noqa: E402
+from indexer.store import Generation  # noqa: E402
 from search_api.keys import KeyStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,69 +44,112 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(index: Path, threads: int, clients: int, requests: int, key: str,
-        queries: list[str]) -> dict[str, object]:
+def start_server(index: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_TORCH_THREADS": str(threads),
-           "PKS_FAISS_THREADS": str(threads), "PKS_RELOAD_SECONDS": "0"}
     server = subprocess.Popen(
         [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0", **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        headers = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(timeout=30) as client:
-            for q in queries[:10]:  # warm-up
-                client.post(f"{url}/v1/search", json={"query": q, "top_k": 10}, headers=headers)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError("the server did not start")
 
-        shared = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=clients))
 
-        def one(i: int) -> float:  # keep-alive connections, as a chat bot's client would use
-            started = time.perf_counter()
-            r = shared.post(f"{url}/v1/search", headers=headers,
-                            json={"query": queries[i % len(queries)], "top_k": 10})
-            assert r.status_code == 200, r.text
-            return (time.perf_counter() - started) * 1000
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+
+def load(url: str, clients: int, requests: int, keys: list[str],
+         queries: list[str], server_pid: int) -> dict[str, object]:
+    """`requests` searches from `clients` concurrent keep-alive clients. Besides wall-clock
+    figures, the server's CPU time per query: on a shared machine the wall clock also counts
+    time spent waiting for a core, the CPU time does not."""
+    shared = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=clients))
+    errors: list[str] = []
+
+    def one(i: int) -> float:
         started = time.perf_counter()
-        with ThreadPoolExecutor(clients) as pool:
-            latencies = list(pool.map(one, range(requests)))
-        elapsed = time.perf_counter() - started
-        shared.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return {"threads_per_query": threads, "clients": clients, "requests": requests,
+        try:
+            r = shared.post(f"{url}/v1/search",
+                            headers={"Authorization": f"Bearer {keys[i % len(keys)]}"},
+                            json={"query": queries[i % len(queries)], "top_k": 10})
+            if r.status_code != 200:
+                errors.append(f"{r.status_code}: {r.text[:200]}")
+        except httpx.HTTPError as exc:
+            errors.append(repr(exc))
+        return (time.perf_counter() - started) * 1000
+
+    for i in range(min(20, requests)):  # warm-up: every code path loaded, plans cached
+        one(i)
+    started, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = list(pool.map(one, range(requests)))
+    elapsed = time.perf_counter() - started
+    cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / requests
+    shared.close()
+    return {"clients": clients, "requests": requests, "errors": len(errors),
             "qps": round(requests / elapsed, 1),
             "latency_ms_p50": round(statistics.median(latencies), 1),
-            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1)}
+            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
+            "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
+            "server_cpu_ms_per_query": round(cpu_ms, 2),
+            "first_error": errors[0] if errors else None}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--index", type=Path, default=ROOT / "var/bench/scifact100-index")
+    parser.add_argument("--build", action="store_true", help="build the index if it is missing")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--embed-workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--window-ms", type=float, nargs="+", default=[2.0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1],
+                        help="torch threads per embedding worker")
+    parser.add_argument("--data", type=Path, default=SHARED, help="BEIR SciFact directory")
     args = parser.parse_args()
-    queries = list(load_queries("test")[0].values())
+    if args.build and not (args.index / "CURRENT").exists():
+        corpus = make_partner_corpus(args.index.with_name(args.index.name + "-corpus"),
+                                     source=args.data / "corpus.jsonl")
+        subprocess.run([sys.executable, "-m", "indexer", "build", "--corpus", str(corpus),
+                        "--index", str(args.index), "--no-progress"], cwd=ROOT, check=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    queries = list(load_queries("test", args.data)[0].values())
+    partners = Generation.open_live(args.index).partners
     store = KeyStore(args.index)
-    record, key = store.create("benchmark", "p50", False)
+    created = [store.create("benchmark", p, False) for p in partners]
+    keys = [token for _, token in created]
     rows = []
     try:
-        for threads in args.threads:
-            row = run(args.index, threads, args.clients, args.requests, key, queries)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        for workers in args.embed_workers:
+            for window in args.window_ms:
+                for threads in args.threads:
+                    env = {"PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
+                           "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1"}
+                    server, url = start_server(args.index, env)
+                    try:
+                        for clients in args.clients:
+                            row = {"embed_workers": workers, "window_ms": window,
+                                   "torch_threads": threads, "partners": len(partners),
+                                   **load(url, clients, args.requests, keys, queries, server.pid),
+                                   "load_average": round(os.getloadavg()[0], 2)}
+                            print(json.dumps(row), flush=True)
+                            rows.append(row)
+                    finally:
+                        server.terminate()
+                        server.wait(timeout=30)
     finally:
-        store.revoke(record.key_id)
+        for record, _ in created:
+            store.revoke(record.key_id)
     out = ROOT / "benchmarks" / "results" / "api_throughput.json"
     out.write_text(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)

@@ -43,14 +43,26 @@ def doc_shard(source: Path = SHARED / "corpus.jsonl") -> dict[str, int]:
     return out
 
 
-def load_queries(split: str = "test") -> tuple[dict[str, str], dict[str, set[str]]]:
+def load_queries(split: str = "test",
+                 root: Path = SHARED) -> tuple[dict[str, str], dict[str, set[str]]]:
     queries = {}
-    for line in (SHARED / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (root / "queries.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         queries[str(record["_id"])] = record["text"]
     qrels: dict[str, set[str]] = {}
-    for line in (SHARED / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
+    for line in (root / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
         qid, doc_id, score = line.split("\t")
         if int(score) > 0:
             qrels.setdefault(qid, set()).add(doc_id)
     return {q: queries[q] for q in qrels}, qrels
+
+
+def make_partner_corpus(dest: Path, partners: int = SHARDS,
+                        source: Path = SHARED / "corpus.jsonl") -> Path:
+    """SciFact split among `partners` partners p00, p01, ...: each sees its own shard only."""
+    make_corpus(dest, source)
+    names = [f"p{i:02d}" for i in range(partners)]
+    rules = "".join(f'  - match: "shard-{i % SHARDS:02d}.jsonl"\n    allow: [{name}]\n'
+                    for i, name in enumerate(names))
+    (dest / "access.yaml").write_text(f"partners: [{', '.join(names)}]\nrules:\n{rules}")
+    return dest

@@ -1,7 +1,12 @@
-"""Command line: ``python -m indexer build --corpus DIR --index DIR``.
+"""Command line of the indexer.
 
-Exit codes: 0 all files indexed; 3 published but some files were skipped; 2 bad arguments,
-configuration or access manifest (nothing changed); 1 any other failure (nothing changed).
+    python -m indexer build --corpus DIR --index DIR [--report FILE] [--quiet]
+    python -m indexer generations --index DIR
+    python -m indexer rollback --index DIR [--to NAME]
+
+Exit codes: 0 ok (every file indexed); 1 failure, nothing changed; 2 bad arguments, settings or
+access manifest, nothing changed; 3 published, but some files were skipped or kept in their
+previous version (each listed with its reason); 4 another build holds the index's lock.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED = 0, 1, 2, 3
+from indexer.progress import LOG_FORMAT
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_SKIPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +34,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--chunk-tokens", type=int, help="chunk size in word pieces (default 200)")
     b.add_argument("--chunk-overlap", type=int, help="overlap in word pieces (default 32)")
     b.add_argument("--batch-size", type=int, help="embedding batch size (default 16)")
+    b.add_argument("--parse-timeout", type=float,
+                   help="seconds one file may take to parse (env PKS_PARSE_TIMEOUT_SECONDS, 120)")
+    b.add_argument("--report", type=Path, help="also write the build report to FILE as JSON")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    b.add_argument("--quiet", action="store_true", help="print only the summary and errors")
+    g = sub.add_parser("generations", help="list the kept generations; * marks the live one")
+    g.add_argument("--index", required=True, type=Path)
+    r = sub.add_parser("rollback", help="make an older generation live (default: the one before)")
+    r.add_argument("--index", required=True, type=Path)
+    r.add_argument("--to", metavar="NAME", help="generation name (see `generations`)")
     return parser
 
 
@@ -37,38 +53,24 @@ def _settings(args: argparse.Namespace):  # -> IndexerSettings, imported late: k
     overrides = {k: v for k, v in {
         "model": args.model, "chunk_tokens": args.chunk_tokens,
         "chunk_overlap": args.chunk_overlap, "batch_size": args.batch_size,
+        "parse_timeout_seconds": args.parse_timeout,
     }.items() if v is not None}
-    if args.no_progress or not sys.stderr.isatty():
-        overrides["progress"] = False
+    if args.no_progress or args.quiet or not sys.stderr.isatty():
+        overrides["progress"] = False  # under cron: timestamped log lines instead of a bar
     return IndexerSettings(**overrides)
 
 
-def _print_report(report) -> None:
-    print(f"Published generation {report.generation} of {report.index} "
-          f"from {report.corpus}")
-    print(f"  documents indexed: {report.documents}")
-    print(f"  skipped: {len(report.skipped)}")
-    for skip in report.skipped:
-        print(f"    - {skip.path}: {skip.reason}")
-    if report.warnings:
-        print(f"  warnings: {len(report.warnings)}")
-        for warning in report.warnings:
-            print(f"    - {warning.path}: {warning.message}")
-    print(f"  chunks: {report.chunks} ({report.embedded} embedded, "
-          f"{report.reused} reused from the previous generation)")
-    print(f"  seconds: {report.seconds:.1f} (embedding {report.embed_seconds:.1f}); "
-          f"{report.chunks_per_second:.1f} chunks/s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def _logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, format=LOG_FORMAT)
     for noisy in ("faiss", "pypdf", "transformers", "sentence_transformers", "httpx",
                   "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
+
+def _build(args: argparse.Namespace) -> int:
     from indexer.build import BuildError, ConfigError, build
     from indexer.embed import ModelLoadError
+    from indexer.lock import LockHeld
     from indexer.manifest import ManifestError
     from indexer.store import StoreError
 
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                              for e in exc.errors())
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return EXIT_CONFIG
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
     except (ManifestError, ConfigError, ModelLoadError) as exc:
         print(f"error: {exc}\nNothing was changed.", file=sys.stderr)
         return EXIT_CONFIG
@@ -93,8 +98,50 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: build failed: {type(exc).__name__}: {exc}; nothing was published",
               file=sys.stderr)
         return EXIT_FAILED
-    _print_report(report)
-    return EXIT_SKIPPED if report.skipped else EXIT_OK
+    if args.report:
+        report.write(args.report)
+    print("\n".join(report.summary_lines()), flush=True)
+    return EXIT_OK if report.complete else EXIT_SKIPPED
+
+
+def _generations(args: argparse.Namespace) -> int:
+    from indexer.generations import list_generations
+
+    gens = list_generations(args.index)
+    if not gens:
+        print(f"no generation in {args.index}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"  {'generation':<32} {'built (UTC)':<26} {'documents':>9} {'chunks':>9}")
+    for g in gens:
+        docs = "?" if g.documents is None else str(g.documents)
+        chunks = "?" if g.chunks is None else str(g.chunks)
+        print(f"{'*' if g.live else ' '} {g.name:<32} {g.built_at:<26} {docs:>9} {chunks:>9}"
+              f"{'  (live)' if g.live else ''}")
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from indexer.generations import RollbackError, rollback
+    from indexer.lock import LockHeld
+
+    try:
+        before, now = rollback(args.index, args.to)
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except RollbackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"live generation: {now} (was {before or 'none'}); a running server follows within "
+          "PKS_RELOAD_SECONDS")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _logging(getattr(args, "quiet", False))
+    commands = {"build": _build, "generations": _generations, "rollback": _rollback}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

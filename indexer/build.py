@@ -1,29 +1,42 @@
-"""One build, read top to bottom: load -> chunk -> embed -> store -> publish.
+"""One build, read top to bottom: discover -> read (carry over, or load in isolation) -> chunk
+-> embed (or reuse by text) -> store -> publish.
 
-Only this module wires the stages together; each stage takes and returns typed values.
+Only this module wires the stages together; each stage takes and returns typed values. The
+whole build holds the index's lock; the live generation is only ever replaced by `publish`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from indexer.chunk import Chunk, Chunker, chunk_id_for
-from indexer.discover import discover
+from indexer.discover import discover_files
 from indexer.embed import Embedder
-from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_corpus
+from indexer.generations import clean_debris
+from indexer.incremental import Previous, pipeline_key
+from indexer.intake import Intake, PasswordSource, read_corpus
+from indexer.isolate import IsolatedParser
+from indexer.load import Document, LoadWarning, Skipped, load_options
+from indexer.lock import build_lock
 from indexer.manifest import Grant, Manifest, load_manifest
+from indexer.progress import Progress
+from indexer.report import BuildReport
 from indexer.settings import IndexerSettings
-from indexer.store import Generation, GenerationWriter, build_lock, live_generation_dir
+from indexer.store import FileRecord, GenerationWriter, StoredDocument
 
+__all__ = ["BuildError", "BuildReport", "ConfigError", "build"]
 log = logging.getLogger(__name__)
 EMBED_BLOCK = 1024  # chunks embedded and written per step: bounds memory, feeds the progress bar
 PROBE_TEXT = "partner knowledge search: embedding model fingerprint"
+Doc = Document | StoredDocument
 
 
 class BuildError(Exception):
@@ -34,111 +47,130 @@ class ConfigError(Exception):
     """Bad arguments or settings (exit 2): nothing was changed."""
 
 
-@dataclass
-class BuildReport:
-    corpus: str
-    index: str
-    generation: str = ""
-    documents: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    reused: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-    warnings: list[LoadWarning] = field(default_factory=list)
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-
-    @property
-    def chunks_per_second(self) -> float:
-        return self.chunks / self.seconds if self.seconds else 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "chunks_per_second": round(self.chunks_per_second, 2)}
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def build(corpus: Path, index: Path, settings: IndexerSettings,
-          embedder: Embedder | None = None) -> BuildReport:
-    """Build a new generation of `index` from `corpus` and make it live."""
+def _phase(name: str, detail: str = "") -> None:
+    """One log line per phase: operators (and the crash tests) see where a build is."""
+    log.info("phase %s%s", name, f": {detail}" if detail else "")
+
+
+def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedder | None = None,
+          environ: Mapping[str, str] | None = None) -> BuildReport:
+    """Build a new generation of `index` from `corpus` and make it live.
+
+    `environ` holds the password variables access.yaml names (default: this process's).
+    """
     started = time.perf_counter()
     if not corpus.is_dir():
         raise ConfigError(f"corpus directory {corpus} does not exist")
     manifest = load_manifest(corpus)
-    embedder = embedder or Embedder(settings.model, settings.batch_size, settings.torch_threads)
-    report = BuildReport(corpus=str(corpus), index=str(index))
-
+    report = BuildReport(corpus=str(corpus), index=str(index), started_at=_now())
     with build_lock(index):
-        files = discover(corpus, exclude=index)
-        docs = _load(corpus, files, settings, report)
+        if removed := clean_debris(index):
+            log.info("removed what an interrupted build left: %s", ", ".join(removed))
+        _phase("model", settings.model if embedder is None else embedder.model)
+        embedder = embedder or Embedder(settings.model, settings.batch_size,
+                                        settings.torch_threads)
+        probe = _fingerprint(embedder)
+        previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
+        files, refused = discover_files(corpus, exclude=index)
+        report.skipped += refused
+        _phase("loading", f"{len(files)} files")
+        intake = _read(corpus, files, previous, manifest, settings, environ)
+        _phase("chunking")
         chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
                           embedder.max_tokens)
-        chunked = _chunk(docs, chunker, report)
-        if not chunked:
+        docs, records = _assemble(intake, chunker, report)
+        if not docs:
             raise BuildError(f"no document in {corpus} could be indexed "
                              f"({len(report.skipped)} skipped); the live index is unchanged")
-        grants = {doc.path: manifest.grant_for(doc.path) for doc, _ in chunked}  # once per file
+        grants = {doc.path: manifest.grant_for(doc.path) for doc, _ in docs}  # once per file
         _warn_unused_rules(manifest, grants, report)
-        probe = _fingerprint(embedder)
-        previous = _reusable_generation(index, embedder.model, probe)
+        _count_changes(previous, docs, report)
         writer = GenerationWriter(index, embedder.dim, {
             "model": embedder.model, "model_probe": probe, "dim": str(embedder.dim),
-            "chunk_tokens": str(settings.chunk_tokens),
+            "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline_key(settings),
             "chunk_overlap": str(settings.chunk_overlap), "corpus": str(corpus.resolve()),
         }, manifest.partners)
         try:
-            for doc, _ in chunked:
-                writer.add_document(doc, grants[doc.path])
+            _phase("writing", f"{len(docs)} documents")
+            for doc, _ in docs:
+                if isinstance(doc, Document):
+                    writer.add_document(doc, grants[doc.path])
+                else:
+                    writer.add_document_row(doc, grants[doc.path])
+            writer.add_files(records)
+            _phase("embedding", f"{report.chunks} chunks")
             embed_started = time.perf_counter()
-            _embed_and_store([c for _, cs in chunked for c in cs], embedder, previous, writer,
+            _embed_and_store([c for _, cs in docs for c in cs], embedder, previous, writer,
                              settings.progress, report)
             report.embed_seconds = round(time.perf_counter() - embed_started, 2)
+            _phase("publishing", writer.name)
             report.generation = writer.name
             report.seconds = round(time.perf_counter() - started, 2)
+            report.finished_at = _now()
             writer.publish(report.as_dict(), settings.keep_generations)
         except BaseException:
             writer.abort()  # also on Ctrl-C: a half-written generation never stays behind
             raise
-    report.seconds = round(time.perf_counter() - started, 2)
+    log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
+             report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report
 
 
-def _load(corpus: Path, files: list[Path], settings: IndexerSettings,
-          report: BuildReport) -> list[Document]:
-    docs: list[Document] = []
+def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifest,
+          settings: IndexerSettings, environ: Mapping[str, str] | None) -> Intake:
+    bar = Progress(len(files), "loading", "files", settings.progress)
+    with IsolatedParser(settings.parse_timeout_seconds) as parser:
+        intake = read_corpus(corpus, files, previous, parser,
+                             PasswordSource(manifest, os.environ if environ is None else environ),
+                             load_options(settings), bar.update)
+    bar.close()
+    for skip in intake.skipped:
+        log.warning("skipped %s: %s", skip.path, skip.reason)
+    for warning in intake.warnings:
+        log.warning("%s: %s", warning.path, warning.message)
+    return intake
+
+
+def _assemble(intake: Intake, chunker: Chunker, report: BuildReport
+              ) -> tuple[list[tuple[Doc, list[Chunk]]], list[FileRecord]]:
+    """Chunk what was parsed, take what was carried; one owner per document id, unique ids."""
+    report.skipped += intake.skipped
+    report.kept_previous += intake.kept
+    report.warnings += intake.warnings
+    report.files_parsed, report.files_carried = intake.parsed, intake.carried
+    out: list[tuple[Doc, list[Chunk]]] = []
+    records: list[FileRecord] = []
     owners: dict[str, str] = {}
-    for item in tqdm(load_corpus(corpus, files, LoadOptions(settings.max_file_mb)), desc="load",
-                     unit="doc", disable=not settings.progress, leave=False):
-        if isinstance(item, Skipped):
-            log.warning("skipped %s: %s", item.path, item.reason)
-            report.skipped.append(item)
-        elif isinstance(item, LoadWarning):
-            log.warning("%s: %s", item.path, item.message)
-            report.warnings.append(item)
-        elif item.doc_id in owners:
-            skip = Skipped(item.path, f"document id '{item.doc_id}' is already used by "
-                                      f"{owners[item.doc_id]}")
-            log.warning("skipped %s: %s", skip.path, skip.reason)
-            report.skipped.append(skip)
-        else:
-            owners[item.doc_id] = item.path
-            docs.append(item)
-    return docs
-
-
-def _chunk(docs: list[Document], chunker: Chunker,
-           report: BuildReport) -> list[tuple[Document, list[Chunk]]]:
-    out: list[tuple[Document, list[Chunk]]] = []
     seen: set[int] = set()
-    for doc in docs:
-        chunks = [_unique(c, seen) for c in chunker.chunk(doc)]
-        if not chunks:
-            skip = Skipped(doc.path, f"document '{doc.doc_id}' has no text left after chunking")
-            log.warning("skipped %s: %s", skip.path, skip.reason)
-            report.skipped.append(skip)
-            continue
-        out.append((doc, chunks))
+    for outcome in intake.outcomes:
+        pairs: list[tuple[Doc, list[Chunk] | None]] = [(d, None) for d in outcome.parsed]
+        pairs += [(d, cs) for d, cs in outcome.carried]
+        kept_ids = []
+        for doc, chunks in pairs:
+            problem = None
+            if doc.doc_id in owners:
+                problem = f"document id '{doc.doc_id}' is already used by {owners[doc.doc_id]}"
+            elif chunks is None and isinstance(doc, Document):
+                chunks = chunker.chunk(doc)
+                if not chunks:
+                    problem = f"document '{doc.doc_id}' has no text left after chunking"
+            if problem or not chunks:
+                skip = Skipped(doc.path, problem or "no chunks")
+                log.warning("skipped %s: %s", skip.path, skip.reason)
+                report.skipped.append(skip)
+                continue
+            owners[doc.doc_id] = doc.path
+            kept_ids.append(doc.doc_id)
+            out.append((doc, [_unique(c, seen) for c in chunks]))
+        if kept_ids:
+            records.append(replace(outcome.record, doc_ids=tuple(kept_ids)))
     report.documents = len(out)
     report.chunks = sum(len(cs) for _, cs in out)
-    return out
+    return out, records
 
 
 def _unique(chunk: Chunk, seen: set[int]) -> Chunk:
@@ -150,6 +182,16 @@ def _unique(chunk: Chunk, seen: set[int]) -> Chunk:
                                                      salt=salt))
     seen.add(chunk.chunk_id)
     return chunk
+
+
+def _count_changes(previous: Previous, docs: list[tuple[Doc, list[Chunk]]],
+                   report: BuildReport) -> None:
+    now = {doc.doc_id: doc.content_sha for doc, _ in docs}
+    before = previous.doc_shas
+    report.added = sum(1 for d in now if d not in before)
+    report.deleted = sum(1 for d in before if d not in now)
+    report.changed = sum(1 for d, sha in now.items() if d in before and before[d] != sha)
+    report.unchanged = len(now) - report.added - report.changed
 
 
 def _warn_unused_rules(manifest: Manifest, grants: dict[str, Grant],
@@ -168,37 +210,26 @@ def _fingerprint(embedder: Embedder) -> str:
     return ",".join(f"{x:.4f}" for x in vec[:8])
 
 
-def _reusable_generation(index: Path, model: str, probe: str) -> Generation | None:
-    """The live generation, if its vectors came from this very model and can be reused."""
-    path = live_generation_dir(index)
-    if path is None:
-        return None
-    try:
-        gen = Generation(path)
-    except Exception as exc:  # an unreadable old generation only costs re-embedding
-        log.warning("cannot reuse vectors of %s: %s", path, exc)
-        return None
-    if gen.info.get("model") != model or gen.info.get("model_probe") != probe:
-        return None
-    return gen
-
-
-def _embed_and_store(chunks: list[Chunk], embedder: Embedder, previous: Generation | None,
+def _embed_and_store(chunks: list[Chunk], embedder: Embedder, previous: Previous,
                      writer: GenerationWriter, progress: bool, report: BuildReport) -> None:
-    """Embed in blocks; a chunk id already in the live generation reuses its stored vector."""
-    known = set(previous.all_chunk_ids().tolist()) if previous else set()
-    bar = tqdm(total=len(chunks), desc="embed", unit="chunk", disable=not progress)
+    """Embed in blocks; a text the live generation already embedded reuses its vector."""
+    bar = Progress(len(chunks), "embedding", "chunks", progress)
     for first in range(0, len(chunks), EMBED_BLOCK):
         block = chunks[first:first + EMBED_BLOCK]
+        texts = [c.text for c in block]
         vectors = np.zeros((len(block), embedder.dim), dtype=np.float32)
-        fresh = [i for i, c in enumerate(block) if c.chunk_id not in known]
-        old = [i for i, c in enumerate(block) if c.chunk_id in known]
-        if fresh:
-            vectors[fresh] = embedder.embed([block[i].text for i in fresh])
-        if old and previous is not None:
-            vectors[old] = previous.vectors.vectors(np.array([block[i].chunk_id for i in old]))
+        found, old = previous.vectors_for(texts)
+        if found:
+            vectors[found] = old
+        known = set(found)
+        fresh = sorted({texts[i] for i in range(len(block)) if i not in known})
+        if fresh:  # each distinct new text once, however often it occurs
+            by_text = dict(zip(fresh, embedder.embed(fresh), strict=True))
+            for i in range(len(block)):
+                if i not in known:
+                    vectors[i] = by_text[texts[i]]
         writer.add_chunks(block, vectors)
         report.embedded += len(fresh)
-        report.reused += len(old)
+        report.reused += len(found)
         bar.update(len(block))
     bar.close()

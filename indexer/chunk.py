@@ -8,12 +8,20 @@ an unchanged passage keeps its id across rebuilds.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from indexer.load import Document
+
+# A line that titles what follows: a Markdown heading, a numbered heading ("3. Results after 300
+# cycles", "2.1 Setup") or a short line in capitals, none of them ending like a sentence.
+HEADING_LINE = re.compile(
+    r"^(#{1,6}\s+\S.*"
+    r"|(\d+(\.\d+)*\.?|[IVX]+\.|[A-Z]\.)\s+\S[^.!?;,]{0,100}[^.!?;,\s]"
+    r"|[A-Z0-9][A-Z0-9 &/()'-]{2,60}:?)$")
 
 # 53 bits: the ids stay exact as JSON numbers in a browser (Number.MAX_SAFE_INTEGER).
 CHUNK_ID_BITS = 53
@@ -84,12 +92,14 @@ class Chunker:
         return chunks
 
     def _split(self, text: str) -> list[str]:
-        """Split, then cut any piece the splitter's estimate let grow past the model's limit."""
+        """Split, carry trailing headings over to the passage they title, then cut any piece
+        the splitter's estimate let grow past the model's limit."""
+        pieces = [p for p in self._splitter.split_text(text) if p.strip()]
         out: list[str] = []
-        for piece in self._splitter.split_text(text):
-            if not piece.strip():
-                continue
-            out.extend(self._enforce_limit(piece))
+        for start, end in _carry_headings(text, _spans(text, pieces)):
+            piece = text[start:end].strip()
+            if piece:
+                out.extend(self._enforce_limit(piece))
         return out
 
     def _enforce_limit(self, piece: str) -> list[str]:
@@ -102,3 +112,39 @@ class Chunker:
             window = offsets[first:first + self._size]
             parts.append(piece[window[0][0]:window[-1][1]].strip())
         return [p for p in parts if p]
+
+
+def _spans(text: str, pieces: list[str]) -> list[tuple[int, int]]:
+    """Where each piece sits in the text (the splitter only strips whitespace)."""
+    spans = []
+    cursor = 0
+    for piece in pieces:
+        start = text.find(piece, cursor)
+        if start < 0:
+            start = max(text.find(piece), 0)
+        spans.append((start, start + len(piece)))
+        cursor = start + 1
+    return spans
+
+
+def _carry_headings(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """A passage must not end with a heading whose content is in the next passage: the heading
+    line moves to the start of the next one (which may already hold it, by overlap)."""
+    spans = list(spans)
+    for i in range(len(spans) - 1):
+        start, end = spans[i]
+        body = text[start:end].rstrip()
+        lines = [line.strip() for line in body.splitlines() if line.strip()]
+        if all(HEADING_LINE.match(line) for line in lines):  # only headings: join the next
+            spans[i] = (start, start)
+            spans[i + 1] = (min(start, spans[i + 1][0]), spans[i + 1][1])
+            continue
+        line_start = body.rfind("\n") + 1
+        if not HEADING_LINE.match(body[line_start:].strip()):
+            continue
+        heading_at = start + line_start
+        spans[i] = (start, heading_at)
+        next_start, next_end = spans[i + 1]
+        if next_start > heading_at:
+            spans[i + 1] = (heading_at, next_end)
+    return spans

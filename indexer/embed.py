@@ -57,15 +57,21 @@ class Embedder:
         tokenizers are not re-entrant); the forward passes of concurrent queries overlap.
         Measured with 4 threads on 2 cores: 107 queries/s, against 61 with encode under a lock.
         """
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Short texts in one forward pass, safe from many threads at once: what the server's
+        query batcher calls with the queries that arrived together (about 2x the queries/s of
+        one at a time on 2 cores)."""
         import torch
 
         preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize
         with self._tokenizer_lock:
-            features = preprocess([text])
+            features = preprocess(list(texts))
         with torch.inference_mode():
             output = self._model.forward(features)["sentence_embedding"]
-        vector = torch.nn.functional.normalize(output, p=2, dim=1)[0]
-        return np.ascontiguousarray(vector.numpy(), dtype=np.float32)
+        vectors = torch.nn.functional.normalize(output, p=2, dim=1)
+        return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:

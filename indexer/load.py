@@ -1,73 +1,59 @@
 """Stage 1, load: turn the files of a corpus into documents, or into skips with a reason.
 
-A bad file never stops a build: it becomes a ``Skipped`` with a reason a person can act on, and
-every other file is still indexed. Page numbers of PDFs are kept so passages can cite them.
+This module only dispatches: each format has its own module under indexer/formats/. A bad file
+never stops a build: whatever goes wrong becomes a ``Skipped`` with a reason a person can act on,
+and every other file is still indexed. A format whose parser is not installed is skipped too.
 """
 
 from __future__ import annotations
 
-import codecs
-import hashlib
-import json
 import logging
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pypdf import PdfReader
-from pypdf.errors import DependencyError, FileNotDecryptedError
+from indexer.document import (
+    Document,
+    LoadOptions,
+    LoadResult,
+    LoadWarning,
+    Page,
+    Skipped,
+)
+from indexer.settings import IndexerSettings
+
+__all__ = ["SUPPORTED", "Document", "LoadOptions", "LoadResult", "LoadWarning", "Page",
+           "Skipped", "load_corpus", "load_file", "load_options"]
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = {".pdf", ".txt", ".md", ".markdown", ".jsonl"}
-HEADING_RE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+Loader = Callable[[Path, str, LoadOptions], Iterator[LoadResult]]
+# suffix -> (module under indexer.formats, its loader function, the package providing the parser)
+FORMATS: dict[str, tuple[str, str, str]] = {
+    ".txt": ("text", "load_plain", ""),
+    ".md": ("text", "load_markdown", ""),
+    ".markdown": ("text", "load_markdown", ""),
+    ".jsonl": ("text", "load_jsonl_file", ""),
+    ".pdf": ("pdf", "load_pdf", "pypdf"),
+    ".docx": ("docx", "load_docx", "python-docx"),
+    ".pptx": ("pptx", "load_pptx", "python-pptx"),
+    ".xlsx": ("xlsx", "load_xlsx", "openpyxl"),
+    ".xlsm": ("xlsx", "load_xlsx", "openpyxl"),
+    ".html": ("html", "load_html", "trafilatura"),
+    ".htm": ("html", "load_html", "trafilatura"),
+    ".eml": ("email", "load_eml", ""),
+}
+SUPPORTED = set(FORMATS)
 
 
-@dataclass(frozen=True)
-class Page:
-    """A unit of a document that no chunk straddles: a PDF page, a slide, a sheet, a section.
-
-    `number` is what a citation calls a page (PDF page, slide number, sheet number); `section`
-    is the heading path, slide title or sheet name; `ocr` marks text recognised from an image.
-    """
-
-    number: int | None  # 1-based PDF page / slide / sheet; None for formats without pages
-    text: str
-    section: str | None = None
-    ocr: bool = False
-
-
-@dataclass(frozen=True)
-class Document:
-    doc_id: str
-    path: str  # relative to the corpus root, '/'-separated: what access rules match
-    title: str
-    pages: tuple[Page, ...]
-    content_sha: str  # of the extracted text: lets a re-index tell unchanged documents apart
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str  # relative path, with ':LINE' for one record of a JSONL file
-    reason: str
-
-
-@dataclass(frozen=True)
-class LoadWarning:
-    path: str
-    message: str
-
-
-LoadResult = Document | Skipped | LoadWarning
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What a loader needs besides the file; picklable, so a file can be parsed in a worker."""
-
-    max_file_mb: float = 100.0
-    password: str | None = None  # from the env variable access.yaml names for this file
+def load_options(settings: IndexerSettings, password: str | None = None) -> LoadOptions:
+    """The loaders' share of the settings (plus a file's password), picklable for a worker."""
+    # OCR stops before the file's parse time limit, so its text pages are still indexed.
+    ocr_seconds = min(settings.ocr_seconds, 0.8 * settings.parse_timeout_seconds)
+    return LoadOptions(max_file_mb=settings.max_file_mb, password=password, ocr=settings.ocr,
+                       ocr_max_pages=settings.ocr_max_pages, ocr_seconds=ocr_seconds,
+                       ocr_dpi=settings.ocr_dpi, ocr_languages=settings.ocr_languages,
+                       sheet_max_rows=settings.sheet_max_rows,
+                       max_unzipped_mb=settings.max_unzipped_mb)
 
 
 def load_corpus(corpus: Path, files: list[Path], options: LoadOptions) -> Iterator[LoadResult]:
@@ -81,167 +67,61 @@ def load_corpus(corpus: Path, files: list[Path], options: LoadOptions) -> Iterat
 
 
 def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
-    """One file -> its documents (or skips/warnings); `rel` is its corpus-relative path."""
-    max_file_mb = options.max_file_mb
+    """One file -> its documents (or skips/warnings); `rel` is its corpus-relative path.
+
+    Never raises for a bad file: a parser's exception becomes a one-line skip. Everything
+    yielded is picklable, so this can run in a worker process with a time limit.
+    """
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
+    if suffix not in FORMATS:
         yield Skipped(rel, f"unsupported file type '{suffix or '(none)'}' "
                            f"(supported: {', '.join(sorted(SUPPORTED))})")
         return
     if not path.is_file():  # a FIFO or device would block the build; a dangling link has no data
         yield Skipped(rel, "not a regular file (a dangling link, pipe or device)")
         return
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        yield Skipped(rel, f"could not be read: {exc.strerror or exc}")
+        return
     if size == 0:
         yield Skipped(rel, "empty file (0 bytes)")
         return
-    if size > max_file_mb * 1024 * 1024:
-        yield Skipped(rel, f"file is {size / 1048576:.1f} MB, over the {max_file_mb:g} MB limit "
-                           "(raise PKS_MAX_FILE_MB to index it)")
+    if size > options.max_file_mb * 1024 * 1024:
+        yield Skipped(rel, f"file is {size / 1048576:.1f} MB, over the {options.max_file_mb:g} "
+                           "MB limit (raise PKS_MAX_FILE_MB to index it)")
         return
-    if suffix == ".pdf":
-        yield from _load_pdf(path, rel, options.password)
-    elif suffix == ".jsonl":
-        yield from _load_jsonl(path, rel)
-    else:
-        yield from _load_text(path, rel, markdown=suffix in {".md", ".markdown"})
-
-
-def _decode(raw: bytes) -> str:
-    """UTF-8 (with or without BOM), or UTF-16 when a BOM says so; anything else is refused."""
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16")
-    if b"\x00" in raw:
-        raise ValueError("looks like a binary file (contains NUL bytes)")
+    loader = loader_for(suffix)
+    if isinstance(loader, Skipped):
+        yield Skipped(rel, loader.reason)
+        return
+    produced: list[LoadResult] = []
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"not UTF-8 text (invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "convert it to UTF-8"
-        ) from None
+        for item in loader(path, rel, options):
+            produced.append(item)
+    except Exception as exc:  # one broken file must not lose the others
+        yield Skipped(rel, _reason(suffix, exc))
+        return
+    yield from produced  # all or nothing: a file that fails half-way yields no document
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _load_text(path: Path, rel: str, markdown: bool) -> Iterator[LoadResult]:
+def loader_for(suffix: str) -> Loader | Skipped:
+    """The loader of a format, imported only when needed; a missing parser is a skip."""
+    module_name, function, package = FORMATS[suffix]
     try:
-        text = _decode(path.read_bytes())
-    except ValueError as exc:
-        yield Skipped(rel, str(exc))
-        return
-    if not text.strip():
-        yield Skipped(rel, "no text (only whitespace)")
-        return
-    title = path.stem
-    if markdown and (heading := HEADING_RE.search(text)):
-        title = heading.group(1)
-    yield Document(rel, rel, title, (Page(None, text),), _sha(text))
+        module = __import__(f"indexer.formats.{module_name}", fromlist=[function])
+    except ImportError as exc:
+        return Skipped("", f"no parser for {suffix} files is installed ({package or exc.name}: "
+                           f"{exc}); install the project's dependencies")
+    loader: Loader = getattr(module, function)
+    return loader
 
 
-def _load_pdf(path: Path, rel: str, password: str | None) -> Iterator[LoadResult]:
-    try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not _decrypt(reader, password):
-            yield Skipped(rel, "encrypted: no (valid) password configured (name an environment "
-                               "variable for it under 'passwords' in access.yaml)")
-            return
-        page_count = len(reader.pages)
-    except (FileNotDecryptedError, DependencyError) as exc:
-        yield Skipped(rel, f"encrypted PDF that cannot be opened: {exc}")
-        return
-    except Exception as exc:
-        yield Skipped(rel, f"corrupt or unreadable PDF: {type(exc).__name__}: {exc}")
-        return
-    pages: list[Page] = []
-    failed: list[int] = []
-    for number in range(1, page_count + 1):
-        try:
-            text = reader.pages[number - 1].extract_text() or ""
-        except Exception:
-            failed.append(number)
-            continue
-        text = text.replace("\x00", "")
-        if text.strip():
-            pages.append(Page(number, text))
-    if failed:
-        yield LoadWarning(rel, f"text of page(s) {', '.join(map(str, failed))} could not be "
-                            "extracted; the other pages are indexed")
-    if not pages:
-        yield Skipped(rel, f"no extractable text in {page_count} page(s) (scanned or image-only "
-                           "PDF? OCR is not supported)")
-        return
-    title = _pdf_title(reader) or path.stem
-    yield Document(rel, rel, title, tuple(pages), _sha("\f".join(p.text for p in pages)))
-
-
-def _decrypt(reader: PdfReader, password: str | None) -> bool:
-    """Many PDFs are encrypted only against editing, with an empty user password."""
-    for candidate in ("", password) if password else ("",):
-        try:
-            if reader.decrypt(candidate):
-                return True
-        except (FileNotDecryptedError, DependencyError, NotImplementedError):
-            continue
-    return False
-
-
-def _pdf_title(reader: PdfReader) -> str | None:
-    try:
-        title = reader.metadata.title if reader.metadata else None
-    except Exception:
-        return None
-    return title.strip() if isinstance(title, str) and title.strip() else None
-
-
-def _load_jsonl(path: Path, rel: str) -> Iterator[LoadResult]:
-    """One BEIR-style record per line; a bad line is skipped, the others are kept."""
-    try:
-        content = _decode(path.read_bytes())
-    except ValueError as exc:
-        yield Skipped(rel, str(exc))
-        return
-    seen: set[str] = set()
-    records = 0
-    for lineno, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{rel}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Skipped(where, f"invalid JSON: {exc.msg} (column {exc.colno})")
-            continue
-        problem = _record_problem(record)
-        if problem:
-            yield Skipped(where, problem)
-            continue
-        doc_id = str(record["_id"]).strip()
-        if doc_id in seen:
-            yield Skipped(where, f"duplicate _id '{doc_id}' in this file")
-            continue
-        seen.add(doc_id)
-        title = (record.get("title") or "").strip()
-        body = record.get("text") or ""
-        # BEIR's convention: title and text as one passage, so a title never stands alone.
-        text = f"{title} {body}" if title and body.strip() else (title or body)
-        records += 1
-        yield Document(doc_id, rel, title or doc_id, (Page(None, text),), _sha(text))
-    if records == 0 and not seen:
-        yield Skipped(rel, "no usable records (each line needs a JSON object with _id and text)")
-
-
-def _record_problem(record: object) -> str | None:
-    if not isinstance(record, dict):
-        return "record is not a JSON object"
-    doc_id = record.get("_id")
-    if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool) or not str(doc_id).strip():
-        return "missing or empty '_id'"
-    for field in ("title", "text"):
-        if record.get(field) is not None and not isinstance(record[field], str):
-            return f"'{field}' must be a string"
-    if not (record.get("text") or "").strip() and not (record.get("title") or "").strip():
-        return f"record '{doc_id}' has no text"
-    return None
+def _reason(suffix: str, exc: Exception) -> str:
+    """One line a person can act on, whatever the parser raised."""
+    message = " ".join(str(exc).split())[:300]
+    kind = {".pdf": "PDF", ".docx": "Word document", ".pptx": "PowerPoint deck",
+            ".xlsx": "Excel workbook", ".xlsm": "Excel workbook", ".eml": "e-mail",
+            ".html": "HTML page", ".htm": "HTML page"}.get(suffix, "file")
+    return f"corrupt or unreadable {kind}: {type(exc).__name__}: {message}"

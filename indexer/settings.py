@@ -32,6 +32,17 @@ class IndexerSettings(BaseSettings):
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     keep_generations: int = Field(3, ge=1, description="published generations kept for rollback")
     progress: bool = Field(True, description="show tqdm progress bars on stderr")
+    parse_timeout_seconds: float = Field(
+        120.0, gt=0, description="a file whose parsing takes longer is skipped (a looping PDF)")
+    ocr: bool = Field(True, description="OCR PDF pages without a text layer (tesseract)")
+    ocr_max_pages: int = Field(50, ge=0, description="pages OCR'd per file at most")
+    ocr_seconds: float = Field(300.0, gt=0, description="OCR time per file at most, seconds")
+    ocr_dpi: int = Field(150, ge=50, le=600, description="page rendering resolution for OCR")
+    ocr_languages: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+                               description="tesseract languages, e.g. eng+deu")
+    sheet_max_rows: int = Field(5000, ge=1, description="rows kept per spreadsheet sheet")
+    max_unzipped_mb: float = Field(500.0, gt=0, description="Office files expanding to more "
+                                   "are refused (zip bombs)")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> IndexerSettings:

@@ -1,16 +1,31 @@
 """The vector store: the one place that touches FAISS.
 
-Kept behind a small interface (add, delete, search within an allowed set, save/load) so that a
-later engine with in-index filtering can replace it without touching access control.
+Vectors live in one plain float32 matrix whose rows are laid out so that a partner's chunks are
+contiguous (the writer passes the order), beside the chunk id of each row and a sorted id index.
+A search maps the caller's allowed ids to rows once (cached per allowed set), lets the planner
+choose how to read them, and scores exactly those rows with FAISS's single-thread SIMD kernels:
+its cost grows with what the caller may see, not with the whole index. Every plan is exact.
+
+On disk it is one FAISS file (an IndexIDMap over an IndexFlatIP, rows in layout order), so any
+FAISS reader, and generations written before the planner, still load.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
+
+from indexer.planner import Plan, Strategy, plan, top_k
+
+# FAISS's plain SIMD kernels (one thread, no index object); its type stubs omit them.
+kernels: Any = faiss
+PLAN_CACHE = 256  # allowed sets kept mapped to rows (one per partner and day in the server)
 
 
 @dataclass(frozen=True)
@@ -22,53 +37,169 @@ class Hit:
 class VectorStore:
     """Exact inner-product search over normalised vectors, keyed by chunk id."""
 
-    def __init__(self, index: faiss.Index) -> None:
-        self._index = index
+    def __init__(self, ids: np.ndarray, matrix: np.ndarray) -> None:
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._plans: OrderedDict[int, tuple[np.ndarray, Plan]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._set(np.asarray(ids, dtype=np.int64), matrix)
+
+    def _set(self, ids: np.ndarray, matrix: np.ndarray) -> None:
+        """Install rows (in layout order) and the sorted id -> row index beside them."""
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        if sorted_ids.size > 1 and bool((sorted_ids[1:] == sorted_ids[:-1]).any()):
+            dup = int(sorted_ids[1:][sorted_ids[1:] == sorted_ids[:-1]][0])
+            raise ValueError(f"chunk id {dup} is stored twice")
+        self._ids = ids
+        self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        self._sorted_ids = sorted_ids
+        self._row_of_sorted = order.astype(np.int32 if ids.size < 2**31 else np.int64)
+        self._plans.clear()
 
     @classmethod
     def create(cls, dim: int) -> VectorStore:
-        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+        return cls(np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
 
     @classmethod
     def load(cls, path: Path) -> VectorStore:
-        return cls(faiss.read_index(str(path)))
+        index: Any = faiss.read_index(str(path))
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        flat: Any = faiss.downcast_index(index.index)
+        matrix = faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, index.d)
+        del flat, index  # the matrix is a copy; FAISS's own buffers are freed here
+        return cls(ids, matrix)
 
-    def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+    def save(self, path: Path, order: np.ndarray | None = None) -> None:
+        """Write rows in `order` (chunk ids; ids it omits follow in id order) so that each
+        partner's chunks are contiguous when the store is loaded again."""
+        self._consolidate()
+        if order is not None:
+            first = self._rows(np.asarray(order, dtype=np.int64), sort=False)
+            rest = np.setdiff1d(np.arange(len(self)), first, assume_unique=True)
+            rows = np.concatenate((first, rest[np.argsort(self._ids[rest])]))
+            self._set(self._ids[rows], self._matrix[rows])
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
+        index.add_with_ids(self._matrix, self._ids)
+        faiss.write_index(index, str(path))
 
     @property
     def dim(self) -> int:
-        return int(self._index.d)
+        return int(self._matrix.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held for vectors, ids and the id index (cached plans are bounded apart)."""
+        self._consolidate()
+        return int(self._matrix.nbytes + self._ids.nbytes + self._sorted_ids.nbytes
+                   + self._row_of_sorted.nbytes)
+
+    @property
+    def plan_cache_bytes(self) -> int:
+        return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes
+                   for _, p in list(self._plans.values()))
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._ids.size) + sum(ids.size for ids, _ in self._pending)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._index.add_with_ids(
-            np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
-        )
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if ids.size != vectors.shape[0]:
+            raise ValueError(f"{ids.size} ids for {vectors.shape[0]} vectors")
+        with self._lock:
+            self._pending.append((ids.copy(), vectors.copy()))
+
+    def _consolidate(self) -> None:
+        """Fold added blocks into the matrix once, not once per block."""
+        if not self._pending:
+            return
+        with self._lock:
+            blocks, self._pending = self._pending, []
+            self._set(np.concatenate([self._ids] + [i for i, _ in blocks]),
+                      np.concatenate([self._matrix] + [v for _, v in blocks]))
 
     def delete(self, ids: np.ndarray) -> int:
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
+        self._consolidate()
+        rows = self._rows(np.asarray(ids, dtype=np.int64))
+        keep = np.ones(len(self), dtype=bool)
+        keep[rows] = False
+        self._set(self._ids[keep], self._matrix[keep])
+        return int(rows.size)
+
+    def _rows(self, ids: np.ndarray, sort: bool = True) -> np.ndarray:
+        """Row positions of the stored ids among `ids` (unknown ids are skipped)."""
+        if self._sorted_ids.size == 0 or ids.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        np.minimum(pos, self._sorted_ids.size - 1, out=pos)
+        found = self._sorted_ids[pos] == ids
+        rows = self._row_of_sorted[pos[found]].astype(np.int64)
+        return np.sort(rows) if sort else rows
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors of these ids, in order: lets a rebuild reuse unchanged embeddings."""
-        return self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        self._consolidate()
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = self._rows(ids, sort=False)
+        if rows.size != ids.size:
+            missing = np.setdiff1d(ids, self._ids)
+            raise KeyError(f"{missing.size} chunk ids are not stored (e.g. {int(missing[0])})")
+        return self._matrix[rows]
+
+    def plan_for(self, allowed: np.ndarray) -> Plan:
+        """The plan for an allowed set; kept for read-only arrays (the server's cached sets)."""
+        self._consolidate()
+        key = id(allowed)
+        cached = self._plans.get(key)
+        if cached is not None and cached[0] is allowed:
+            return cached[1]
+        ids = np.asarray(allowed, dtype=np.int64).reshape(-1)
+        if ids.size == self._ids.size and np.array_equal(ids, self._sorted_ids):
+            rows = np.arange(ids.size, dtype=np.int64)  # everything: no lookup needed
+        else:
+            rows = self._rows(np.unique(ids))
+        chosen = plan(rows, len(self))
+        if isinstance(allowed, np.ndarray) and not allowed.flags.writeable:
+            with self._lock:  # the cache holds the array, so its id cannot be reused
+                self._plans[key] = (allowed, chosen)
+                while len(self._plans) > PLAN_CACHE:
+                    self._plans.popitem(last=False)
+        return chosen
+
+    def _score(self, chosen: Plan, query: np.ndarray) -> np.ndarray:
+        """Scores of exactly the plan's rows, in row order."""
+        sp, m, d = faiss.swig_ptr, self._matrix, self.dim
+        out = np.empty(chosen.size, dtype=np.float32)
+        if chosen.strategy is Strategy.SCAN:
+            full = out if chosen.everything else np.empty(len(m), dtype=np.float32)
+            kernels.fvec_inner_products_ny(sp(full), sp(query), sp(m), d, len(m))
+            if not chosen.everything:
+                out[:] = full[chosen.rows]
+        elif chosen.strategy is Strategy.RANGES:
+            at = 0
+            for start, stop in zip(chosen.starts.tolist(), chosen.stops.tolist(), strict=True):
+                kernels.fvec_inner_products_ny(sp(out[at:]), sp(query), sp(m[start:stop]), d,
+                                             stop - start)
+                at += stop - start
+        elif chosen.strategy is Strategy.ROWS:
+            kernels.fvec_inner_products_by_idx(sp(out), sp(query), sp(m), sp(chosen.rows), d, 1,
+                                             chosen.size)
+        return out
 
     def search(self, query: np.ndarray, allowed: np.ndarray, k: int) -> list[Hit]:
-        """True top-k among `allowed` only: the filter runs inside the scan, not after it.
+        """True top-k among `allowed` only: only allowed rows are ever scored.
 
         `allowed` is required and never means "everything": an empty set finds nothing.
+        Returns min(k, allowed ids that are stored) hits, best first, ties by chunk id.
         """
-        k = min(k, len(allowed))
-        if k <= 0:
+        chosen = self.plan_for(allowed)
+        if k <= 0 or chosen.size == 0:
             return []
-        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-        scores, ids = self._index.search(
-            np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k, params=params
-        )
-        hits = [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
-        # Equal scores (duplicate passages) come back in a stable order.
-        hits.sort(key=lambda h: (-h.score, h.chunk_id))
-        return hits
+        vector = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
+        if vector.size != self.dim:
+            raise ValueError(f"query has {vector.size} dimensions, the index {self.dim}")
+        scores = self._score(chosen, vector)
+        rows = chosen.rows
+        best = top_k(scores, lambda at: self._ids[rows[at]], k)
+        return [Hit(int(i), float(s)) for i, s in zip(self._ids[rows[best]], scores[best],
+                                                       strict=True)]

@@ -2,8 +2,12 @@
 
     python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000]
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
+                                     [--scope SCOPE ...]
     python -m search_api keys list --index DIR
     python -m search_api keys revoke KEY_ID --index DIR
+    python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
+    python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
+                                           [--until ISO] [--limit N] [--json]
 
 Exit codes: 0 done; 2 bad arguments or no usable index; 1 any other failure.
 """
@@ -27,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
 
+    mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (key from PKS_API_KEY)")
+    mcp.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
+
     keys = sub.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
         dest="action", required=True)
     create = keys.add_parser("create", help="create a key; it is printed once, as the last line")
@@ -35,12 +42,55 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--partner", help="the partner id whose documents the key may see")
     who.add_argument("--admin", action="store_true", help="a key that sees every document")
     create.add_argument("--name", default="", help="a label, e.g. who holds the key")
+    create.add_argument(
+        "--scope", action="append", dest="scopes", metavar="SCOPE",
+        help="search, retrieve, documents or act-as; repeatable. Default: search, retrieve, "
+             "documents. Naming any of those gives exactly the ones named; act-as (answer on "
+             "behalf of another partner) is only given when named, on top of the others")
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.add_argument("--index", type=Path, required=True)
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
     revoke.add_argument("--index", type=Path, required=True)
+    audit = sub.add_parser("audit", help="read the audit log (who saw what), newest first")
+    audit.add_argument("--index", type=Path, required=True)
+    audit.add_argument("--partner", help="the key's partner, the partner acted for, or 'admin'")
+    audit.add_argument("--document", help="a document id")
+    audit.add_argument("--since", help="ISO date or time (UTC), e.g. 2026-11-25T09:00:00Z")
+    audit.add_argument("--until", help="ISO date or time (UTC)")
+    audit.add_argument("--limit", type=int, help="at most this many records")
+    audit.add_argument("--json", action="store_true", help="one JSON record per line")
     return parser
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from search_api.audit import AuditLog, AuditQuery, parse_time
+
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    log = AuditLog(args.index)
+    if not log.segments():
+        print(f"no audit records in {log.dir}", file=sys.stderr)
+    for event in log.newest_first(AuditQuery(args.partner, args.document, since, until,
+                                             args.limit)):
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False))
+            continue
+        who = "admin" if event["admin"] else f"partner={event['partner']}"
+        if event.get("on_behalf_of"):
+            who += f" for={event['on_behalf_of']}"
+        docs = ", ".join(f"{d['doc_id']}" + (f" (owner {d['owner']})" if d["owner"] else "")
+                         for d in event["documents"]) or "-"
+        query = json.dumps(event["query"], ensure_ascii=False) if event["query"] else "-"
+        print(f"{event['time']}  {event['surface']:<8} {event['status']}  key {event['key_id']} "
+              f"({event['key_name']})  {who}  query={query}  documents: {docs}")
+    return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -54,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
     from search_api.keys import KeyStore
     from search_api.live import IndexHolder
     from search_api.settings import ApiSettings
+    from search_api.sso import SsoConfigError, SsoGate
 
     overrides = {k: v for k, v in {"index": args.index, "host": args.host,
                                    "port": args.port}.items() if v is not None}
@@ -62,15 +113,81 @@ def _serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    try:  # the users table first: a mistake in it is reported before the slow index load
+        SsoGate.from_settings(settings)
+    except SsoConfigError as exc:
+        print(f"error: invalid users file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:  # load before serving, so a missing index or model is a message, not a traceback
-        holder = IndexHolder(settings.index, settings.torch_threads)
+        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     state = AppState(holder, KeyStore(settings.index))
-    uvicorn.run(create_app(settings, state), host=settings.host, port=settings.port,
-                log_level="info")
+    app = create_app(settings, state)
+    # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
+                proxy_headers=False)
     return EXIT_OK
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
+    import threading
+
+    from pydantic import ValidationError
+
+    from indexer.embed import ModelLoadError
+    from indexer.store import StoreError
+    from search_api.app import _watch
+    from search_api.audit import AuditLog
+    from search_api.deps import AppState, principal_for
+    from search_api.errors import Unauthorized
+    from search_api.keys import KeyStore
+    from search_api.live import IndexHolder
+    from search_api.mcp_server import build_server
+    from search_api.settings import ApiSettings
+
+    try:
+        settings = ApiSettings(**({"index": args.index} if args.index else {}))
+    except ValidationError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    token = settings.api_key.get_secret_value() if settings.api_key else None
+    keys = KeyStore(settings.index)
+    try:
+        principal_for(keys, token)
+    except Unauthorized as exc:
+        reason = "is not set" if not token else "is not a valid key (unknown or revoked)"
+        print(f"error: PKS_API_KEY {reason}: set it to a key from `python -m search_api keys "
+              f"create --index {settings.index} --partner ID` ({exc.message})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        holder = IndexHolder(settings.index, settings.torch_threads)
+    except (StoreError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if settings.reload_seconds > 0:
+        threading.Thread(target=_watch, args=(holder, settings.reload_seconds, threading.Event()),
+                         daemon=True, name="index-watch").start()
+    state = AppState(holder, keys)
+    audit = AuditLog(settings.index, max_bytes=settings.audit_max_bytes,
+                     max_age_seconds=settings.audit_max_age_hours * 3600,
+                     fsync_seconds=settings.audit_fsync_seconds)
+    try:
+        build_server(lambda: state, lambda _ctx: token, lambda: audit).run("stdio")
+    finally:
+        audit.close()
+    return EXIT_OK
+
+
+def key_scopes(named: list[str] | None) -> frozenset[str]:
+    """--scope as documented: surface scopes named replace the defaults; act-as only adds."""
+    from search_api.access import ACT_AS, DEFAULT_SCOPES
+
+    named_set = set(named or ())
+    surfaces = named_set - {ACT_AS}
+    return frozenset((surfaces or DEFAULT_SCOPES) | (named_set & {ACT_AS}))
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -87,9 +204,10 @@ def _keys(args: argparse.Namespace) -> int:
                           f"knows: {', '.join(partners) or 'none'}", file=sys.stderr)
                     return EXIT_CONFIG
             record, token = store.create(args.name, None if args.admin else args.partner,
-                                         args.admin)
+                                         args.admin, key_scopes(args.scopes))
             who = "admin (sees every document)" if record.admin else f"partner {record.partner}"
-            print(f"Created key {record.key_id} for {who}.")
+            print(f"Created key {record.key_id} for {who}, "
+                  f"scopes: {' '.join(sorted(record.scopes))}.")
             print("Store it now; it cannot be shown again:")
             print(token)
         elif args.action == "list":
@@ -99,7 +217,9 @@ def _keys(args: argparse.Namespace) -> int:
             for r in records:
                 status = f"revoked {r.revoked_at}" if r.revoked_at else "active"
                 who = "admin" if r.admin else f"partner={r.partner}"
-                print(f"{r.key_id}  {who:<20} {status:<32} created {r.created_at}  {r.name}")
+                scopes = "scopes=" + ",".join(sorted(r.scopes))
+                print(f"{r.key_id}  {who:<20} {scopes:<40} {status:<32} "
+                      f"created {r.created_at}  {r.name}")
         else:
             record = store.revoke(args.key_id)
             print(f"Key {record.key_id} is revoked (since {record.revoked_at}).")
@@ -115,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss", "transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        return _serve(args) if args.command == "serve" else _keys(args)
+        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys, "audit": _audit}
+        return commands[args.command](args)
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:

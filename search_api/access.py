@@ -9,12 +9,25 @@ stops at once, without a re-index. The rules are written down in docs/ACCESS.md.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
+from wcmatch import glob
 
+from indexer.manifest import GLOB_FLAGS
 from indexer.store import Generation
+
+# What a key may do (docs/ACCESS.md, "Scopes"): one scope per surface, plus act-as.
+SEARCH, RETRIEVE, DOCUMENTS, ACT_AS = "search", "retrieve", "documents", "act-as"
+SCOPES = (SEARCH, RETRIEVE, DOCUMENTS, ACT_AS)
+DEFAULT_SCOPES = frozenset({SEARCH, RETRIEVE, DOCUMENTS})  # act-as is opt-in only
+
+
+class AccessDenied(Exception):
+    """The key may not do this (403). Says which scope is missing, never what exists."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,14 @@ class Principal:
     key_id: str
     partner: str | None  # None only for admin keys, never as a wildcard
     admin: bool
+    scopes: frozenset[str] = DEFAULT_SCOPES
+
+    def require(self, scope: str) -> None:
+        """Refuse a surface (or act-as) the key was not given."""
+        if scope not in self.scopes:
+            raise AccessDenied(
+                f"this key lacks the scope '{scope}' (it has: {', '.join(sorted(self.scopes))}); "
+                f"create a key with `keys create ... --scope {scope}`")
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +59,10 @@ class AllowedSet:
             return False
         pos = int(np.searchsorted(self.ids, chunk_id))
         return pos < self.ids.size and int(self.ids[pos]) == chunk_id
+
+    def intersects(self, chunk_ids: np.ndarray) -> bool:
+        """True if any of these chunks is in the set: a document is visible iff one of its is."""
+        return bool(np.isin(chunk_ids, self.ids, assume_unique=True).any())
 
 
 def _frozen(ids: np.ndarray) -> AllowedSet:
@@ -59,16 +84,78 @@ class AccessIndex:
             self._grants.setdefault(rows.partner, []).append((rows.until, rows.chunk_ids))
         self._cache: dict[tuple[str, date], AllowedSet] = {}
         self._lock = threading.Lock()
+        self._generation = generation
+        self._by_path: list[tuple[str, np.ndarray]] | None = None
+        self._within_cache: dict[tuple[str, ...], np.ndarray] = {}
 
-    def allowed_for(self, principal: Principal, today: date) -> AllowedSet:
+    def within(self, allowed: AllowedSet, patterns: Sequence[str]) -> AllowedSet:
+        """Narrow `allowed` to documents whose path matches one of the globs (access.yaml's
+        glob semantics). The result is a subset of `allowed`: a glob can never widen it."""
+        matching = self._matching(tuple(patterns))
+        if matching.size == 0 or len(allowed) == 0:
+            return EMPTY
+        narrowed = np.intersect1d(allowed.ids, matching, assume_unique=True)
+        narrowed.setflags(write=False)
+        return AllowedSet(narrowed)
+
+    def _matching(self, patterns: tuple[str, ...]) -> np.ndarray:
+        """Sorted chunk ids of every document whose path matches; kept per set of globs, since
+        people repeat the same few folder filters."""
+        cached = self._within_cache.get(patterns)
+        if cached is None:
+            matcher = _matcher(patterns)
+            picked = [ids for path, ids in self._paths() if matcher.match(path)]
+            cached = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+            with self._lock:
+                if len(self._within_cache) > 256:
+                    self._within_cache.clear()
+                self._within_cache[patterns] = cached
+        return cached
+
+    def _paths(self) -> list[tuple[str, np.ndarray]]:
+        """Chunk ids per document path, read on the first `within` of this generation."""
+        if self._by_path is None:
+            with self._lock:
+                if self._by_path is None:
+                    self._by_path = self._generation.chunk_paths()
+        return self._by_path
+
+    def visible_to(self, principal: Principal, doc_ids: Sequence[str],
+                   today: date) -> dict[str, list[str]] | None:
+        """Admins only: which partners may see each document today. None for anyone else, so a
+        partner never learns another partner's rights."""
+        if not principal.admin:
+            return None
+        grants = self._generation.grants_of(list(dict.fromkeys(doc_ids)))
+        return {doc_id: [partner for partner, until in grants.get(doc_id, [])
+                         if until is None or until >= today] for doc_id in doc_ids}
+
+    def allowed_for(self, principal: Principal, today: date,
+                    on_behalf_of: str | None = None) -> AllowedSet:
+        """What the principal may see today; acting for a partner, only what BOTH may see.
+
+        Acting for someone needs the act-as scope. An unknown partner sees nothing, so the
+        intersection is empty: the answer never tells whether that partner exists.
+        """
+        mine = self._principal_set(principal, today)
+        if on_behalf_of is None:
+            return mine
+        principal.require(ACT_AS)
+        theirs = self._partner_set(on_behalf_of, today)
+        return _frozen(np.intersect1d(mine.ids, theirs.ids, assume_unique=True))
+
+    def _principal_set(self, principal: Principal, today: date) -> AllowedSet:
         if principal.admin:
             return self._all
         if principal.partner is None:
             return EMPTY  # fail closed: a non-admin principal without a partner sees nothing
-        key = (principal.partner, today)
+        return self._partner_set(principal.partner, today)
+
+    def _partner_set(self, partner: str, today: date) -> AllowedSet:
+        key = (partner, today)
         cached = self._cache.get(key)
         if cached is None:
-            live = [ids for until, ids in self._grants.get(principal.partner, [])
+            live = [ids for until, ids in self._grants.get(partner, [])
                     if until is None or until >= today]
             cached = _frozen(np.concatenate(live)) if live else EMPTY
             with self._lock:
@@ -76,3 +163,8 @@ class AccessIndex:
                     self._cache.clear()
                 self._cache[key] = cached
         return cached
+
+
+def _matcher(patterns: tuple[str, ...]) -> Any:
+    """The globs compiled once, with the flags access.yaml's rules use."""
+    return glob.compile(list(patterns), flags=GLOB_FLAGS)

@@ -1,4 +1,5 @@
-"""The FastAPI application: routes are thin; access and search live below them."""
+"""The FastAPI application: the lifespan loads the index once; routes live in routes/, one
+router per surface, and are only included here."""
 
 from __future__ import annotations
 
@@ -6,18 +7,23 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import faiss
 from fastapi import FastAPI
 
-from search_api.deps import Allowed, AppState, CurrentIndex
+from search_api.audit import AuditLog
+from search_api.deps import AppState
 from search_api.errors import install_error_handlers
 from search_api.keys import KeyStore
-from search_api.live import IndexHolder
-from search_api.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
-from search_api.search import search
+from search_api.limits import BodyLimit, RateLimit
+from search_api.live import IndexHolder, LoadedIndex
+from search_api.metrics import OpsMetrics, RequestMetrics
+from search_api.routes import audit, docs, documents, ops, page, retrieve
+from search_api.routes import mcp as mcp_routes
+from search_api.routes import search as search_routes
+from search_api.schemas import ErrorResponse
 from search_api.settings import ApiSettings
+from search_api.sso import SsoGate
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +47,54 @@ def create_app(settings: ApiSettings, state: AppState | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faiss.omp_set_num_threads(settings.faiss_threads)
         app.state.pks = state or AppState(
-            IndexHolder(settings.index, settings.torch_threads), KeyStore(settings.index))
+            IndexHolder(settings.index, settings.torch_threads, settings.batching()),
+            KeyStore(settings.index))
         stop = threading.Event()
         if settings.reload_seconds > 0:
             threading.Thread(target=_watch, args=(app.state.pks.holder, settings.reload_seconds,
                                                   stop), daemon=True, name="index-watch").start()
-        yield
+        async with mcp_routes.serving(app):
+            yield
         stop.set()
+        app.state.audit.close()
 
     app = FastAPI(title="Partner knowledge search", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # docs: served offline
+    app.state.settings = settings
+    app.state.sso = SsoGate.from_settings(settings)  # a bad users table stops start-up here
     install_error_handlers(app)
-    errors: dict[int | str, dict[str, Any]] = {
-        401: {"model": ErrorResponse, "description": "Missing, unknown or revoked key"},
-        422: {"model": ErrorResponse, "description": "Invalid request"},
-    }
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/v1/search", response_model=SearchResponse, responses=errors, tags=["search"])
-    def search_passages(body: SearchRequest, index: CurrentIndex,
-                        allowed: Allowed) -> SearchResponse:
-        """The best passages the caller may see, best first (an empty list if there are none)."""
-        results = search(index, body.query, allowed, body.top_k, body.mode)
-        return SearchResponse(results=[
-            SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
-                         page=p.page, section=p.section, ocr=p.ocr, text=p.text,
-                         score=round(score, 6))
-            for p, score in results
-        ])
-
+    _install_operations(app, settings)
+    for router in (ops.router, search_routes.router, documents.router, page.router,
+                   docs.router, audit.router, retrieve.router):
+        app.include_router(router)
+    app.router.routes.append(mcp_routes.route)
     return app
+
+
+def _live(app: FastAPI) -> LoadedIndex | None:
+    """The served index, or None before the lifespan has loaded it."""
+    state: AppState | None = getattr(app.state, "pks", None)
+    return state.holder.get() if state is not None else None
+
+
+def _install_operations(app: FastAPI, settings: ApiSettings) -> None:
+    """Audit, metrics and limits (README: "Audit", "Metrics and limits").
+
+    Middleware order, outermost first: metrics (sees every answer, 413 and 429 included),
+    body size, rate limit.
+    """
+    app.state.metrics = OpsMetrics(lambda: _live(app))
+    app.state.audit = AuditLog(settings.index, max_bytes=settings.audit_max_bytes,
+                               max_age_seconds=settings.audit_max_age_hours * 3600,
+                               fsync_seconds=settings.audit_fsync_seconds,
+                               observer=app.state.metrics)
+    app.router.responses.update({  # declared on every route included after this
+        413: {"model": ErrorResponse, "description": "Request body over PKS_MAX_BODY_BYTES"},
+        429: {"model": ErrorResponse, "description": "Too many requests with this key; see "
+                                                     "the Retry-After header"},
+    })
+    app.add_middleware(RateLimit, rate_per_minute=settings.rate_limit_per_minute,
+                       burst=settings.rate_limit_burst,
+                       user_header=settings.user_header if settings.trust_user_header else None)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics, router=app.router)

@@ -11,7 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from search_api.access import AccessDenied
+
 log = logging.getLogger(__name__)
+
+
+UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's 400 for an undecodable body
 
 
 class ApiError(Exception):
@@ -24,6 +29,11 @@ class ApiError(Exception):
 class Unauthorized(ApiError):
     def __init__(self, message: str) -> None:
         super().__init__(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(403, "forbidden", message)
 
 
 def error_response(status: int, code: str, message: str,
@@ -55,7 +65,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         if kind == "missing":
             text = "is required" if field != "body" else "a JSON body is required"
         elif kind == "extra_forbidden":
-            text = "is not a known field (expected: query, top_k)"
+            text = "is not a known field (the fields are listed at /docs)"
         elif kind in ("greater_than_equal", "less_than_equal"):
             bound = "at least" if kind == "greater_than_equal" else "at most"
             limit = ctx.get("ge", ctx.get("le"))
@@ -73,12 +83,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
+    @app.exception_handler(AccessDenied)
+    async def _forbidden(_: Request, exc: AccessDenied) -> JSONResponse:
+        return error_response(403, "forbidden", str(exc))
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid_request", _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:  # e.g. bytes that are not
+            return error_response(422, "invalid_request",  # UTF-8: the documented 422
+                                  "the body is not valid JSON text (send UTF-8 encoded JSON)")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from search_api.access import Principal
+from search_api.access import DEFAULT_SCOPES, SCOPES, Principal
 
 KEYS_DB = "keys.sqlite"
 PREFIX = "pks"
-SCHEMA = """
+_DEFAULT_SCOPES_TEXT = " ".join(sorted(DEFAULT_SCOPES))  # stored space-separated
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS api_keys(
     key_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS api_keys(
     key_sha256 TEXT NOT NULL,
     created_at TEXT NOT NULL,
     revoked_at TEXT,
+    scopes TEXT NOT NULL DEFAULT '{_DEFAULT_SCOPES_TEXT}',
     CHECK ((admin = 1 AND partner IS NULL) OR (admin = 0 AND partner IS NOT NULL))
 );
 """
@@ -49,10 +51,32 @@ class KeyRecord:
     admin: bool
     created_at: str
     revoked_at: str | None
+    scopes: frozenset[str] = DEFAULT_SCOPES
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _scopes(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a keys.sqlite written before scopes existed up to date, keeping every key.
+
+    Keys made before scopes get the default scopes (search, retrieve, documents), so each keeps
+    doing what it did; act-as is never granted by a migration.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+    if "scopes" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT "
+                   f"'{_DEFAULT_SCOPES_TEXT}'")
+    except sqlite3.OperationalError as exc:  # another process migrated it a moment ago
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _now() -> str:
@@ -62,6 +86,7 @@ def _now() -> str:
 class KeyStore:
     def __init__(self, index_dir: Path) -> None:
         self.path = index_dir / KEYS_DB
+        self._migrated = False
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -74,29 +99,39 @@ class KeyStore:
                 os.chmod(self.path, 0o600)  # hashes only, but still nobody else's business
                 db.executescript(SCHEMA)
             with db:
+                if not self._migrated:
+                    _migrate(db)
+                    self._migrated = True
                 yield db
         finally:
             db.close()
 
-    def create(self, name: str, partner: str | None, admin: bool) -> tuple[KeyRecord, str]:
+    def create(self, name: str, partner: str | None, admin: bool,
+               scopes: frozenset[str] = DEFAULT_SCOPES) -> tuple[KeyRecord, str]:
         """Make a key; the plain key is returned once and never stored."""
         if admin == (partner is not None):
             raise KeyStoreError("a key is either for one partner (--partner ID) or an admin key")
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not scopes:
+            raise KeyStoreError(f"unknown scope(s) {', '.join(unknown) or '(none given)'}; "
+                                f"scopes are: {', '.join(SCOPES)}")
         key_id = secrets.token_hex(6)
         token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        record = KeyRecord(key_id, name, partner, admin, _now(), None)
+        record = KeyRecord(key_id, name, partner, admin, _now(), None, frozenset(scopes))
         with self._connect() as db:
-            db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                       (key_id, name, partner, int(admin), _sha256(token), record.created_at))
+            db.execute("INSERT INTO api_keys (key_id, name, partner, admin, key_sha256, "
+                       "created_at, revoked_at, scopes) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                       (key_id, name, partner, int(admin), _sha256(token), record.created_at,
+                        " ".join(sorted(scopes))))
         return record, token
 
     def list(self) -> list[KeyRecord]:
         if not self.path.exists():
             return []
         with self._connect() as db:
-            rows = db.execute("SELECT key_id, name, partner, admin, created_at, revoked_at "
-                              "FROM api_keys ORDER BY rowid").fetchall()
-        return [KeyRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
+            rows = db.execute("SELECT key_id, name, partner, admin, created_at, revoked_at, "
+                              "scopes FROM api_keys ORDER BY rowid").fetchall()
+        return [KeyRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5], _scopes(r[6])) for r in rows]
 
     def revoke(self, key_id: str) -> KeyRecord:
         with self._connect() as db:
@@ -114,10 +149,11 @@ class KeyStore:
         row = None
         if key_id and self.path.exists():
             with self._connect() as db:
-                row = db.execute("SELECT key_sha256, partner, admin, revoked_at FROM api_keys "
-                                 "WHERE key_id = ?", (key_id,)).fetchone()
+                row = db.execute("SELECT key_sha256, partner, admin, revoked_at, scopes "
+                                 "FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         stored = row[0] if row else _DUMMY_HASH
         matches = hmac.compare_digest(_sha256(token), stored)
         if row is None or not matches or row[3] is not None:
             return None
-        return Principal(key_id=key_id, partner=row[1], admin=bool(row[2]))
+        return Principal(key_id=key_id, partner=row[1], admin=bool(row[2]),
+                         scopes=_scopes(row[4]))

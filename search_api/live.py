@@ -14,6 +14,7 @@ from pathlib import Path
 from indexer.embed import Embedder
 from indexer.store import Generation, live_generation_dir
 from search_api.access import AccessIndex
+from search_api.batching import Batching, BatchingEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +27,24 @@ class LoadedIndex:
 
 
 def load_index(generation: Generation, embedder: Embedder | None,
-               threads: int) -> LoadedIndex:
-    """Serve a generation; reuse the loaded model when the generation was built with it."""
+               threads: int, batching: Batching | None = None) -> LoadedIndex:
+    """Serve a generation; reuse the loaded model when the generation was built with it.
+    Its queries are embedded in batches of concurrent requests (search_api/batching.py)."""
     model = generation.info["model"]
     if embedder is None or embedder.model != model:
-        embedder = Embedder(model, batch_size=1, threads=threads)
+        embedder = BatchingEmbedder(Embedder(model, batch_size=1, threads=threads),
+                                    batching or Batching())
     return LoadedIndex(generation, AccessIndex(generation), embedder)
 
 
 class IndexHolder:
     """Holds the live snapshot; `refresh` loads a newly published generation and swaps it in."""
 
-    def __init__(self, root: Path, torch_threads: int) -> None:
+    def __init__(self, root: Path, torch_threads: int, batching: Batching | None = None) -> None:
         self.root = root
         self._threads = torch_threads
-        self._current = load_index(Generation.open_live(root), None, torch_threads)
+        self._batching = batching
+        self._current = load_index(Generation.open_live(root), None, torch_threads, batching)
         self._swap_lock = threading.Lock()
 
     def get(self) -> LoadedIndex:
@@ -55,7 +59,8 @@ class IndexHolder:
             if path == self._current.generation.path:
                 return False
             try:
-                fresh = load_index(Generation(path), self._current.embedder, self._threads)
+                fresh = load_index(Generation(path), self._current.embedder, self._threads,
+                                   self._batching)
             except Exception:
                 log.exception("cannot load generation %s; still serving %s", path.name,
                               self._current.generation.name)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from search_api.batching import Batching
+
+HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
 
 
 class ApiSettings(BaseSettings):
@@ -19,6 +26,77 @@ class ApiSettings(BaseSettings):
     # One thread per query in FAISS and torch; requests run in parallel instead.
     faiss_threads: int = Field(1, ge=1)
     torch_threads: int = Field(1, ge=1)
+    # Queries of concurrent requests are embedded together (search_api/batching.py).
+    embed_workers: int = Field(2, ge=1, description="threads embedding query batches")
+    query_batch: int = Field(32, ge=1, le=256, description="most queries in one batch")
+    batch_window_ms: float = Field(
+        2.0, ge=0, le=50, description="how long a worker waits for more queries, only while "
+        "clients are concurrent (a query alone never waits)")
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
+    api_key: SecretStr | None = Field(
+        None, description="the key the stdio MCP server (`python -m search_api mcp`) acts with "
+                          "(PKS_API_KEY); the HTTP server takes keys per request instead")
+
+    corpus: Path | None = Field(
+        None, description="where the corpus is mounted for GET /v1/documents, if not at the path "
+                          "recorded when the index was built")
+    # Single sign-on behind a proxy: off unless enabled, and only from the listed proxies.
+    trust_user_header: bool = Field(
+        False, description="honour the user header (set by an SSO proxy) from trusted_proxies")
+    user_header: str = Field("X-Forwarded-User", description="header naming the signed-in user")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="proxy addresses or networks, comma-separated, e.g. "
+                                          "'10.0.0.5,10.1.0.0/24'")
+    users_file: Path | None = Field(
+        None, description="YAML table of users -> partner or admin (see README, Sign-in)")
+
+    # Operations (audit, metrics, limits): see the README's "Audit" and "Metrics and limits".
+    audit_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="start a new audit segment past this size")
+    audit_max_age_hours: float = Field(
+        24.0, gt=0, description="start a new audit segment when the open one is this old")
+    audit_fsync_seconds: float = Field(
+        1.0, ge=0, description="fsync the audit at most this often (0: after every record)")
+    metrics_require_admin: bool = Field(
+        False, description="answer /metrics only to admin keys (default: open to a scraper)")
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="requests per minute per API key (0: no limit)")
+    rate_limit_burst: int = Field(
+        600, ge=1, description="requests a key may send at once before the per-minute rate applies")
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="larger request bodies are refused with 413 unread")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) \
+            else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"'{item}' is not an IP address or network ({exc})") from exc
+        return value
+
+    @field_validator("user_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not HEADER_RE.match(value):
+            raise ValueError(f"'{value}' is not a valid HTTP header name")
+        return value
+
+    @model_validator(mode="after")
+    def _sso_complete(self) -> ApiSettings:
+        if self.trust_user_header and (not self.trusted_proxies or self.users_file is None):
+            raise ValueError("PKS_TRUST_USER_HEADER needs PKS_TRUSTED_PROXIES (the SSO proxy's "
+                             "addresses) and PKS_USERS_FILE (users -> partners)")
+        return self
+
+    def batching(self) -> Batching:
+        return Batching(self.embed_workers, self.query_batch, self.batch_window_ms)

@@ -46,6 +46,24 @@ EXAMPLES = [
      "initech/battery-management-firmware.md", {"initech"}),
 ]
 
+# Office files and a scanned page: (query, file, page/slide/sheet, section, ocr, readers).
+CITED = [
+    ("What are the main risks on the programme risk register, and how will each be mitigated?",
+     "shared/steering-committee-2026-11.pptx", 4, "Programme risk register", False,
+     set(PARTNERS)),
+    ("How quickly did the battery management board detect an injected internal short circuit "
+     "on the hardware-in-the-loop bench?",
+     "initech/hil-validation-report.docx", None,
+     "WP3 hardware-in-the-loop validation report > 3. Results > 3.1 Detection times", False,
+     {"initech"}),
+    ("What capacity retention did the pilot-line pouch cells keep after 500 cycles at 45 °C?",
+     "acme/pilot-cell-cycling.xlsx", 2, "Cycling 45C", False, {"acme"}),
+    ("Until when does the signed Amendment No. 1 extend the Helios programme, and how much "
+     "extra funding does Northwind add?",
+     "shared/signed/charter-amendment-1-signed.pdf", 1, None, True, set(PARTNERS)),
+]
+EXAMPLES += [(query, path, readers) for query, path, _, _, _, readers in CITED]
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory,
@@ -89,3 +107,16 @@ def test_roadmap_pdf_answers_with_its_page(demo: tuple[TestClient, dict[str, str
         "top_k": 1}, headers={"Authorization": f"Bearer {keys['initech']}"})
     top = response.json()["results"][0]
     assert (top["path"], top["page"]) == ("shared/roadmap-2027.pdf", 3)
+
+
+@pytest.mark.parametrize("query, expected, page, section, ocr, readers", CITED)
+def test_new_formats_are_cited_by_slide_page_sheet_and_section(
+        demo: tuple[TestClient, dict[str, str]], query: str, expected: str, page: int | None,
+        section: str | None, ocr: bool, readers: set[str]) -> None:
+    client, keys = demo
+    for who in sorted(readers) + ["admin"]:
+        response = client.post("/v1/search", json={"query": query, "top_k": 1},
+                               headers={"Authorization": f"Bearer {keys[who]}"})
+        top = response.json()["results"][0]
+        assert (top["path"], top["page"], top["section"], top["ocr"]) == (
+            expected, page, section, ocr), who

@@ -63,3 +63,45 @@ def test_repeated_text_gets_distinct_ids(embedder: Embedder) -> None:
     para = "The same twelve words stand here again and again in this one page."
     chunks = chunker.chunk(doc("\n\n".join([para] * 3)))
     assert [c.text for c in chunks] == [para] * 3 and len({c.chunk_id for c in chunks}) == 3
+
+
+def test_a_heading_never_ends_a_chunk(embedder: Embedder) -> None:
+    """The heading moves to the passage it titles, also when it is not Markdown."""
+    body = " ".join(f"Cell {i} kept {90 + i % 9} percent of its capacity." for i in range(40))
+    text = f"2. Design\n\n{body}\n\n3. Results after 300 cycles\n\n{body.replace('Cell', 'Pack')}"
+    chunker = Chunker(embedder.tokenizer, chunk_tokens=60, overlap=0,
+                      max_tokens=embedder.max_tokens)
+    chunks = chunker.chunk(doc(text))
+    assert len(chunks) > 4
+    for c in chunks:
+        assert not c.text.rstrip().endswith("3. Results after 300 cycles"), c.text
+        assert text[c.char_start:c.char_end] == c.text
+    holder = next(c for c in chunks if "3. Results after 300 cycles" in c.text)
+    assert holder.text.startswith("3. Results after 300 cycles\n\nPack 0 kept")
+
+
+def test_pages_and_sections_are_never_mixed_in_one_chunk(embedder: Embedder) -> None:
+    pages = (Page(1, "Slide one text about electrolytes.", "Agenda"),
+             Page(2, "Slide two text about sensors.", "Risks", ocr=True))
+    chunks = Chunker(embedder.tokenizer, 200, 0, embedder.max_tokens).chunk(
+        Document("d", "d.pptx", "t", pages, "sha"))
+    assert [(c.page, c.section, c.ocr, c.text) for c in chunks] == [
+        (1, "Agenda", False, "Slide one text about electrolytes."),
+        (2, "Risks", True, "Slide two text about sensors.")]
+
+
+def test_demo_report_has_no_passage_ending_with_a_heading(embedder: Embedder) -> None:
+    from pathlib import Path
+
+    from indexer.load import LoadOptions, load_file
+
+    rel = "joint/acme-globex/cell-sensor-integration.md"
+    path = Path(__file__).resolve().parents[2] / "corpora" / "demo" / rel
+    report = next(iter(load_file(path, rel, LoadOptions())))
+    assert isinstance(report, Document)
+    chunks = Chunker(embedder.tokenizer, 200, 32, embedder.max_tokens).chunk(report)
+    for c in chunks:
+        assert not c.text.rstrip().splitlines()[-1].startswith("#"), c.text
+    results = [c for c in chunks if c.section and "3. Results after 300 cycles" in c.section]
+    assert results and results[0].text.startswith("## 3. Results after 300 cycles")
+    assert any("0.6 %" in c.text or "JX-01" in c.text for c in results)

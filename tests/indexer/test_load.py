@@ -11,7 +11,7 @@ SHARED_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "
 
 
 def load_all(root: Path, max_mb: float = 100.0) -> tuple[list[Document], list[Skipped]]:
-    out = list(load_corpus(root, discover(root), LoadOptions(max_mb)))
+    out = list(load_corpus(root, discover(root), LoadOptions(max_mb, ocr=False)))
     return ([x for x in out if isinstance(x, Document)], [x for x in out if isinstance(x, Skipped)])
 
 
@@ -72,7 +72,7 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_loads(tmp_path: Path) -
     write(tmp_path / "garbage.pdf", b"%PDF-1.4\nthis is not a pdf at all\n%%EOF")
     write_pdf(tmp_path / "locked.pdf", ["secret text"], password="s3cret")
     write_pdf(tmp_path / "scan.pdf", ["", ""])
-    write(tmp_path / "slides.pptx", b"PK\x03\x04")
+    write(tmp_path / "slides.key", b"PK\x03\x04")
     write(tmp_path / "big.txt", "x" * 3000)
     os.mkfifo(tmp_path / "pipe.txt")
     (tmp_path / "dangling.md").symlink_to(tmp_path / "nowhere.md")
@@ -87,7 +87,8 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_loads(tmp_path: Path) -
     assert got["garbage.pdf"].startswith("corrupt or unreadable PDF")
     assert got["locked.pdf"].startswith("encrypted: no (valid) password configured")
     assert got["scan.pdf"].startswith("no extractable text in 2 page(s)")
-    assert got["slides.pptx"].startswith("unsupported file type '.pptx'")
+    assert "OCR is turned off" in got["scan.pdf"]
+    assert got["slides.key"].startswith("unsupported file type '.key'")
     assert "over the 0.002 MB limit" in got["big.txt"]
     assert got["pipe.txt"].startswith("not a regular file")
     assert got["dangling.md"].startswith("not a regular file")
@@ -107,7 +108,8 @@ def test_utf16_with_bom_is_decoded(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/eval/pdfs not present")
 def test_real_world_pdfs_broken_encrypted_scanned(tmp_path: Path) -> None:
-    results = list(load_corpus(SHARED_PDFS, discover(SHARED_PDFS), LoadOptions()))
+    # OCR off: the scanned files are OCR'd once, in test_formats_ocr.py (CPU is shared).
+    results = list(load_corpus(SHARED_PDFS, discover(SHARED_PDFS), LoadOptions(ocr=False)))
     docs = {r.path for r in results if isinstance(r, Document)}
     got = reasons([r for r in results if isinstance(r, Skipped)])
     for broken in ("broken/invalid.pdf", "broken/bad-content.pdf",
@@ -126,3 +128,20 @@ def test_pdf_with_a_password_opens_when_given_it(tmp_path: Path) -> None:
     assert isinstance(opened[0], Document) and "secret agreement" in opened[0].pages[0].text
     wrong = list(load_file(tmp_path / rel, rel, LoadOptions(password="nope")))
     assert isinstance(wrong[0], Skipped) and wrong[0].reason.startswith("encrypted: no (valid)")
+
+
+def test_markdown_is_split_into_heading_sections(tmp_path: Path) -> None:
+    write(tmp_path / "report.md", "Preface line.\n\n# Report\n\n## 1. Aim\n\nFind the limit.\n\n"
+                                  "## 2. Results\n\n### 2.1 Cycling\n\nLost 3 %.\n\n```\n# not a "
+                                  "heading\n```\n\n## 3. Empty\n")
+    docs, _ = load_all(tmp_path)
+    pages = docs[0].pages
+    assert docs[0].title == "Report"
+    assert [(p.section, p.text.strip().splitlines()[-1]) for p in pages] == [
+        (None, "Preface line."),
+        ("Report > 1. Aim", "Find the limit."),
+        ("Report > 2. Results > 2.1 Cycling", "```"),
+        ("Report > 3. Empty", "## 3. Empty"),
+    ]
+    assert pages[1].text.startswith("# Report\n\n## 1. Aim")  # a bare heading joins the next
+    assert "# not a heading" in pages[2].text

@@ -18,9 +18,9 @@ from indexer.store import Generation
 from search_api.access import EMPTY, AllowedSet, Principal
 from search_api.live import LoadedIndex, load_index
 from search_api.retrieval.dense import dense
-from search_api.retrieval.fusion import reciprocal_rank
+from search_api.retrieval.fusion import weighted_scores
 from search_api.retrieval.lexical import lexical
-from search_api.search import search
+from search_api.search import WEIGHTS, search
 from tests.factory import write
 from tests.search_api.conftest import auth
 
@@ -104,7 +104,7 @@ def test_hybrid_equals_the_fusion_of_brute_force_lists(boiler: LoadedIndex, quer
     for who, allowed in allowed_sets(boiler).items():
         lists = [[(c, s) for c, s in ranked if c in allowed][:100]
                  for ranked in (all_dense, all_lexical)]
-        expected = [c for c, _ in reciprocal_rank(lists)][:5]
+        expected = [c for c, _ in weighted_scores(lists, WEIGHTS)][:5]
         got = [p.chunk_id for p, _ in search(boiler, query, allowed, 5, "hybrid")]
         assert got == expected, who
         assert set(got) <= set(allowed.ids.tolist())

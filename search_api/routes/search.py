@@ -1,0 +1,34 @@
+"""POST /v1/search: the best passages the caller may see, optionally within some folders."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from search_api.deps import Audit, CurrentIndex, SearchCaller, State
+from search_api.routes import error_responses
+from search_api.schemas import SearchRequest, SearchResponse, SearchResult
+from search_api.search import search
+
+router = APIRouter(tags=["search"])
+
+
+@router.post("/v1/search", response_model=SearchResponse,
+             responses=error_responses(401, 403, 422))
+def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchCaller,
+                    state: State, audit: Audit) -> SearchResponse:
+    """The best passages the caller may see, best first (an empty list if there are none)."""
+    allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
+    if body.within is not None:
+        allowed = index.access.within(allowed, body.within)
+    results = search(index, body.query, allowed, body.top_k, body.mode)
+    audit.record(principal, "search", generation=index.generation, query=body.query,
+                 doc_ids=[p.doc_id for p, _ in results], mode=getattr(body, "mode", None),
+                 on_behalf_of=body.on_behalf_of)
+    rights = index.access.visible_to(principal, [p.doc_id for p, _ in results], state.today())
+    return SearchResponse(results=[
+        SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
+                     page=p.page, section=p.section, ocr=p.ocr, text=p.text,
+                     score=round(score, 6),
+                     visible_to=None if rights is None else rights.get(p.doc_id, []))
+        for p, score in results
+    ])

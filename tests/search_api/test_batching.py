@@ -1,0 +1,50 @@
+"""The query batcher with the real model: concurrent queries are embedded together, and each
+caller gets exactly the vector its own query has alone."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from indexer.embed import Embedder
+from search_api.batching import Batching, BatchingEmbedder
+
+QUERIES = [f"question {i}: which electrolyte batch reached {i * 1.5:.1f} mS/cm at room "
+           f"temperature" + " after annealing" * (i % 4) for i in range(24)]
+
+
+@pytest.fixture(scope="module")
+def alone(embedder: Embedder) -> np.ndarray:
+    return np.stack([embedder.embed_query(q) for q in QUERIES])
+
+
+def test_concurrent_queries_share_batches_and_keep_their_own_vectors(
+        embedder: Embedder, alone: np.ndarray) -> None:
+    batcher = BatchingEmbedder(embedder, Batching(workers=1, max_batch=8, window_ms=20))
+    with ThreadPoolExecutor(len(QUERIES)) as pool:
+        vectors = np.stack(list(pool.map(batcher.embed_query, QUERIES)))
+    assert np.abs(vectors - alone).max() < 1e-5  # padding in a batch changes nothing
+    assert batcher.queries == len(QUERIES)
+    assert batcher.batches < len(QUERIES)  # some were embedded together
+
+
+def test_a_query_alone_is_its_own_batch_and_the_interface_is_the_embedders(
+        embedder: Embedder, alone: np.ndarray) -> None:
+    batcher = BatchingEmbedder(embedder, Batching(workers=2, max_batch=32, window_ms=5))
+    for i, query in enumerate(QUERIES[:4]):
+        assert np.abs(batcher.embed_query(query) - alone[i]).max() < 1e-5
+    assert batcher.batches == 4 and batcher.queries == 4
+    assert (batcher.dim, batcher.max_tokens, batcher.model) == \
+        (embedder.dim, embedder.max_tokens, embedder.model)
+    assert batcher.tokenizer is embedder.tokenizer
+    assert np.abs(batcher.embed(QUERIES[:2]) - alone[:2]).max() < 1e-4
+
+
+def test_a_failing_batch_fails_its_callers_and_the_worker_goes_on(
+        embedder: Embedder, alone: np.ndarray) -> None:
+    batcher = BatchingEmbedder(embedder, Batching(workers=1, max_batch=4, window_ms=0))
+    with pytest.raises((TypeError, ValueError)):
+        batcher.embed_query(12345)  # type: ignore[arg-type]  # not text: the tokenizer refuses
+    assert np.abs(batcher.embed_query(QUERIES[0]) - alone[0]).max() < 1e-5

@@ -1,0 +1,120 @@
+"""GET /v1/documents/{id}: the original file with the rights of search; hidden == missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.build import BuildReport
+from search_api.app import create_app
+from search_api.deps import AppState
+from search_api.keys import KeyStore
+from search_api.live import IndexHolder
+from search_api.settings import ApiSettings
+from tests.conftest import ALL_DOCS, VISIBLE
+from tests.search_api.conftest import Clock, auth
+
+CONTENT_HEADERS = ("content-type", "content-length", "www-authenticate", "cache-control",
+                   "content-disposition", "content-security-policy")
+FILES = [d for d in ALL_DOCS if "/" in d]  # documents read from their own file
+RECORDS = {"gloss-soc": "State of charge", "gloss-fbg": "Fibre Bragg grating"}
+
+
+def corpus_of(access_index: tuple[Path, BuildReport]) -> Path:
+    return Path(access_index[1].corpus)
+
+
+def get(client: TestClient, key: str | None, doc_id: str):
+    return client.get(f"/v1/documents/{doc_id}", headers=auth(key) if key else {})
+
+
+@pytest.mark.parametrize("who", ["alpha", "beta", "gamma", "delta", "admin"])
+def test_each_caller_gets_exactly_the_files_search_would_show(
+        client: TestClient, keys: dict[str, str], access_index: tuple[Path, BuildReport],
+        who: str) -> None:
+    corpus = corpus_of(access_index)
+    missing = get(client, keys[who], "no/such/file.md")
+    assert missing.status_code == 404
+    for doc_id in FILES:
+        response = get(client, keys[who], doc_id)
+        if who == "admin" or doc_id in VISIBLE[who]:
+            assert response.status_code == 200, (who, doc_id, response.text)
+            assert response.content == (corpus / doc_id).read_bytes()
+        else:  # byte for byte the answer for a document that does not exist
+            assert response.status_code == 404
+            assert response.content == missing.content
+            for name in CONTENT_HEADERS:
+                assert response.headers.get(name) == missing.headers.get(name), name
+
+
+def test_unknown_odd_and_escaping_ids_all_get_the_same_404(
+        client: TestClient, keys: dict[str, str]) -> None:
+    reference = get(client, keys["alpha"], "beta/sensors.md")
+    assert reference.status_code == 404
+    assert reference.json() == {"error": {"code": "not_found", "message":
+                                          "no document with this id is visible to this key"}}
+    for doc_id in ["nothing", "internal/board.md", "gamma/recycling.txt", "drafts/plan.txt",
+                   "..%2F..%2Fetc%2Fpasswd", "alpha/../beta/sensors.md", "access.yaml",
+                   "shared/glossary.jsonl", "gloss-soc%00", "a" * 500]:
+        response = get(client, keys["alpha"], doc_id)
+        assert (response.status_code, response.content) == (404, reference.content), doc_id
+
+
+def test_content_types_pdf_and_jsonl_records(client: TestClient, keys: dict[str, str]) -> None:
+    pdf = get(client, keys["alpha"], "alpha/pilot-line.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    md = get(client, keys["beta"], "beta/sensors.md")
+    assert md.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert md.headers["x-content-type-options"] == "nosniff"
+    assert md.headers["content-security-policy"] == "sandbox"
+    assert "filename*=UTF-8''sensors.md" in md.headers["content-disposition"]
+    for doc_id, title in RECORDS.items():
+        record = get(client, keys["delta"], doc_id)
+        assert record.status_code == 200
+        assert record.headers["content-type"] == "text/plain; charset=utf-8"
+        assert record.text.startswith(title) and "{" not in record.text  # the text, not JSON
+
+
+def test_a_key_is_required(client: TestClient) -> None:
+    response = client.get("/v1/documents/shared/overview.md")
+    assert response.status_code == 401
+
+
+@pytest.fixture()
+def moved_corpus(access_index: tuple[Path, BuildReport], holder: IndexHolder,
+                 tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    """The same index served with its corpus copied elsewhere (PKS_CORPUS), free to edit."""
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus_of(access_index), copy)
+    settings = ApiSettings(index=access_index[0], reload_seconds=0, corpus=copy)
+    app = create_app(settings, AppState(holder, KeyStore(access_index[0]), Clock()))
+    with TestClient(app) as test_client:
+        yield test_client, copy
+
+
+def test_a_changed_removed_or_escaping_file_is_never_served(
+        moved_corpus: tuple[TestClient, Path], keys: dict[str, str]) -> None:
+    client, corpus = moved_corpus
+    assert get(client, keys["alpha"], "alpha/electrolyte.txt").status_code == 200
+    (corpus / "alpha/electrolyte.txt").write_text("Something else entirely.")
+    changed = get(client, keys["alpha"], "alpha/electrolyte.txt")
+    assert changed.status_code == 410 and "changed after it was indexed" in changed.text
+    assert b"Something else" not in changed.content
+    (corpus / "beta/sensors.md").unlink()
+    gone = get(client, keys["beta"], "beta/sensors.md")
+    assert gone.status_code == 410 and "removed from the corpus" in gone.text
+    outside = corpus.parent / "outside.md"
+    outside.write_bytes((corpus / "shared/overview.md").read_bytes())  # same bytes, elsewhere
+    (corpus / "shared/overview.md").unlink()
+    os.symlink(outside, corpus / "shared/overview.md")
+    escaped = get(client, keys["gamma"], "shared/overview.md")
+    assert escaped.status_code == 410 and "outside the corpus" in escaped.text
+    # A caller who may not see the document still learns nothing about its file.
+    hidden = get(client, keys["gamma"], "alpha/electrolyte.txt")
+    assert hidden.status_code == 404 and "changed" not in hidden.text

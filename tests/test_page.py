@@ -1,0 +1,330 @@
+"""The intranet search page in a real browser (Playwright driving Debian's Chromium), offline
+/docs, and single sign-on through a trusted header, all against a real uvicorn server on loopback.
+
+The server trusts the user header only from 127.0.0.2 (its "SSO proxy"); the browser and the
+other HTTP clients connect from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from indexer.build import build
+from indexer.embed import Embedder
+from indexer.settings import IndexerSettings
+from search_api.keys import KeyStore
+from tests.conftest import TEXTS, VISIBLE, make_access_corpus
+from tests.factory import write
+from tests.test_e2e import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+PROXY = "127.0.0.2"
+USERS = """\
+admins: [carol@host.example]
+partners:
+  alpha: [alice@alpha.example]
+  beta: [bob@beta.example]
+"""
+PHONE = {"width": 375, "height": 740}
+MARKUP_PATH = "shared/markup-notes.txt"
+MARKUP = ('Release notes of the MARKUP tracker: <img src=x onerror="window.pwned=1"> and '
+          '<script>window.pwned=2</script> and <b>bold claims</b> & entities like &amp; stay text.')
+SEES = {who: docs | {MARKUP_PATH} for who, docs in VISIBLE.items()}  # what each partner sees here
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
+           embedder: Embedder) -> Iterator[dict[str, object]]:
+    """The access corpus plus one shared file of markup, served by a real server."""
+    base = tmp_path_factory.mktemp("page")
+    corpus = make_access_corpus(base / "corpus")
+    write(corpus / MARKUP_PATH, MARKUP)
+    index = base / "index"
+    build(corpus, index, settings, embedder)
+    users = base / "users.yaml"
+    users.write_text(USERS)
+    store = KeyStore(index)
+    keys = {p: store.create(f"page {p}", p, False)[1] for p in SEES}
+    keys["admin"] = store.create("page admin", None, True)[1]
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0",
+           "PKS_TRUST_USER_HEADER": "true", "PKS_TRUSTED_PROXIES": PROXY,
+           "PKS_USERS_FILE": str(users)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
+    yield {"url": url, "port": port, "keys": keys, "corpus": corpus}
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def search_from(server: dict, source: str, headers: dict[str, str],
+                query: str = "sensor electrolyte programme") -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, timeout=30) as client:
+        return client.post(f"http://127.0.0.1:{server['port']}/v1/search",
+                           json={"query": query, "top_k": 50}, headers=headers)
+
+
+# ---- single sign-on over HTTP -----------------------------------------------------------------
+
+def test_user_header_from_the_trusted_proxy_signs_the_user_in(server: dict) -> None:
+    alice = search_from(server, PROXY, {"X-Forwarded-User": "alice@alpha.example"})
+    assert alice.status_code == 200
+    docs = {r["doc_id"] for r in alice.json()["results"]}
+    assert docs and docs <= SEES["alpha"] and "alpha/electrolyte.txt" in docs
+    bob = search_from(server, PROXY, {"X-Forwarded-User": "Bob@Beta.example"})  # any case
+    assert {r["doc_id"] for r in bob.json()["results"]} <= SEES["beta"]
+    carol = search_from(server, PROXY, {"X-Forwarded-User": "carol@host.example"})
+    assert all("visible_to" in r for r in carol.json()["results"])  # an admin
+    stranger = search_from(server, PROXY, {"X-Forwarded-User": "mallory@else.example"})
+    assert stranger.status_code == 401 and "not in the users table" in stranger.text
+    # From the proxy without the header, the key decides as usual.
+    keyed = search_from(server, PROXY, {"Authorization": f"Bearer {server['keys']['beta']}"})
+    assert {r["doc_id"] for r in keyed.json()["results"]} <= SEES["beta"]
+
+
+def test_user_header_from_any_other_address_is_ignored(server: dict) -> None:
+    for headers in ({"X-Forwarded-User": "carol@host.example"},
+                    {"X-Forwarded-User": "carol@host.example", "X-Forwarded-For": PROXY,
+                     "Forwarded": f"for={PROXY}", "X-Real-IP": PROXY}):
+        refused = search_from(server, "127.0.0.1", headers)
+        assert refused.status_code == 401 and "missing API key" in refused.text
+    # With a key, the header is ignored: the key's partner decides, not the named admin.
+    beta = search_from(server, "127.0.0.1", {"X-Forwarded-User": "carol@host.example",
+                                             "Authorization": f"Bearer {server['keys']['beta']}"})
+    assert beta.status_code == 200
+    results = beta.json()["results"]
+    assert results and {r["doc_id"] for r in results} <= SEES["beta"]
+    assert all("visible_to" not in r for r in results)
+
+
+# ---- the page in Chromium ---------------------------------------------------------------------
+
+def _chromium_or_skip() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium and could not be "
+                    "installed (make test runs `apt-get install chromium` as root)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    _chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser, server: dict) -> Iterator[object]:
+    """A fresh tab that can reach only the server: every other request is aborted and noted."""
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def only_loopback(route) -> None:
+        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_loopback)
+    tab = context.new_page()
+    tab.outside = outside
+    yield tab
+    context.close()
+    assert outside == [], f"the page tried to reach the internet: {outside}"
+
+
+def sign_in_and_search(page, server: dict, who: str, query: str) -> None:
+    page.goto(server["url"] + "/")
+    page.get_by_label("Search for").fill(query)
+    page.keyboard.press("Enter")
+    page.get_by_label("Your API key").fill(server["keys"][who])
+    page.keyboard.press("Enter")
+    page.locator("#result-list li").first.wait_for()
+
+
+def test_search_shows_highlighted_results_and_never_another_partners_passage(
+        page, server: dict, tmp_path: Path) -> None:
+    page.goto(server["url"] + "/")
+    page.get_by_label("Search for").fill("OSPREY fibre Bragg grating strain sensor drift")
+    page.keyboard.press("Enter")
+    key_form = page.locator("#key-form")
+    key_form.wait_for()  # no key yet: the page asks for one (401 state)
+    assert "Enter your API key" in page.locator("#status").inner_text()
+    page.get_by_label("Your API key").fill(server["keys"]["alpha"])
+    page.keyboard.press("Enter")
+    page.locator("#result-list li").first.wait_for()
+    assert key_form.is_hidden()
+    assert "results for" in page.locator("#status").inner_text()
+    paths = page.locator(".result .path").all_inner_texts()
+    assert paths and all(p in {"alpha/pilot-line.pdf", "shared/glossary.jsonl"}
+                         or p in SEES["alpha"] for p in paths)
+    body = page.locator("#result-list").inner_text()
+    assert "OSPREY" not in body and "salt spray" not in body  # beta's passage never shows
+    marks = {m.lower() for m in page.locator(".passage mark").all_inner_texts()}
+    assert marks & {"fibre", "bragg", "grating", "strain", "sensor"}
+    assert page.locator(".score").first.inner_text().startswith("score 0.")
+    assert page.locator(".rights").count() == 0  # partners see nothing of others' rights
+    assert page.evaluate("sessionStorage.getItem('pks.apiKey')") == server["keys"]["alpha"]
+    page.screenshot(path=str(tmp_path / "search-page.png"), full_page=True)
+    # A second search in the same tab does not ask again.
+    page.get_by_label("Search for").fill("dry room dew point of the pilot line")
+    page.keyboard.press("Enter")
+    page.locator(".result .path", has_text="alpha/pilot-line.pdf").first.wait_for()
+    assert key_form.is_hidden()
+    pdf = page.locator("a.doc-link[href*='pilot-line.pdf']").first
+    assert (pdf.get_attribute("href") or "").endswith(("#page=1", "#page=2"))
+
+
+def test_passages_are_shown_as_text_never_as_markup(page, server: dict) -> None:
+    sign_in_and_search(page, server, "delta", "release notes of the MARKUP tracker")
+    first = page.locator(".result").first
+    assert first.locator(".path").inner_text() == MARKUP_PATH
+    assert first.locator(".passage").inner_text() == MARKUP
+    assert first.locator(".passage mark").first.inner_text().lower() in {"release", "markup"}
+    assert page.locator("#result-list img, #result-list script, #result-list b").count() == 0
+    assert page.evaluate("typeof window.pwned") == "undefined"
+
+
+def test_keyboard_moves_between_results_and_opens_a_document(page, server: dict) -> None:
+    sign_in_and_search(page, server, "beta", "fibre Bragg grating strain sensors drift")
+    links = page.locator("a.doc-link")
+    assert links.count() >= 2
+    page.get_by_label("Search for").focus()
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.id") == "result-0"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.id") == "result-1"
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.id") == "result-0"
+    assert page.locator("#result-0").get_attribute("data-doc") == "beta/sensors.md"
+    with page.expect_popup() as popup_info:
+        page.keyboard.press("Enter")
+    popup = popup_info.value
+    popup.wait_for_url("blob:**")
+    assert popup.locator("body").inner_text().strip() == TEXTS["beta/sensors.md"].strip()
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.id") == "q"
+
+
+def test_pdf_opens_at_its_page(page, server: dict) -> None:
+    sign_in_and_search(page, server, "alpha", "first cycle efficiency of cell formation")
+    link = page.locator("a.doc-link[data-doc='alpha/pilot-line.pdf']").first
+    number = link.get_attribute("data-page")
+    assert number in ("1", "2")
+    with page.expect_popup() as popup_info:
+        link.click()
+    popup = popup_info.value
+    popup.wait_for_url("blob:**")
+    assert popup.url.endswith(f"#page={number}")
+    assert "key" not in popup.url.lower() and server["keys"]["alpha"] not in popup.url
+
+
+def test_refused_key_and_no_results_states(page, server: dict) -> None:
+    page.goto(server["url"] + "/")
+    page.evaluate("sessionStorage.setItem('pks.apiKey', 'pks_000000000000_revoked')")
+    page.get_by_label("Search for").fill("electrolyte")
+    page.keyboard.press("Enter")
+    page.locator("#key-form").wait_for()
+    assert "Key refused" in page.locator("#status").inner_text()
+    page.get_by_label("Your API key").fill(server["keys"]["gamma"])
+    page.keyboard.press("Enter")
+    page.locator("#result-list li").first.wait_for()
+    page.locator("#options summary").click()
+    page.get_by_label("Only in folders").fill("alpha/")  # gamma may see nothing there
+    page.get_by_label("Search for").fill("electrolyte")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text(re.compile(r"^No results for"))
+    assert page.locator("#result-list li").count() == 0
+    page.get_by_label("Only in folders").fill("/etc/*")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_class("error")
+    expect(page.locator("#status")).to_contain_text("relative to the corpus root")
+
+
+def test_admin_sees_which_partners_may_see_each_result(page, server: dict) -> None:
+    sign_in_and_search(page, server, "admin", "cell and sensor integration swelling HERON")
+    rights = page.locator(".result .rights").all_inner_texts()
+    assert rights and all(r.startswith("Visible to: ") for r in rights)
+    assert "Visible to: alpha, beta" in rights
+
+
+def test_mode_switch_follows_what_the_api_offers(page, server: dict) -> None:
+    spec = httpx.get(server["url"] + "/openapi.json").json()
+    offered = "mode" in spec["components"]["schemas"]["SearchRequest"]["properties"]
+    sent: list[dict] = []
+    page.on("request", lambda r: sent.append(r.post_data_json)
+            if r.url.endswith("/v1/search") else None)
+    sign_in_and_search(page, server, "alpha", "electrolyte")
+    assert page.eval_on_selector("#modes", "e => e.hidden") is not offered
+    assert all(("mode" in body) is offered for body in sent)
+
+
+def test_usable_at_phone_width(browser, server: dict, tmp_path: Path) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        sign_in_and_search(page, server, "alpha", "ionic conductivity of the KESTREL electrolyte")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        box = page.locator("#q").bounding_box()
+        assert box and box["width"] > PHONE["width"] * 0.8
+        page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_docs_render_offline(page, server: dict) -> None:
+    page.goto(server["url"] + "/docs")
+    title = page.locator(".swagger-ui .info .title")
+    title.wait_for(timeout=30_000)
+    assert "Partner knowledge search" in title.inner_text()
+    page.locator(".opblock-summary-path", has_text="/v1/search").first.wait_for()
+    assert httpx.get(server["url"] + "/redoc").status_code == 404  # off: it needs a CDN logo
+
+
+def test_readme_screenshot(page, server: dict, tmp_path: Path) -> None:
+    """Screenshot of the page; with PKS_UPDATE_SCREENSHOT=1 it also refreshes docs/screenshot.png
+    (shown in the README), so an ordinary run never rewrites a tracked file."""
+    page.set_viewport_size({"width": 900, "height": 760})
+    sign_in_and_search(page, server, "admin", "How did the sensors inside the pouch cells "
+                                              "detect swelling?")
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("PKS_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / "screenshot.png")
