@@ -12,8 +12,10 @@ previous version (each listed with its reason); 4 another build holds the index'
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -68,6 +70,26 @@ def _logging(quiet: bool) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    """Build; --report FILE gets the report, or on failure the exit code and the error, so a
+    monitor reading it never mistakes last night's success for tonight's."""
+    code, error, report = _try_build(args)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+    if args.report:
+        if report is not None:
+            report.write(args.report)
+        else:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(json.dumps({
+                "corpus": str(args.corpus), "index": str(args.index), "exit_code": code,
+                "error": error, "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }, indent=2) + "\n", encoding="utf-8")
+    if report is not None:
+        print("\n".join(report.summary_lines()), flush=True)
+    return code
+
+
+def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport | None)
     from indexer.build import BuildError, ConfigError, build
     from indexer.embed import ModelLoadError
     from indexer.lock import LockHeld
@@ -79,29 +101,20 @@ def _build(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
                              for e in exc.errors())
-        print(f"error: invalid settings: {problems}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CONFIG, f"invalid settings: {problems}", None
     except LockHeld as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
+        return EXIT_LOCKED, str(exc), None
     except (ManifestError, ConfigError, ModelLoadError) as exc:
-        print(f"error: {exc}\nNothing was changed.", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CONFIG, f"{exc}\nNothing was changed.", None
     except (BuildError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, str(exc), None
     except KeyboardInterrupt:
-        print("interrupted; nothing was published", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, "interrupted; nothing was published", None
     except Exception as exc:
         logging.getLogger("indexer").exception("build failed")
-        print(f"error: build failed: {type(exc).__name__}: {exc}; nothing was published",
-              file=sys.stderr)
-        return EXIT_FAILED
-    if args.report:
-        report.write(args.report)
-    print("\n".join(report.summary_lines()), flush=True)
-    return EXIT_OK if report.complete else EXIT_SKIPPED
+        return EXIT_FAILED, f"build failed: {type(exc).__name__}: {exc}; nothing was published", \
+            None
+    return (EXIT_OK if report.complete else EXIT_SKIPPED), None, report
 
 
 def _generations(args: argparse.Namespace) -> int:

@@ -22,13 +22,14 @@ import secrets
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 
+from indexer import lexical
 from indexer.chunk import Chunk
 from indexer.load import Document
 from indexer.manifest import Grant
@@ -216,6 +217,7 @@ class GenerationWriter:
 
     def publish(self, report: dict[str, object], keep: int) -> Path:
         """Sync everything, rename into place, then point CURRENT at it in one rename."""
+        lexical.fill(self._db)  # the FTS5 index of this generation's chunks
         self._db.commit()
         layout = self._layout()
         self._db.close()
@@ -313,6 +315,14 @@ class Generation:
                       np.array(ids, dtype=np.int64))
             for (partner, until), ids in groups.items()
         ]
+
+    def lexical(self, query: str, allowed: Callable[[int], bool], k: int,
+                weights: tuple[float, float, float]) -> list[tuple[int, float]]:
+        """BM25 top-k among the chunks `allowed` accepts (see indexer.lexical); [] for a
+        generation published before it had a lexical index."""
+        if not lexical.has_index(self._db()):
+            return []
+        return lexical.search(self._db(), query, allowed, k, weights)
 
     def passages(self, chunk_ids: Sequence[int]) -> dict[int, Passage]:
         if not chunk_ids:

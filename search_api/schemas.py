@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from wcmatch import glob
 
 from indexer.manifest import GLOB_FLAGS
+from search_api.search import Mode
 
 MAX_QUERY_CHARS = 2000
 PARTNER_PATTERN = r"^[a-z0-9][a-z0-9-]*$"  # the manifest's partner ids
@@ -27,6 +28,8 @@ class SearchRequest(BaseModel):
                        examples=["ionic conductivity of the sulfide electrolyte"],
                        json_schema_extra={"maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK})
     top_k: int = Field(10, ge=1, le=100, description="How many passages to return (1-100).")
+    mode: Mode = Field("hybrid", description="`hybrid` (default): meaning and exact words "
+                       "fused; `dense`: meaning only (embeddings); `lexical`: words only (BM25).")
     on_behalf_of: str | None = Field(None, max_length=64, pattern=PARTNER_PATTERN,
                                      description=ON_BEHALF_OF)
     within: list[str] | None = Field(
@@ -89,7 +92,8 @@ class SearchResult(BaseModel):
     ocr: bool = Field(False, description="True when the text was recognised from a scanned "
                                          "image (OCR) and may contain recognition errors.")
     text: str
-    score: float = Field(description="Cosine similarity to the query; higher is better.")
+    score: float = Field(description="Relevance; higher is better. Its scale depends on the "
+                         "mode: cosine similarity (dense), BM25 (lexical), fused (hybrid).")
     visible_to: list[str] | None = Field(
         None, exclude_if=lambda v: v is None,
         description="Admin keys only (absent otherwise): the partners that may see this "

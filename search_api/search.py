@@ -1,30 +1,56 @@
-"""Search: query text -> the caller's true top-k passages within its allowed set."""
+"""Search: query text -> the caller's true top-k passages within its allowed set.
+
+One query: allowed set -> retrievers (dense, lexical), each restricted to the set inside its own
+search -> fusion -> passages.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from indexer.store import Passage
 from search_api.access import AllowedSet
 from search_api.live import LoadedIndex
+from search_api.retrieval.dense import dense
+from search_api.retrieval.fusion import Ranked, weighted_scores
+from search_api.retrieval.lexical import lexical
 
 log = logging.getLogger(__name__)
 
+Mode = Literal["hybrid", "dense", "lexical"]
+CANDIDATES = 100  # chunks each retriever hands to the fusion, at least
+# Dense and lexical count alike after min-max normalisation: on SciFact's train split 0.5 is
+# within 0.003 of the best weight (README "Quality"), and an even split assumes nothing about
+# which retriever suits an unseen corpus.
+WEIGHTS = (0.5, 0.5)
 
-def search(index: LoadedIndex, query: str, allowed: AllowedSet,
-           top_k: int) -> list[tuple[Passage, float]]:
-    """Best passages first. `allowed` is required: the vector search runs restricted to it."""
+
+def search(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
+           mode: Mode = "hybrid") -> list[tuple[Passage, float]]:
+    """Best passages first. `allowed` is required: every retriever searches only inside it."""
     if len(allowed) == 0:
         return []
-    vector = index.embedder.embed_query(query)
-    hits = index.generation.vectors.search(vector, allowed.ids, top_k)
-    passages = index.generation.passages([h.chunk_id for h in hits])
+    ranked = _retrieve(index, query, allowed, top_k, mode)[:top_k]
+    passages = index.generation.passages([chunk_id for chunk_id, _ in ranked])
     results: list[tuple[Passage, float]] = []
-    for hit in hits:
-        if hit.chunk_id not in allowed:  # cannot happen with an in-index filter; never leak
-            log.error("vector store returned chunk %s outside the allowed set", hit.chunk_id)
+    for chunk_id, score in ranked:
+        if chunk_id not in allowed:  # cannot happen with in-index filters; never leak
+            log.error("retrieval returned chunk %s outside the allowed set", chunk_id)
             continue
-        passage = passages.get(hit.chunk_id)
+        passage = passages.get(chunk_id)
         if passage is not None:
-            results.append((passage, hit.score))
+            results.append((passage, score))
     return results
+
+
+def _retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
+              mode: Mode) -> Ranked:
+    if mode == "lexical":
+        return lexical(index.generation, query, allowed, top_k)
+    vector = index.embedder.embed_query(query)
+    if mode == "dense":
+        return dense(index.generation.vectors, vector, allowed, top_k)
+    depth = max(top_k, CANDIDATES)
+    return weighted_scores([dense(index.generation.vectors, vector, allowed, depth),
+                            lexical(index.generation, query, allowed, depth)], WEIGHTS)

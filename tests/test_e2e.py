@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import pytest
 
 from indexer.store import CURRENT, GENERATIONS
 from tests.conftest import VISIBLE, make_access_corpus
+from tests.deployment import serve
 from tests.factory import write, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +27,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5"}
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
                           env=ENV, timeout=300)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +43,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
         keys[partner] = created.stdout.strip().splitlines()[-1]
     admin = cli("search_api", "keys", "create", "--index", str(index), "--admin")
     keys["admin"] = admin.stdout.strip().splitlines()[-1]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail(f"server did not start: {server.stdout.read() if server.stdout else ''}")
-    yield {"url": url, "keys": keys, "corpus": corpus, "index": index}
-    server.send_signal(signal.SIGINT)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    with serve(index, {"PKS_RELOAD_SECONDS": "0.5"}) as url:
+        yield {"url": url, "keys": keys, "corpus": corpus, "index": index}
 
 
 def ask(deployment: dict, who: str, query: str, top_k: int = 20) -> httpx.Response:

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +26,7 @@ from indexer.build import BuildReport
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE
-from tests.test_e2e import free_port
+from tests.deployment import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0"}
@@ -45,28 +43,8 @@ def served(access_index: tuple[Path, BuildReport]) -> Iterator[dict[str, Any]]:
     store = KeyStore(index)
     keys = {p: store.create(f"mcp {p}", p, False)[1] for p in ("alpha", "beta")}
     keys["narrow"] = store.create("retrieve only", "alpha", False, frozenset({"retrieve"}))[1]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail(f"server did not start: {server.stdout.read() if server.stdout else ''}")
-    yield {"url": url, "keys": keys, "index": index, "store": store}
-    server.send_signal(signal.SIGINT)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    with serve(index, ENV) as url:
+        yield {"url": url, "keys": keys, "index": index, "store": store}
 
 
 @asynccontextmanager

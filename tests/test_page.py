@@ -10,10 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,8 +23,8 @@ from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
 from search_api.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE, make_access_corpus
+from tests.deployment import serve
 from tests.factory import write
-from tests.test_e2e import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,30 +58,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
     store = KeyStore(index)
     keys = {p: store.create(f"page {p}", p, False)[1] for p in SEES}
     keys["admin"] = store.create("page admin", None, True)[1]
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0",
-           "PKS_TRUST_USER_HEADER": "true", "PKS_TRUSTED_PROXIES": PROXY,
-           "PKS_USERS_FILE": str(users)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
-    yield {"url": url, "port": port, "keys": keys, "corpus": corpus}
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"PKS_RELOAD_SECONDS": "0", "PKS_TRUST_USER_HEADER": "true",
+           "PKS_TRUSTED_PROXIES": PROXY, "PKS_USERS_FILE": str(users)}
+    with serve(index, env) as url:
+        yield {"url": url, "port": urlparse(url).port, "keys": keys, "corpus": corpus}
 
 
 def search_from(server: dict, source: str, headers: dict[str, str],

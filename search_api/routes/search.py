@@ -20,7 +20,7 @@ def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchC
     allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
     if body.within is not None:
         allowed = index.access.within(allowed, body.within)
-    results = search(index, body.query, allowed, body.top_k)
+    results = search(index, body.query, allowed, body.top_k, body.mode)
     audit.record(principal, "search", generation=index.generation, query=body.query,
                  doc_ids=[p.doc_id for p, _ in results], mode=getattr(body, "mode", None),
                  on_behalf_of=body.on_behalf_of)

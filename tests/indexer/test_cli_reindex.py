@@ -59,8 +59,11 @@ def test_second_build_exits_4_naming_the_holder_and_a_killed_holder_blocks_nothi
     first = start_build(corpus, index)
     try:
         wait_for_line(first, "phase model")
-        second = indexer("build", "--corpus", str(corpus), "--index", str(index))
+        second = indexer("build", "--corpus", str(corpus), "--index", str(index),
+                         "--report", str(tmp_path / "refused.json"))
         assert second.returncode == 4, second.stderr
+        refused = json.loads((tmp_path / "refused.json").read_text())  # never last night's
+        assert refused["exit_code"] == 4 and str(first.pid) in refused["error"]
         assert f"another build is running: process {first.pid} holds" in second.stderr
         assert "Traceback" not in second.stderr
     finally:

@@ -266,9 +266,9 @@ def test_pdf_bookmarks_give_each_page_its_section(tmp_path: Path) -> None:
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(
         ["Cover page.", "Aim of the study.", "Cycling results.", "More cycling results."]))))
-    results = writer.add_outline_item("2 Results", 2)
-    writer.add_outline_item("1 Aim", 1)
-    writer.add_outline_item("2.1 Cycling", 2, parent=results)
+    results = writer.add_outline_item(title="2 Results", page_number=2)
+    writer.add_outline_item(title="1 Aim", page_number=1)
+    writer.add_outline_item(title="2.1 Cycling", page_number=2, parent=results)
     writer.write(tmp_path / "report.pdf")
     doc = only_doc(tmp_path / "report.pdf")
     assert [(p.number, p.section) for p in doc.pages] == [

@@ -4,7 +4,6 @@ querying in a loop), swaps each one in by itself, and follows a rollback."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -12,10 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from indexer.store import CURRENT
 from tests.conftest import make_access_corpus
+from tests.deployment import serve
 from tests.factory import write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,27 +26,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5",
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                           cwd=ROOT, env=ENV, timeout=600)
-
-
-def serve(index: Path) -> tuple[subprocess.Popen[str], str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    server.kill()
-    pytest.fail("the server did not start")
 
 
 def served_generation(url: str, expected: str, within: float = 60) -> str:
@@ -69,7 +47,12 @@ def test_queries_during_builds_see_no_error_and_the_server_follows_a_rollback(
     assert cli("indexer", "build", "--corpus", str(corpus), "--index", str(index)).returncode == 0
     key = cli("search_api", "keys", "create", "--index", str(index), "--partner", "alpha"
               ).stdout.strip().splitlines()[-1]
-    server, url = serve(index)
+    # A client in a tight loop: lift the per-key rate limit, which is not under test here.
+    with serve(index, {"PKS_RELOAD_SECONDS": "0.5", "PKS_RATE_LIMIT_BURST": "1000000"}) as url:
+        _queries_during_builds(url, key, corpus, index)
+
+
+def _queries_during_builds(url: str, key: str, corpus: Path, index: Path) -> None:
     errors: list[str] = []
     answered = [0]
     stop = threading.Event()
@@ -110,8 +93,3 @@ def test_queries_during_builds_see_no_error_and_the_server_follows_a_rollback(
         assert "alpha/finding-1.txt" in docs and "alpha/finding-2.txt" not in docs
     finally:
         stop.set()
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()

@@ -1,0 +1,71 @@
+"""The lexical index: SQLite FTS5 (BM25, porter stemming) over the chunks of one generation.
+
+The indexer fills it once per generation from the `chunks` table (`fill`); the search API reads
+it with `search`, which restricts matches to the caller's allowed chunk ids inside the query, so
+LIMIT applies after the restriction and the result is the true top-k within what the caller may
+see. Ranking is FTS5's own `bm25()`; nothing here re-implements it.
+
+The table is contentless (`content=''`): the text is stored once, in `chunks`; FTS5 keeps only
+its inverted index, keyed by rowid = chunk id.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+
+TABLE = "chunks_fts"
+# Columns, in order: the chunk's own text, its document's title, its heading path.
+COLUMNS = ("text", "title", "section")
+SCHEMA = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
+          f"{', '.join(COLUMNS)}, content='', tokenize='porter unicode61 remove_diacritics 2')")
+# Runs of letters and digits: the same split FTS5's unicode61 tokenizer makes, so every term of
+# the query is a term FTS5 can have indexed; everything else (quotes, *, -, :, ^, parentheses)
+# is a separator and never reaches the FTS5 query parser.
+TERM = re.compile(r"[^\W_]+")
+
+
+def fill(db: sqlite3.Connection) -> int:
+    """Index every chunk of a generation being written; returns the number of rows indexed."""
+    db.execute(SCHEMA)
+    cursor = db.execute(
+        f"INSERT INTO {TABLE}(rowid, {', '.join(COLUMNS)}) "
+        "SELECT c.chunk_id, c.text, d.title, coalesce(c.section, '') "
+        "FROM chunks c JOIN documents d USING (doc_id)"
+    )
+    return cursor.rowcount
+
+
+def has_index(db: sqlite3.Connection) -> bool:
+    """Generations published before the lexical index existed have none."""
+    row = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()
+    return row is not None
+
+
+def match_expression(query: str) -> str:
+    """Plain text -> an FTS5 query that ORs its terms, each quoted: never an FTS5 syntax error.
+
+    Words such as AND, OR, NEAR and characters such as `"`, `*`, `-`, `:` or `(` are searched as
+    the text they are, whatever their meaning in FTS5's query language.
+    """
+    return " OR ".join(f'"{term}"' for term in TERM.findall(query.lower()))
+
+
+def search(db: sqlite3.Connection, query: str, allowed: Callable[[int], bool], k: int,
+           weights: tuple[float, float, float]) -> list[tuple[int, float]]:
+    """The k best chunks by BM25 among those `allowed` accepts, best first: (chunk id, score).
+
+    `allowed` is evaluated by SQLite for each matching row, inside the query, before ORDER BY
+    and LIMIT. Scores are FTS5's bm25() negated, so that higher is better.
+    """
+    expression = match_expression(query)
+    if not expression or k <= 0:
+        return []
+    db.create_function("pks_allowed", 1, allowed, deterministic=True)
+    rows = db.execute(
+        f"SELECT rowid, -bm25({TABLE}, ?, ?, ?) AS score FROM {TABLE} "
+        f"WHERE {TABLE} MATCH ? AND pks_allowed(rowid) ORDER BY score DESC, rowid LIMIT ?",
+        (*weights, expression, k),
+    ).fetchall()
+    return [(int(chunk_id), float(score)) for chunk_id, score in rows]

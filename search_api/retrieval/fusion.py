@@ -1,0 +1,48 @@
+"""Fusion: ranked lists of (chunk id, score) from several retrievers -> one ranked list.
+
+Pure functions of their arguments: no index, no access check (every input list already lies
+inside the caller's allowed set, so their union does too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+Ranked = list[tuple[int, float]]
+
+RRF_K = 60  # the constant of Cormack et al. (2009), used unchanged by most hybrid engines
+
+
+def reciprocal_rank(lists: Sequence[Ranked], k: int = RRF_K) -> Ranked:
+    """Reciprocal rank fusion: sum of 1 / (k + rank) over the lists that hold a chunk."""
+    fused: dict[int, float] = {}
+    for ranked in lists:
+        for rank, (chunk_id, _) in enumerate(ranked, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _normalised(ranked: Ranked) -> dict[int, float]:
+    """Min-max over the list itself: its best -> 1, its last -> 0 (all 1 when scores tie)."""
+    if not ranked:
+        return {}
+    scores = [score for _, score in ranked]
+    low, high = min(scores), max(scores)
+    span = high - low
+    return {chunk_id: (score - low) / span if span > 0 else 1.0 for chunk_id, score in ranked}
+
+
+def weighted_scores(lists: Sequence[Ranked], weights: Sequence[float]) -> Ranked:
+    """Convex combination of min-max normalised scores; a chunk absent from a list gets 0 there.
+
+    Unlike rank fusion it keeps how far ahead a hit is: a quoted sentence whose document
+    leads BM25 by a wide margin stays first even when the embeddings cannot tell near-identical
+    documents apart.
+    """
+    if len(lists) != len(weights):
+        raise ValueError(f"{len(lists)} lists but {len(weights)} weights")
+    fused: dict[int, float] = {}
+    for ranked, weight in zip(lists, weights, strict=True):
+        for chunk_id, score in _normalised(ranked).items():
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * score
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
