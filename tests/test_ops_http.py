@@ -204,7 +204,7 @@ def test_metrics_health_and_readiness_without_a_key(deployment: dict) -> None:
                      r'status="200"\} [1-9]', text)
     assert 'pks_http_request_duration_seconds_bucket{endpoint="/v1/search"' in text
     assert 'endpoint="unmatched",method="GET",status="404"' in text
-    assert re.search(r'pks_searches_total\{mode="default",surface="search"\} [1-9]', text)
+    assert re.search(r'pks_searches_total\{mode="hybrid",surface="search"\} [1-9]', text)
     documents, chunks = generation.counts()
     assert re.search(rf'pks_index_info{{generation="{generation.name}",model="[^"/]+"}} 1.0',
                      text)  # the model's name, never a path on the server

@@ -18,7 +18,9 @@ from tests.deployment import serve
 from tests.factory import write
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5"}
+# The client below queries in a tight loop for minutes: no per-key rate limit (429) on this server.
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5",
+       "PKS_RATE_LIMIT_PER_MINUTE": "0"}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
