@@ -174,7 +174,7 @@ def test_search_shows_highlighted_results_and_never_another_partners_passage(
     assert "OSPREY" not in body and "salt spray" not in body  # beta's passage never shows
     marks = {m.lower() for m in page.locator(".passage mark").all_inner_texts()}
     assert marks & {"fibre", "bragg", "grating", "strain", "sensor"}
-    assert page.locator(".score").first.inner_text().startswith("score 0.")
+    assert re.match(r"score \d", page.locator(".score").first.inner_text())
     assert page.locator(".rights").count() == 0  # partners see nothing of others' rights
     assert page.evaluate("sessionStorage.getItem('pks.apiKey')") == server["keys"]["alpha"]
     page.screenshot(path=str(tmp_path / "search-page.png"), full_page=True)

@@ -25,8 +25,10 @@ def all_chunk_texts(index: Path) -> list[tuple[str, str]]:
     return sorted((p.doc_id, p.text) for p in passages.values())
 
 
-def search(client: TestClient, key: str, query: str, top_k: int = 100) -> list[dict]:
-    response = client.post("/v1/search", json={"query": query, "top_k": top_k}, headers=auth(key))
+def search(client: TestClient, key: str, query: str, top_k: int = 100,
+           mode: str = "hybrid") -> list[dict]:
+    response = client.post("/v1/search", json={"query": query, "top_k": top_k, "mode": mode},
+                           headers=auth(key))
     assert response.status_code == 200, response.text
     return response.json()["results"]
 
@@ -114,7 +116,7 @@ def test_oracle_filtered_search_equals_exact_search_over_visible_chunks_alone(
         for top_k in (1, 3, 10):
             scores = matrix @ embedder.embed([query])[0]
             order = sorted(range(len(mine)), key=lambda j: (-scores[j], mine[j]))[:top_k]
-            got = search(client, keys[partner], query, top_k=top_k)
+            got = search(client, keys[partner], query, top_k=top_k, mode="dense")
             assert [r["chunk_id"] for r in got] == [int(mine[j]) for j in order], (partner, query)
             assert [r["score"] for r in got] == pytest.approx([float(scores[j]) for j in order],
                                                               abs=1e-4)
