@@ -22,7 +22,7 @@ def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchC
         allowed = index.access.within(allowed, body.within)
     results = search(index, body.query, allowed, body.top_k, body.mode)
     audit.record(principal, "search", generation=index.generation, query=body.query,
-                 doc_ids=[p.doc_id for p, _ in results], mode=getattr(body, "mode", None),
+                 doc_ids=[p.doc_id for p, _ in results], mode=body.mode,
                  on_behalf_of=body.on_behalf_of)
     rights = index.access.visible_to(principal, [p.doc_id for p, _ in results], state.today())
     return SearchResponse(results=[
