@@ -72,7 +72,8 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
             log.info("removed what an interrupted build left: %s", ", ".join(removed))
         _phase("model", settings.model if embedder is None else embedder.model)
         embedder = embedder or Embedder(settings.model, settings.batch_size,
-                                        settings.torch_threads)
+                                        settings.torch_threads, settings.embed_backend,
+                                        settings.embed_precision)
         probe = _fingerprint(embedder)
         previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
         files, refused = discover_files(corpus, exclude=index)
@@ -205,9 +206,10 @@ def _warn_unused_rules(manifest: Manifest, grants: dict[str, Grant],
 
 
 def _fingerprint(embedder: Embedder) -> str:
-    """Tells whether stored vectors came from the same model weights, not just the same name."""
+    """Tells whether stored vectors came from the same model weights and the same backend and
+    precision (bf16 moves vectors by ~1e-4), not just the same model name."""
     vec = embedder.embed([PROBE_TEXT])[0]
-    return ",".join(f"{x:.4f}" for x in vec[:8])
+    return embedder.backend + ":" + ",".join(f"{x:.4f}" for x in vec[:8])
 
 
 def _embed_and_store(chunks: list[Chunk], embedder: Embedder, previous: Previous,

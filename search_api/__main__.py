@@ -163,7 +163,7 @@ def _mcp(args: argparse.Namespace) -> int:
               f"create --index {settings.index} --partner ID` ({exc.message})", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        holder = IndexHolder(settings.index, settings.torch_threads)
+        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.embed import Embedder
+from indexer.embed import Backend, Embedder, Precision
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 class Batching:
     """How queries are batched (ApiSettings.batching() builds it from the settings)."""
 
-    workers: int = 2  # one per core: each runs its batch's forward pass on one torch thread
+    workers: int = 2  # one per core: each runs its batch's forward pass on one thread
     max_batch: int = 32
     window_ms: float = 2.0
+    backend: Backend = "auto"  # the forward pass (indexer/embed.py)
+    precision: Precision = "auto"
 
 
 class BatchingEmbedder(Embedder):

@@ -29,11 +29,14 @@ class LoadedIndex:
 def load_index(generation: Generation, embedder: Embedder | None,
                threads: int, batching: Batching | None = None) -> LoadedIndex:
     """Serve a generation; reuse the loaded model when the generation was built with it.
-    Its queries are embedded in batches of concurrent requests (search_api/batching.py)."""
+    Its queries are embedded in batches of concurrent requests (search_api/batching.py), each
+    worker a stream of its own on the embedding backend."""
     model = generation.info["model"]
     if embedder is None or embedder.model != model:
-        embedder = BatchingEmbedder(Embedder(model, batch_size=1, threads=threads),
-                                    batching or Batching())
+        batching = batching or Batching()
+        embedder = BatchingEmbedder(
+            Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
+                     precision=batching.precision, streams=batching.workers), batching)
     return LoadedIndex(generation, AccessIndex(generation), embedder)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +26,10 @@ class ApiSettings(BaseSettings):
     # One thread per query in FAISS and torch; requests run in parallel instead.
     faiss_threads: int = Field(1, ge=1)
     torch_threads: int = Field(1, ge=1)
+    embed_backend: Literal["auto", "openvino", "torch"] = Field(
+        "auto", description="query embedding on OpenVINO (auto falls back to torch) or torch")
+    embed_precision: Literal["auto", "f32", "bf16"] = Field(
+        "auto", description="auto: bf16 where the CPU computes it natively, else f32")
     # Queries of concurrent requests are embedded together (search_api/batching.py).
     embed_workers: int = Field(2, ge=1, description="threads embedding query batches")
     query_batch: int = Field(32, ge=1, le=256, description="most queries in one batch")
@@ -99,4 +103,5 @@ class ApiSettings(BaseSettings):
         return self
 
     def batching(self) -> Batching:
-        return Batching(self.embed_workers, self.query_batch, self.batch_window_ms)
+        return Batching(self.embed_workers, self.query_batch, self.batch_window_ms,
+                        self.embed_backend, self.embed_precision)
