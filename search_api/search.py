@@ -13,13 +13,15 @@ from indexer.store import Passage
 from search_api.access import AllowedSet
 from search_api.live import LoadedIndex
 from search_api.retrieval.dense import dense
-from search_api.retrieval.fusion import Ranked, weighted_scores
+from search_api.retrieval.fusion import Ranked, document_aware
 from search_api.retrieval.lexical import lexical
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "lexical"]
-CANDIDATES = 100  # chunks each retriever hands to the fusion, at least
+# Chunks each retriever hands to the fusion, at least: on SciFact's train split 200 gave 0.737
+# nDCG@10, 100 gave 0.735, 300 0.738 (README "Quality").
+CANDIDATES = 200
 # Dense and lexical count alike after min-max normalisation: on SciFact's train split 0.5 is
 # within 0.003 of the best weight (README "Quality"), and an even split assumes nothing about
 # which retriever suits an unseen corpus.
@@ -52,5 +54,7 @@ def _retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
     if mode == "dense":
         return dense(index.generation.vectors, vector, allowed, top_k)
     depth = max(top_k, CANDIDATES)
-    return weighted_scores([dense(index.generation.vectors, vector, allowed, depth),
-                            lexical(index.generation, query, allowed, depth)], WEIGHTS)
+    lists = [dense(index.generation.vectors, vector, allowed, depth),
+             lexical(index.generation, query, allowed, depth)]
+    spans = index.generation.chunk_spans(list({c for ranked in lists for c, _ in ranked}))
+    return document_aware(lists, WEIGHTS, {c: span.doc_id for c, span in spans.items()})

@@ -6,7 +6,7 @@ inside the caller's allowed set, so their union does too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 Ranked = list[tuple[int, float]]
 
@@ -46,3 +46,42 @@ def weighted_scores(lists: Sequence[Ranked], weights: Sequence[float]) -> Ranked
         for chunk_id, score in _normalised(ranked).items():
             fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * score
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _best_per_document(ranked: Ranked, doc_of: Mapping[int, str]) -> Ranked:
+    """A list of chunks -> its documents, each scored by its best chunk (keyed by the first
+    chunk id seen, so the result is still a Ranked list)."""
+    seen: dict[str, tuple[int, float]] = {}
+    for chunk_id, score in ranked:
+        seen.setdefault(doc_of[chunk_id], (chunk_id, score))
+    return list(seen.values())
+
+
+def document_aware(lists: Sequence[Ranked], weights: Sequence[float],
+                   doc_of: Mapping[int, str]) -> Ranked:
+    """`weighted_scores` of the chunks, where each document's best chunk is credited with its
+    document's evidence from every retriever.
+
+    Dense and lexical search often pick different chunks of the right document (the title's
+    words in one, the answer in another); fused chunk by chunk, neither chunk gets both
+    scores. Here each document's best fused chunk is scored at least the weighted sum of the
+    document's best normalised score in each list; every other chunk keeps its own fused
+    score, so passages stay passages and one long document does not crowd out the others.
+    On SciFact's train split: 0.737 nDCG@10 against 0.729 chunk by chunk (README "Quality").
+    """
+    fused = weighted_scores(lists, weights)
+    by_doc: dict[str, float] = {}
+    for ranked, weight in zip(lists, weights, strict=True):
+        best = _best_per_document(ranked, doc_of)
+        for chunk_id, score in _normalised(best).items():
+            doc = doc_of[chunk_id]
+            by_doc[doc] = by_doc.get(doc, 0.0) + weight * score
+    credited: set[str] = set()
+    out: Ranked = []
+    for chunk_id, score in fused:  # best first: the first chunk of a document is its best
+        doc = doc_of[chunk_id]
+        if doc not in credited:
+            credited.add(doc)
+            score = max(score, by_doc[doc])
+        out.append((chunk_id, score))
+    return sorted(out, key=lambda item: (-item[1], item[0]))

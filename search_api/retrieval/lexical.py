@@ -9,8 +9,11 @@ from weakref import WeakKeyDictionary
 from indexer.store import Generation
 from search_api.access import AllowedSet
 
-# Weights of the indexed columns (chunk text, document title, heading path) in bm25().
-WEIGHTS = (1.0, 0.0, 0.0)
+# Weights of the indexed columns (chunk text, document title, heading path) in bm25(). The
+# title counts half a chunk's text: every chunk of a document then matches its title's words.
+# SciFact train nDCG@10: lexical 0.680 / 0.687 / 0.688 at title weight 0 / 0.5 / 1, hybrid
+# best at 0.5 (README "Quality"). Heading paths are already in the chunk's own text.
+WEIGHTS = (1.0, 0.5, 0.0)
 
 _members: WeakKeyDictionary[AllowedSet, Callable[[int], bool]] = WeakKeyDictionary()
 _lock = threading.Lock()

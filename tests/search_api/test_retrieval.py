@@ -18,9 +18,9 @@ from indexer.store import Generation
 from search_api.access import EMPTY, AllowedSet, Principal
 from search_api.live import LoadedIndex, load_index
 from search_api.retrieval.dense import dense
-from search_api.retrieval.fusion import weighted_scores
+from search_api.retrieval.fusion import document_aware
 from search_api.retrieval.lexical import lexical
-from search_api.search import WEIGHTS, search
+from search_api.search import CANDIDATES, WEIGHTS, search
 from tests.factory import write
 from tests.search_api.conftest import auth
 
@@ -102,9 +102,11 @@ def test_hybrid_equals_the_fusion_of_brute_force_lists(boiler: LoadedIndex, quer
     all_dense = dense(boiler.generation.vectors, vector, admin, 10_000)
     all_lexical = lexical(boiler.generation, query, admin, 10_000)
     for who, allowed in allowed_sets(boiler).items():
-        lists = [[(c, s) for c, s in ranked if c in allowed][:100]
+        lists = [[(c, s) for c, s in ranked if c in allowed][:CANDIDATES]
                  for ranked in (all_dense, all_lexical)]
-        expected = [c for c, _ in weighted_scores(lists, WEIGHTS)][:5]
+        spans = boiler.generation.chunk_spans([c for c, _ in all_dense])
+        doc_of = {c: span.doc_id for c, span in spans.items()}
+        expected = [c for c, _ in document_aware(lists, WEIGHTS, doc_of)][:5]
         got = [p.chunk_id for p, _ in search(boiler, query, allowed, 5, "hybrid")]
         assert got == expected, who
         assert set(got) <= set(allowed.ids.tolist())
