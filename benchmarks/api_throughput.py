@@ -1,7 +1,7 @@
 """Throughput and latency of the real HTTP server under concurrent clients, on loopback.
 
     .venv/bin/python benchmarks/api_throughput.py --index var/bench/scifact100-index \
-        [--clients 1 8] [--requests 800] [--embed-workers 2] [--window-ms 2] [--threads 1]
+        [--clients 1 8] [--requests 800] [--embed-workers 1] [--window-ms 0] [--threads 2]
 
 The index is SciFact split among 100 partners (`--build` makes it from ../shared/eval/scifact
 with benchmarks/scifact_corpus.make_partner_corpus if it is missing). For each server setting
@@ -112,12 +112,12 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="build the index if it is missing")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--requests", type=int, default=800)
-    parser.add_argument("--embed-workers", type=int, nargs="+", default=[2])
-    parser.add_argument("--window-ms", type=float, nargs="+", default=[2.0])
+    parser.add_argument("--embed-workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--window-ms", type=float, nargs="+", default=[0.0])
     parser.add_argument("--max-batch", type=int, nargs="+", default=[32],
                         help="1 with as many workers as clients: no batching, for comparison")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1],
-                        help="torch threads per embedding worker")
+    parser.add_argument("--threads", type=int, nargs="+", default=[2],
+                        help="threads per embedding worker's forward pass (PKS_TORCH_THREADS)")
     parser.add_argument("--data", type=Path, default=SHARED, help="BEIR SciFact directory")
     parser.add_argument("--json", type=Path,
                         default=ROOT / "benchmarks" / "results" / "api_throughput.json")

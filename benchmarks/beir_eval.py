@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from indexer.build import build  # noqa: E402
-from indexer.embed import Embedder  # noqa: E402
+from indexer.embed import embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store import Generation  # noqa: E402
 from search_api.access import AllowedSet, Principal  # noqa: E402
@@ -81,7 +81,7 @@ def open_index(data: Path, index: Path, scratch: Path) -> tuple[LoadedIndex, dic
     (corpus / "access.yaml").write_text(MANIFEST)
     shutil.copyfile(data / "corpus.jsonl", corpus / "corpus.jsonl")  # links out are refused
     settings = IndexerSettings(progress=False)
-    embedder = Embedder(settings.model, settings.batch_size, settings.torch_threads)
+    embedder = embedder_for(settings)
     report = build(corpus, index, settings, embedder)
     built = {"documents": report.documents, "chunks": report.chunks,
              "embedded": report.embedded, "index_seconds": report.seconds}

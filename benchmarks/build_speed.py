@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.scifact_corpus import SHARED, make_corpus  # noqa: E402
 from indexer.build import build  # noqa: E402
-from indexer.embed import Embedder  # noqa: E402
+from indexer.embed import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--index-root", type=Path, default=None)
     args = parser.parse_args()
     settings = IndexerSettings(progress=False)
-    embedder = Embedder(settings.model, settings.batch_size, settings.torch_threads)
+    embedder = embedder_for(settings)
     with tempfile.TemporaryDirectory() as scratch:
         root = args.index_root or Path(scratch)
         rows = measure("demo", ROOT / "corpora" / "demo", root / "demo-index", settings, embedder)

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.scifact_corpus import SHARED, load_queries  # noqa: E402
 from indexer.build import build  # noqa: E402
-from indexer.embed import Backend, Embedder, Precision  # noqa: E402
+from indexer.embed import Backend, Embedder, Precision, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store import Generation  # noqa: E402
 
@@ -65,8 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = IndexerSettings(progress=False)
     queries = list(load_queries("test", args.data)[0].values())[:args.queries]
-    default = Embedder(settings.model, settings.batch_size, settings.torch_threads,
-                       settings.embed_backend, settings.embed_precision)
+    default = embedder_for(settings)
     with tempfile.TemporaryDirectory() as scratch:
         corpus = Path(scratch) / "corpus"
         corpus.mkdir()

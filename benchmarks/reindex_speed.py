@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.scifact_corpus import SHARDS, SHARED, make_corpus  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
 from indexer.chunk import Chunk  # noqa: E402
-from indexer.embed import Embedder  # noqa: E402
+from indexer.embed import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store import Generation  # noqa: E402
 
@@ -103,7 +103,7 @@ def main() -> None:
     if not args.source.exists():
         sys.exit(f"SciFact not found at {args.source} (pass --source)")
     settings = IndexerSettings(progress=False)
-    embedder = Embedder(settings.model, settings.batch_size, settings.torch_threads)
+    embedder = embedder_for(settings)
     rows = []
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)

@@ -19,7 +19,7 @@ import numpy as np
 
 from indexer.chunk import Chunk, Chunker, chunk_id_for
 from indexer.discover import discover_files
-from indexer.embed import Embedder
+from indexer.embed import Embedder, embedder_for
 from indexer.generations import clean_debris
 from indexer.incremental import Previous, pipeline_key
 from indexer.intake import Intake, PasswordSource, read_corpus
@@ -71,9 +71,7 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
         if removed := clean_debris(index):
             log.info("removed what an interrupted build left: %s", ", ".join(removed))
         _phase("model", settings.model if embedder is None else embedder.model)
-        embedder = embedder or Embedder(settings.model, settings.batch_size,
-                                        settings.torch_threads, settings.embed_backend,
-                                        settings.embed_precision)
+        embedder = embedder or embedder_for(settings)
         probe = _fingerprint(embedder)
         previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
         files, refused = discover_files(corpus, exclude=index)

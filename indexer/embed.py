@@ -11,9 +11,12 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from indexer.settings import IndexerSettings
 
 log = logging.getLogger(__name__)
 Backend = Literal["auto", "openvino", "torch"]
@@ -136,3 +139,9 @@ class Embedder:
             rows = order[first:first + self.batch_size]
             out[rows] = self._forward([texts[i] for i in rows])
         return out
+
+
+def embedder_for(settings: IndexerSettings) -> Embedder:
+    """The indexer's embedder as its settings describe it (model, batch, threads, backend)."""
+    return Embedder(settings.model, settings.batch_size, settings.torch_threads,
+                    settings.embed_backend, settings.embed_precision)

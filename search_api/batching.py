@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 class Batching:
     """How queries are batched (ApiSettings.batching() builds it from the settings)."""
 
-    workers: int = 2  # one per core: each runs its batch's forward pass on one thread
+    workers: int = 1  # queries that arrive during a pass form the next batch
     max_batch: int = 32
-    window_ms: float = 2.0
+    window_ms: float = 0.0
     backend: Backend = "auto"  # the forward pass (indexer/embed.py)
     precision: Precision = "auto"
 

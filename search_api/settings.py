@@ -23,18 +23,20 @@ class ApiSettings(BaseSettings):
     index: Path = Field(Path("var/index"), description="index directory built by the indexer")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    # One thread per query in FAISS and torch; requests run in parallel instead.
+    # FAISS: one thread per query, requests run in parallel instead. The embedding worker's
+    # forward pass: 2 threads (PKS_TORCH_THREADS, for OpenVINO as for torch). On 2 cores, one
+    # worker of 2 threads answered 130 queries/s at 8 clients, two of 1 thread 105 (README).
     faiss_threads: int = Field(1, ge=1)
-    torch_threads: int = Field(1, ge=1)
+    torch_threads: int = Field(2, ge=1, description="threads of one query embedding pass")
     embed_backend: Literal["auto", "openvino", "torch"] = Field(
         "auto", description="query embedding on OpenVINO (auto falls back to torch) or torch")
     embed_precision: Literal["auto", "f32", "bf16"] = Field(
         "auto", description="auto: bf16 where the CPU computes it natively, else f32")
     # Queries of concurrent requests are embedded together (search_api/batching.py).
-    embed_workers: int = Field(2, ge=1, description="threads embedding query batches")
+    embed_workers: int = Field(1, ge=1, description="threads embedding query batches")
     query_batch: int = Field(32, ge=1, le=256, description="most queries in one batch")
     batch_window_ms: float = Field(
-        2.0, ge=0, le=50, description="how long a worker waits for more queries, only while "
+        0.0, ge=0, le=50, description="how long a worker waits for more queries, only while "
         "clients are concurrent (a query alone never waits)")
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"

@@ -15,7 +15,7 @@ from search_api.deps import (
     AppState,
     CurrentIndex,
     State,
-    admin_principal,
+    require_admin,
     resolve_principal,
 )
 from search_api.errors import error_response
@@ -55,7 +55,7 @@ def metrics(request: Request, state: State) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip()) \
             if scheme.lower() == "bearer" and token.strip() else None
-        admin_principal(resolve_principal(request, state, credentials))
+        require_admin(resolve_principal(request, state, credentials))
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

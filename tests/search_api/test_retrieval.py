@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from indexer.build import build
 from indexer.embed import Embedder
+from indexer.lexical import match_expression
 from indexer.settings import IndexerSettings
 from indexer.store import Generation
 from search_api.access import EMPTY, AllowedSet, Principal
@@ -147,6 +148,17 @@ def test_fts_operators_are_searched_as_words(client: TestClient, keys: dict[str,
         results = client.post("/v1/search", json={"query": query, "mode": "lexical"},
                               headers=auth(keys["alpha"])).json()["results"]
         assert results and "KESTREL" in results[0]["text"], query
+
+
+def test_stop_words_are_left_out_unless_they_are_the_whole_query(
+        client: TestClient, keys: dict[str, str]) -> None:
+    assert match_expression("The effect of KESTREL on the line") == \
+        '"effect" OR "kestrel" OR "line"'
+    assert match_expression("to be or not to be") == \
+        '"to" OR "be" OR "or" OR "not" OR "to" OR "be"'
+    results = client.post("/v1/search", json={"query": "the of and", "mode": "lexical"},
+                          headers=auth(keys["alpha"])).json()["results"]
+    assert results  # a query of stop words alone still searches them
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
