@@ -92,10 +92,12 @@ def load(url: str, clients: int, requests: int, keys: list[str],
     for i in range(min(20, requests)):  # warm-up: every code path loaded, plans cached
         one(i)
     started, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
+    client_before = time.process_time()
     with ThreadPoolExecutor(clients) as pool:
         latencies = list(pool.map(one, range(requests)))
     elapsed = time.perf_counter() - started
     cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / requests
+    client_ms = (time.process_time() - client_before) * 1000 / requests
     shared.close()
     return {"clients": clients, "requests": requests, "errors": len(errors),
             "qps": round(requests / elapsed, 1),
@@ -103,6 +105,7 @@ def load(url: str, clients: int, requests: int, keys: list[str],
             "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
             "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
             "server_cpu_ms_per_query": round(cpu_ms, 2),
+            "client_cpu_ms_per_query": round(client_ms, 2),
             "first_error": errors[0] if errors else None}
 
 

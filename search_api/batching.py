@@ -1,11 +1,12 @@
 """Query batching: concurrent requests' queries are embedded together in one forward pass.
 
-Embedding the query is most of a search's cost, and on 2 cores the model embeds about 94 short
-queries/s one at a time but about 215/s in batches of 8 or more. Request threads hand their
-query to a small pool of embedding workers and wait; a worker takes every query waiting at that
-moment (up to `max_batch`) and embeds them at once. A query that arrives alone is embedded at
-once, with no wait; under load, the queries that arrive while a batch is being computed form the
-next batch, and a worker that has just seen concurrency waits up to `window_ms` for more.
+Embedding the query is most of a search's cost, and a forward pass over 8 short queries costs
+far less than 8 passes over one. Request threads hand their query to a small pool of embedding
+workers (by default one, whose pass runs on 2 threads) and wait; a worker takes every query
+waiting at that moment (up to `max_batch`) and embeds them at once. A query that arrives alone
+is embedded at once, with no wait; under load, the queries that arrive while a batch is being
+computed form the next batch. A worker that has just seen concurrency may wait up to
+`window_ms` for more (0 by default: on 2 cores the wait cost more than it gained).
 
 `BatchingEmbedder` is the loaded Embedder itself (same model, tokenizer, sizes, same `embed` for
 documents) whose `embed_query` goes through the batcher, so every caller keeps the Embedder

@@ -164,3 +164,33 @@ def test_built_index_lays_each_rule_out_contiguously(access_index) -> None:
         allowed = access.allowed_for(Principal("k", partner, False), date(2026, 1, 1))
         chosen = generation.vectors.plan_for(allowed.ids)
         assert chosen.size == len(allowed) and chosen.starts.size <= rules
+
+
+def test_a_broad_scattered_set_is_packed_within_budget_and_stays_exact(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import indexer.vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "PACK_MIN_ROWS", 500)
+    n = 20_000
+    ids, vectors = chunk_ids(n, 11), unit(n, 12)
+    vs = VectorStore(ids, vectors)
+    rng = np.random.default_rng(3)
+    sets = [frozen(rng.choice(ids, 2_000, replace=False)) for _ in range(4)]  # 10 % each
+    budget = vectors_module.PACK_BUDGET * vectors.nbytes  # room for two of them
+    for i, allowed in enumerate(sets):
+        for q in range(3):
+            query = unit(1, 200 + q)[0]
+            got = [h.chunk_id for h in vs.search(query, allowed, 10)]
+            assert got == brute_force(ids, vectors, query, allowed, 10)
+        assert vs.is_packed(allowed)
+        assert 0 < vs.packed_bytes <= budget, i
+    assert not vs.is_packed(sets[0])  # the least recently used gave its copy up
+    # After losing its copy, it is read by position again, with the same answer.
+    query = unit(1, 300)[0]
+    assert [h.chunk_id for h in vs.search(query, sets[0], 10)] == \
+        brute_force(ids, vectors, query, sets[0], 10)
+    # Small or contiguous sets are never packed; a writable array is never cached at all.
+    assert not vs.is_packed(frozen(rng.choice(ids, 100, replace=False)))
+    assert not vs.is_packed(frozen(ids[:5_000]))
+    writable = np.unique(rng.choice(ids, 2_000, replace=False))
+    assert not vs.is_packed(writable)
