@@ -28,9 +28,10 @@ from indexer.load import Document, LoadWarning, Skipped, load_options
 from indexer.lock import build_lock
 from indexer.manifest import Grant, Manifest, load_manifest
 from indexer.progress import Progress
+from indexer.records import FileRecord, StoredDocument
 from indexer.report import BuildReport
 from indexer.settings import IndexerSettings
-from indexer.store import FileRecord, GenerationWriter, StoredDocument
+from indexer.writer import GenerationWriter
 
 __all__ = ["BuildError", "BuildReport", "ConfigError", "build"]
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The kept generations of an index: list them, clear a dead build's debris, roll back.
 
-Every change of the live generation goes through ``store.point_current`` (one atomic rename)
+Every change of the live generation goes through ``writer.point_current`` (one atomic rename)
 and happens under the build lock, so a rollback never races a build's publish.
 """
 
@@ -13,15 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from indexer.lock import build_lock
-from indexer.store import (
-    CURRENT,
-    GENERATIONS,
-    META_DB,
-    REPORT,
-    VECTORS,
-    live_generation_dir,
-    point_current,
-)
+from indexer.store import CURRENT, GENERATIONS, META_DB, REPORT, VECTORS, live_generation_dir
+from indexer.writer import point_current
 
 
 class RollbackError(Exception):

@@ -17,7 +17,7 @@ from indexer.incremental import Previous, file_sha256
 from indexer.isolate import IsolatedParser
 from indexer.load import Document, LoadOptions, LoadResult, LoadWarning, Skipped
 from indexer.manifest import Manifest
-from indexer.store import FileRecord, StoredDocument
+from indexer.records import FileRecord, StoredDocument
 
 log = logging.getLogger(__name__)
 READ_ATTEMPTS = 3  # a file still changing after this many reads is tried again next night

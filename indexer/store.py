@@ -10,29 +10,33 @@ Layout::
     INDEX/.build.lock              one build at a time (indexer/lock.py)
 
 A generation is written completely, synced, renamed into place, and only then named in CURRENT,
-so a crashed or killed build never touches what is being served.
+so a crashed or killed build never touches what is being served (indexer/writer.py). This
+module is the read side: the layout's names and `Generation`, what the search API serves from;
+the rows both sides share are in indexer/records.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import secrets
-import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from indexer import lexical
 from indexer.chunk import Chunk
-from indexer.load import Document
-from indexer.manifest import Grant
+from indexer.records import (
+    ChunkSpan,
+    DocumentRow,
+    FileRecord,
+    GrantRows,
+    Passage,
+    StoredDocument,
+    text_sha,
+)
 from indexer.vectors import VectorStore
 
 CURRENT = "CURRENT"
@@ -41,109 +45,8 @@ META_DB = "meta.sqlite"
 VECTORS = "vectors.faiss"
 REPORT = "report.json"
 
-SCHEMA = """
-CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE partners(partner TEXT PRIMARY KEY);
-CREATE TABLE documents(
-    doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL,
-    content_sha TEXT NOT NULL, rule INTEGER, owner TEXT);
-CREATE TABLE grants(
-    doc_id TEXT NOT NULL REFERENCES documents(doc_id), partner TEXT NOT NULL, until TEXT,
-    PRIMARY KEY (doc_id, partner));
-CREATE TABLE chunks(
-    chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
-    ordinal INTEGER NOT NULL, page INTEGER, char_start INTEGER NOT NULL,
-    char_end INTEGER NOT NULL, text TEXT NOT NULL, section TEXT,
-    ocr INTEGER NOT NULL DEFAULT 0, text_sha TEXT);
-CREATE INDEX chunks_by_doc ON chunks(doc_id);
-CREATE INDEX chunks_by_text ON chunks(text_sha);
-CREATE TABLE files(
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, doc_ids TEXT NOT NULL, status TEXT NOT NULL, reason TEXT);
-"""
-
-
 class StoreError(Exception):
     """The index directory is missing, locked or unreadable."""
-
-
-@dataclass(frozen=True)
-class Passage:
-    chunk_id: int
-    doc_id: str
-    title: str
-    path: str
-    page: int | None
-    text: str
-    section: str | None = None
-    ocr: bool = False
-
-
-@dataclass(frozen=True)
-class ChunkSpan:
-    """Where a chunk sits in its document: to merge neighbours and rebuild a page's text."""
-
-    chunk_id: int
-    doc_id: str
-    ordinal: int  # position within the document
-    page: int | None
-    char_start: int  # offsets into the page text
-    char_end: int
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """One corpus file as a generation saw it: lets the next build skip it when unchanged.
-
-    status is "indexed" (parsed this build or carried over unchanged) or "kept" (it failed this
-    build, so its previous documents were carried over; size/mtime/sha are the good version's).
-    """
-
-    path: str
-    size: int
-    mtime_ns: int
-    sha256: str
-    doc_ids: tuple[str, ...]
-    status: str = "indexed"
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    doc_id: str
-    path: str
-    title: str
-    content_sha: str
-
-
-def text_sha(text: str) -> str:
-    """Key of an embedding: the exact text embedded (the model is checked per generation)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class GrantRows:
-    """All chunk ids one grant (partner, until) covers: the raw material of allowed sets."""
-
-    partner: str
-    until: date | None
-    chunk_ids: np.ndarray
-
-
-@dataclass(frozen=True)
-class DocumentRow:
-    doc_id: str
-    path: str
-    title: str
-    chunk_ids: np.ndarray
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def live_generation_dir(root: Path) -> Path | None:
@@ -154,116 +57,6 @@ def live_generation_dir(root: Path) -> Path | None:
         return None
     path = root / GENERATIONS / name
     return path if name and path.is_dir() else None
-
-
-def point_current(root: Path, name: str) -> None:
-    """Make generation `name` live in one atomic rename (publish and rollback)."""
-    pointer = root / f"{CURRENT}.tmp"
-    pointer.write_text(name + "\n", encoding="utf-8")
-    with open(pointer, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, root / CURRENT)
-    _fsync_dir(root)
-
-
-class GenerationWriter:
-    """Writes one new generation beside the live one; `publish` makes it live atomically."""
-
-    def __init__(self, root: Path, dim: int, info: dict[str, str], partners: Sequence[str]):
-        self.root = root
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sorts by time
-        self.name = f"{stamp}-{secrets.token_hex(3)}"
-        self.final_dir = root / GENERATIONS / self.name
-        self.dir = root / GENERATIONS / f"{self.name}.tmp"
-        self.dir.mkdir(parents=True)
-        self._db = sqlite3.connect(self.dir / META_DB)
-        self._db.executescript(SCHEMA)
-        self._db.executemany("INSERT INTO info VALUES (?, ?)",
-                             sorted({**info, "generation": self.name}.items()))
-        self._db.executemany("INSERT INTO partners VALUES (?)", [(p,) for p in partners])
-        self._vectors = VectorStore.create(dim)
-        self._ids: set[int] = set()
-
-    def add_document(self, doc: Document, grant: Grant) -> None:
-        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                         (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
-                          grant.owner))
-        until = grant.until.isoformat() if grant.until else None
-        self._db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
-                             [(doc.doc_id, p, until) for p in sorted(grant.partners)])
-
-    def add_document_row(self, doc: StoredDocument, grant: Grant) -> None:
-        """A document carried over from an earlier generation, with today's grant."""
-        self.add_document(Document(doc.doc_id, doc.path, doc.title, (), doc.content_sha), grant)
-
-    def add_files(self, records: Iterable[FileRecord]) -> None:
-        self._db.executemany(
-            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r.path, r.size, r.mtime_ns, r.sha256, json.dumps(list(r.doc_ids)), r.status,
-              r.reason) for r in records])
-
-    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        for chunk in chunks:
-            if chunk.chunk_id in self._ids:  # a 53-bit hash collision: refuse, never overwrite
-                raise StoreError(f"duplicate chunk id {chunk.chunk_id} ({chunk.doc_id})")
-            self._ids.add(chunk.chunk_id)
-        self._db.executemany(
-            "INSERT INTO chunks (chunk_id, doc_id, ordinal, page, char_start, char_end, text, "
-            "section, ocr, text_sha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text,
-              c.section, int(c.ocr), text_sha(c.text)) for c in chunks],
-        )
-        self._vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
-
-    def publish(self, report: dict[str, object], keep: int) -> Path:
-        """Sync everything, rename into place, then point CURRENT at it in one rename."""
-        lexical.fill(self._db)  # the FTS5 index of this generation's chunks
-        self._db.commit()
-        layout = self._layout()
-        self._db.close()
-        self._vectors.save(self.dir / VECTORS, order=layout)
-        (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        for name in (META_DB, VECTORS, REPORT):
-            with open(self.dir / name, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.rename(self.dir, self.final_dir)
-        _fsync_dir(self.final_dir.parent)
-        point_current(self.root, self.name)
-        prune_generations(self.root, keep)
-        return self.final_dir
-
-    def _layout(self) -> np.ndarray:
-        """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
-        runs of vector rows, so searching what it may see reads only those (indexer/planner.py)."""
-        rows = self._db.execute(
-            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
-    def abort(self) -> None:
-        try:
-            self._db.close()
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def prune_generations(root: Path, keep: int) -> None:
-    """Keep the live generation and the newest `keep - 1` others; drop dead temp dirs.
-
-    Only called under the build lock, so any `.tmp` directory left is from a build that died.
-    """
-    live = live_generation_dir(root)
-    gens = sorted((p for p in (root / GENERATIONS).iterdir() if p.is_dir()), reverse=True)
-    kept = 0
-    for path in gens:
-        if path.name.endswith(".tmp"):
-            shutil.rmtree(path, ignore_errors=True)
-        elif path == live:
-            continue
-        elif kept < keep - 1:
-            kept += 1
-        else:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 class Generation:

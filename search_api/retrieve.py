@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from indexer.embed import Embedder
-from indexer.store import ChunkSpan, Passage
+from indexer.records import ChunkSpan, Passage
 from search_api.access import AllowedSet
 from search_api.live import LoadedIndex
 from search_api.search import search

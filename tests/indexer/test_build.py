@@ -83,11 +83,11 @@ def test_rebuild_reuses_vectors_and_keeps_old_generations_for_rollback(
     gen = Generation.open_live(index)
     assert gen.name == second.generation and len(gen.vectors) == first.chunks + 1
     # The reused vectors are the vectors a fresh embedding gives (bf16 rounds a little
-    # differently in another batch: equal to 1e-3, a cosine above 0.9999).
+    # differently in another batch: a cosine above 0.9999, each component within 5e-3).
     ids = gen.all_chunk_ids()
     passages = gen.passages(ids.tolist())
     fresh = embedder.embed([passages[i].text for i in ids.tolist()])
-    assert abs(gen.vectors.vectors(ids) - fresh).max() < 1e-3
+    assert abs(gen.vectors.vectors(ids) - fresh).max() < 5e-3
     assert (gen.vectors.vectors(ids) * fresh).sum(axis=1).min() > 0.9999
     report = json.loads((gen.path / "report.json").read_text())
     assert report["documents"] == 11
@@ -109,7 +109,7 @@ def test_crashed_build_leaves_the_live_generation_untouched(
     def explode(*_: object, **__: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("indexer.store.VectorStore.save", explode)
+    monkeypatch.setattr("indexer.writer.VectorStore.save", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build(corpus, index, settings, embedder)
     assert (index / CURRENT).read_text() == live

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport, build
 from indexer.embed import Embedder
+from indexer.records import ChunkSpan, Passage
 from indexer.settings import IndexerSettings
-from indexer.store import ChunkSpan, Generation, Passage
+from indexer.store import Generation
 from search_api.app import create_app
 from search_api.deps import AppState
 from search_api.keys import KeyStore

@@ -1,0 +1,80 @@
+"""The rows a generation stores, as the indexer writes them and the search API reads them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: int
+    doc_id: str
+    title: str
+    path: str
+    page: int | None
+    text: str
+    section: str | None = None
+    ocr: bool = False
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """Where a chunk sits in its document: to merge neighbours and rebuild a page's text."""
+
+    chunk_id: int
+    doc_id: str
+    ordinal: int  # position within the document
+    page: int | None
+    char_start: int  # offsets into the page text
+    char_end: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One corpus file as a generation saw it: lets the next build skip it when unchanged.
+
+    status is "indexed" (parsed this build or carried over unchanged) or "kept" (it failed this
+    build, so its previous documents were carried over; size/mtime/sha are the good version's).
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    doc_ids: tuple[str, ...]
+    status: str = "indexed"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    doc_id: str
+    path: str
+    title: str
+    content_sha: str
+
+
+def text_sha(text: str) -> str:
+    """Key of an embedding: the exact text embedded (the model is checked per generation)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class GrantRows:
+    """All chunk ids one grant (partner, until) covers: the raw material of allowed sets."""
+
+    partner: str
+    until: date | None
+    chunk_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    doc_id: str
+    path: str
+    title: str
+    chunk_ids: np.ndarray
