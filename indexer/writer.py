@@ -52,7 +52,8 @@ CREATE TABLE files(
 """
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a create or rename in `path` durable (the audit log uses it too)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -67,7 +68,7 @@ def point_current(root: Path, name: str) -> None:
     with open(pointer, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(pointer, root / CURRENT)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 class GenerationWriter:
@@ -131,7 +132,7 @@ class GenerationWriter:
             with open(self.dir / name, "rb") as handle:
                 os.fsync(handle.fileno())
         os.rename(self.dir, self.final_dir)
-        _fsync_dir(self.final_dir.parent)
+        fsync_dir(self.final_dir.parent)
         point_current(self.root, self.name)
         prune_generations(self.root, keep)
         return self.final_dir

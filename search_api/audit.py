@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from indexer.store import Generation
+from indexer.writer import fsync_dir
 from search_api.access import Principal
 from search_api.keys import KeyStore
 
@@ -199,7 +200,7 @@ class AuditLog:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             self._fd = fd
             self._started = self._first_record_time(path) or time.time()
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         assert self._fd is not None
         return self._fd
 
@@ -221,7 +222,7 @@ class AuditLog:
         numbers = [int(m.group(1)) for p in self.dir.iterdir() if (m := SEGMENT.match(p.name))]
         target = self.dir / f"segment-{max(numbers, default=0) + 1:06d}.jsonl"
         os.rename(self.dir / ACTIVE, target)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         log.info("audit segment closed: %s", target.name)
 
     def close(self) -> None:
@@ -269,12 +270,3 @@ class AuditLog:
                     if query.limit is not None and len(found) >= query.limit:
                         return found
         return found
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a create or rename in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
