@@ -67,6 +67,7 @@ class Embedder:
         self.max_tokens = int(seq) - 2
         self._tokenizer_lock = threading.Lock()
         self._openvino: Any = None
+        self._torch_bf16 = False
         self.backend = self._start_backend(backend, precision, threads or 1, streams)
 
     def _start_backend(self, backend: Backend, precision: Precision, threads: int,
@@ -103,8 +104,9 @@ class Embedder:
         with self._tokenizer_lock:
             return dict(preprocess(list(texts)))
 
-    def _forward(self, texts: Sequence[str]) -> np.ndarray:
-        """One forward pass over these texts; safe from many threads at once."""
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts in one forward pass, safe from many threads at once: what the server's query
+        batcher calls with the queries that arrived together, and `embed` per batch."""
         import torch
 
         features = self._features(texts)
@@ -121,11 +123,6 @@ class Embedder:
         """One text; safe from many threads at once (only tokenizing is serialised)."""
         return self.embed_queries([text])[0]
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Short texts in one forward pass, safe from many threads at once: what the server's
-        query batcher calls with the queries that arrived together."""
-        return self._forward(texts)
-
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Many texts in batches of similar length (less padding), returned in input order."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -137,7 +134,7 @@ class Embedder:
             batches = tqdm(batches, desc="embedding", unit="batch")
         for first in batches:
             rows = order[first:first + self.batch_size]
-            out[rows] = self._forward([texts[i] for i in rows])
+            out[rows] = self.embed_queries([texts[i] for i in rows])
         return out
 
 

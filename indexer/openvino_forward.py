@@ -59,7 +59,6 @@ class OpenVinoForward:
         for port, name in zip(converted.inputs, names, strict=True):
             port.get_tensor().set_names({name})
         self.names = names
-        self.precision = precision
         self._compiled = ov.Core().compile_model(converted, "CPU", {
             "INFERENCE_PRECISION_HINT": precision,
             "INFERENCE_NUM_THREADS": max(1, threads * streams),

@@ -198,7 +198,7 @@ class VectorStore:
                 if packed is not None:
                     self._packed[key] = packed
                     budget = PACK_BUDGET * self._matrix.nbytes
-                    while sum(m.nbytes for m in self._packed.values()) > budget:
+                    while self.packed_bytes > budget:
                         self._packed.popitem(last=False)
                     if key not in self._packed:
                         packed = None
