@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.scifact_corpus import SHARED, load_queries, make_partner_corpus  # noqa: E402
-from indexer.store import Generation  # noqa: E402
+from indexer.store.reader import Generation  # noqa: E402
 from search_api.keys import KeyStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.embed import embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
-from indexer.store import Generation  # noqa: E402
+from indexer.store.reader import Generation  # noqa: E402
 from search_api.access import AllowedSet, Principal  # noqa: E402
 from search_api.live import LoadedIndex, load_index  # noqa: E402
 from search_api.search import Mode, search  # noqa: E402

@@ -36,7 +36,7 @@ from benchmarks.scifact_corpus import SHARED, load_queries  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.embed import Backend, Embedder, Precision, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
-from indexer.store import Generation  # noqa: E402
+from indexer.store.reader import Generation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS: tuple[tuple[Backend, Precision], ...] = (

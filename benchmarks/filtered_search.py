@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from indexer.vectors import VectorStore  # noqa: E402
+from indexer.store.vectors import VectorStore  # noqa: E402
 
 DIM, K = 384, 10
 SHARES = (1.0, 0.1, 0.01, 0.001)

@@ -31,7 +31,7 @@ from indexer.build import BuildReport, build  # noqa: E402
 from indexer.chunk import Chunk  # noqa: E402
 from indexer.embed import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
-from indexer.store import Generation  # noqa: E402
+from indexer.store.reader import Generation  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 INSERTED = ("Editorial note added on re-review: the findings below were re-checked against the "

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from benchmarks.scifact_corpus import SHARE, doc_shard, load_queries, make_corpus  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
-from indexer.store import Generation  # noqa: E402
+from indexer.store.reader import Generation  # noqa: E402
 from search_api.access import Principal  # noqa: E402
 from search_api.live import load_index  # noqa: E402
 from search_api.search import search  # noqa: E402

@@ -92,9 +92,9 @@ def _build(args: argparse.Namespace) -> int:
 def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport | None)
     from indexer.build import BuildError, ConfigError, build
     from indexer.embed import ModelLoadError
-    from indexer.lock import LockHeld
     from indexer.manifest import ManifestError
-    from indexer.store import StoreError
+    from indexer.store.layout import StoreError
+    from indexer.store.lock import LockHeld
 
     try:
         report = build(args.corpus, args.index, _settings(args))
@@ -118,7 +118,7 @@ def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport |
 
 
 def _generations(args: argparse.Namespace) -> int:
-    from indexer.generations import list_generations
+    from indexer.store.generations import list_generations
 
     gens = list_generations(args.index)
     if not gens:
@@ -134,8 +134,8 @@ def _generations(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from indexer.generations import RollbackError, rollback
-    from indexer.lock import LockHeld
+    from indexer.store.generations import RollbackError, rollback
+    from indexer.store.lock import LockHeld
 
     try:
         before, now = rollback(args.index, args.to)

@@ -17,21 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.chunk import Chunk, Chunker, chunk_id_for
+from indexer.chunk import Chunker, chunk_id_for
 from indexer.discover import discover_files
 from indexer.embed import Embedder, embedder_for
-from indexer.generations import clean_debris
 from indexer.incremental import Previous, pipeline_key
 from indexer.intake import Intake, PasswordSource, read_corpus
 from indexer.isolate import IsolatedParser
 from indexer.load import Document, LoadWarning, Skipped, load_options
-from indexer.lock import build_lock
-from indexer.manifest import Grant, Manifest, load_manifest
+from indexer.manifest import Manifest, load_manifest
 from indexer.progress import Progress
-from indexer.records import FileRecord, StoredDocument
 from indexer.report import BuildReport
 from indexer.settings import IndexerSettings
-from indexer.writer import GenerationWriter
+from indexer.store.generations import clean_debris
+from indexer.store.lock import build_lock
+from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument
+from indexer.store.writer import GenerationWriter
 
 __all__ = ["BuildError", "BuildReport", "ConfigError", "build"]
 log = logging.getLogger(__name__)
@@ -97,10 +97,8 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
         try:
             _phase("writing", f"{len(docs)} documents")
             for doc, _ in docs:
-                if isinstance(doc, Document):
-                    writer.add_document(doc, grants[doc.path])
-                else:
-                    writer.add_document_row(doc, grants[doc.path])
+                writer.add_document(doc.row() if isinstance(doc, Document) else doc,
+                                    grants[doc.path])
             writer.add_files(records)
             _phase("embedding", f"{report.chunks} chunks")
             embed_started = time.perf_counter()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from indexer.load import Document
+from indexer.store.records import Chunk
+
+__all__ = ["CHUNK_ID_BITS", "Chunk", "Chunker", "chunk_id_for"]
 
 # A line that titles what follows: a Markdown heading, a numbered heading ("3. Results after 300
 # cycles", "2.1 Setup") or a short line in capitals, none of them ending like a sentence.
@@ -25,19 +27,6 @@ HEADING_LINE = re.compile(
 
 # 53 bits: the ids stay exact as JSON numbers in a browser (Number.MAX_SAFE_INTEGER).
 CHUNK_ID_BITS = 53
-
-
-@dataclass(frozen=True)
-class Chunk:
-    chunk_id: int
-    doc_id: str
-    ordinal: int  # position within the document
-    page: int | None
-    char_start: int  # offsets into the page text
-    char_end: int
-    text: str
-    section: str | None = None  # heading path, slide title or sheet name: for citations
-    ocr: bool = False  # text recognised from a scanned image, not a text layer
 
 
 def chunk_id_for(doc_id: str, page: int | None, text: str, occurrence: int = 0,

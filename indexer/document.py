@@ -10,6 +10,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from indexer.store.records import StoredDocument
+
 
 @dataclass(frozen=True)
 class Page:
@@ -32,6 +34,10 @@ class Document:
     title: str
     pages: tuple[Page, ...]
     content_sha: str  # of the extracted text: lets a re-index tell unchanged documents apart
+
+    def row(self) -> StoredDocument:
+        """What the index stores of it (its text is stored as chunks)."""
+        return StoredDocument(self.doc_id, self.path, self.title, self.content_sha)
 
 
 @dataclass(frozen=True)
@@ -72,5 +78,3 @@ def content_sha(pages: Iterable[Page]) -> str:
     return digest.hexdigest()
 
 
-def sha_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

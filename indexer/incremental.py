@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.chunk import Chunk
 from indexer.load import load_options
-from indexer.records import FileRecord, StoredDocument
 from indexer.settings import IndexerSettings
-from indexer.store import Generation, live_generation_dir
+from indexer.store.layout import live_generation_dir
+from indexer.store.reader import Generation
+from indexer.store.records import Chunk, FileRecord, StoredDocument
 
 log = logging.getLogger(__name__)
 # Bump when a change to loading or chunking must re-parse files whose bytes did not change.

@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from indexer.chunk import Chunk
 from indexer.incremental import Previous, file_sha256
 from indexer.isolate import IsolatedParser
 from indexer.load import Document, LoadOptions, LoadResult, LoadWarning, Skipped
 from indexer.manifest import Manifest
-from indexer.records import FileRecord, StoredDocument
+from indexer.store.records import Chunk, FileRecord, StoredDocument
 
 log = logging.getLogger(__name__)
 READ_ATTEMPTS = 3  # a file still changing after this many reads is tried again next night

@@ -13,12 +13,15 @@ from datetime import date
 from pathlib import Path
 
 import yaml
-from wcmatch import glob
+
+from indexer.store.names import PARTNER_RE, glob_problem, path_matches
+from indexer.store.records import NO_GRANT, Grant
+
+__all__ = ["MANIFEST_NAME", "NO_GRANT", "Grant", "Manifest", "ManifestError", "PasswordRule",
+           "Rule", "load_manifest"]
 
 MANIFEST_NAME = "access.yaml"
-PARTNER_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.CASE
 RULE_KEYS = {"match", "allow", "until", "owner"}
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -35,19 +38,6 @@ class Rule:
     allow: frozenset[str]
     until: date | None
     owner: str | None = None  # the partner whose IP these files are: may read who saw them
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What one document receives: the partners of the first matching rule, or nobody."""
-
-    rule: int | None
-    partners: frozenset[str]
-    until: date | None
-    owner: str | None = None
-
-
-NO_GRANT = Grant(rule=None, partners=frozenset(), until=None)
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,7 @@ class Manifest:
     def grant_for(self, relpath: str) -> Grant:
         """First matching rule decides; no match means default deny (admins only)."""
         for rule in self.rules:
-            if glob.globmatch(relpath, rule.pattern, flags=GLOB_FLAGS):
+            if path_matches(relpath, rule.pattern):
                 return Grant(rule=rule.number, partners=rule.allow, until=rule.until,
                              owner=rule.owner)
         return NO_GRANT
@@ -81,7 +71,7 @@ class Manifest:
     def password_env_for(self, relpath: str) -> str | None:
         """Name of the environment variable holding this file's password (first match), if any."""
         for entry in self.passwords:
-            if glob.globmatch(relpath, entry.pattern, flags=GLOB_FLAGS):
+            if path_matches(relpath, entry.pattern):
                 return entry.env
         return None
 
@@ -213,13 +203,8 @@ def _parse_pattern(path: Path, label: str, node: yaml.Node) -> str:
     if not isinstance(node, yaml.ScalarNode) or not str(node.value).strip():
         raise _fail(path, node, f"{label}: 'match' must be a non-empty glob such as \"shared/**\"")
     pattern = str(node.value).strip()
-    if pattern.startswith("/") or ".." in pattern.split("/"):
-        raise _fail(path, node, f"{label}: 'match' is relative to the corpus root; "
-                                f"'{pattern}' may not start with '/' or contain '..'")
-    try:
-        glob.translate(pattern, flags=GLOB_FLAGS)
-    except Exception as exc:  # wcmatch raises plain ValueErrors for bad patterns
-        raise _fail(path, node, f"{label}: invalid glob '{pattern}': {exc}") from exc
+    if (problem := glob_problem(pattern)) is not None:
+        raise _fail(path, node, f"{label}: 'match' '{pattern}' {problem}")
     return pattern
 
 

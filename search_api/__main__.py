@@ -18,6 +18,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -67,6 +68,7 @@ def _audit(args: argparse.Namespace) -> int:
     import json
 
     from search_api.audit import AuditLog, AuditQuery, parse_time
+    from search_api.keys import KeyStore
 
     try:
         since = parse_time(args.since) if args.since else None
@@ -74,7 +76,7 @@ def _audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    log = AuditLog(args.index)
+    log = AuditLog(args.index, KeyStore(args.index))
     if not log.segments():
         print(f"no audit records in {log.dir}", file=sys.stderr)
     for event in log.newest_first(AuditQuery(args.partner, args.document, since, until,
@@ -93,91 +95,77 @@ def _audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def _settings(overrides: dict[str, Any]):  # -> ApiSettings | None (imported late: fast --help)
     from pydantic import ValidationError
 
-    from indexer.embed import ModelLoadError
-    from indexer.store import StoreError
-    from search_api.app import create_app
-    from search_api.deps import AppState
-    from search_api.keys import KeyStore
-    from search_api.live import IndexHolder
     from search_api.settings import ApiSettings
-    from search_api.sso import SsoConfigError, SsoGate
 
-    overrides = {k: v for k, v in {"index": args.index, "host": args.host,
-                                   "port": args.port}.items() if v is not None}
     try:
-        settings = ApiSettings(**overrides)
+        return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:  # the users table first: a mistake in it is reported before the slow index load
-        SsoGate.from_settings(settings)
+        return None
+
+
+def _services(settings):  # -> Services | None: every component, or a message saying why not
+    from indexer.embed import ModelLoadError
+    from indexer.store.layout import StoreError
+    from search_api.services import Services
+    from search_api.sso import SsoConfigError
+
+    try:
+        return Services.open(settings)
     except SsoConfigError as exc:
         print(f"error: invalid users file: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:  # load before serving, so a missing index or model is a message, not a traceback
-        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+    return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from search_api.app import create_app
+
+    settings = _settings({"index": args.index, "host": args.host, "port": args.port})
+    services = _services(settings) if settings is not None else None
+    if services is None:
         return EXIT_CONFIG
-    state = AppState(holder, KeyStore(settings.index))
-    app = create_app(settings, state)
-    # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info",
-                proxy_headers=False)
+    try:
+        # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
+        uvicorn.run(create_app(services), host=services.settings.host,
+                    port=services.settings.port, log_level="info", proxy_headers=False)
+    finally:
+        services.close()
     return EXIT_OK
 
 
 def _mcp(args: argparse.Namespace) -> int:
     """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
-    import threading
-
-    from pydantic import ValidationError
-
-    from indexer.embed import ModelLoadError
-    from indexer.store import StoreError
-    from search_api.app import _watch
-    from search_api.audit import AuditLog
-    from search_api.deps import AppState, principal_for
+    from search_api.deps import principal_for
     from search_api.errors import Unauthorized
     from search_api.keys import KeyStore
-    from search_api.live import IndexHolder
     from search_api.mcp_server import build_server
-    from search_api.settings import ApiSettings
 
-    try:
-        settings = ApiSettings(**({"index": args.index} if args.index else {}))
-    except ValidationError as exc:
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+    settings = _settings({"index": args.index})
+    if settings is None:
         return EXIT_CONFIG
     token = settings.api_key.get_secret_value() if settings.api_key else None
-    keys = KeyStore(settings.index)
-    try:
-        principal_for(keys, token)
+    try:  # the key first: a wrong one is reported before the slow index load
+        principal_for(KeyStore(settings.index), token)
     except Unauthorized as exc:
         reason = "is not set" if not token else "is not a valid key (unknown or revoked)"
         print(f"error: PKS_API_KEY {reason}: set it to a key from `python -m search_api keys "
               f"create --index {settings.index} --partner ID` ({exc.message})", file=sys.stderr)
         return EXIT_CONFIG
-    try:
-        holder = IndexHolder(settings.index, settings.torch_threads, settings.batching())
-    except (StoreError, ModelLoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    services = _services(settings)
+    if services is None:
         return EXIT_CONFIG
-    if settings.reload_seconds > 0:
-        threading.Thread(target=_watch, args=(holder, settings.reload_seconds, threading.Event()),
-                         daemon=True, name="index-watch").start()
-    state = AppState(holder, keys)
-    audit = AuditLog(settings.index, max_bytes=settings.audit_max_bytes,
-                     max_age_seconds=settings.audit_max_age_hours * 3600,
-                     fsync_seconds=settings.audit_fsync_seconds)
+    services.watch()
     try:
-        build_server(lambda: state, lambda _ctx: token, lambda: audit).run("stdio")
+        build_server(lambda: services, lambda _ctx: token).run("stdio")
     finally:
-        audit.close()
+        services.close()
     return EXIT_OK
 
 
@@ -191,14 +179,15 @@ def key_scopes(named: list[str] | None) -> frozenset[str]:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from indexer.store import Generation, StoreError
+    from indexer.store.layout import StoreError
+    from indexer.store.reader import live_partners
     from search_api.keys import KeyStore, KeyStoreError
 
     store = KeyStore(args.index)
     try:
         if args.action == "create":
             if not args.admin:
-                partners = Generation.open_live(args.index).partners
+                partners = live_partners(args.index)
                 if args.partner not in partners:
                     print(f"error: unknown partner '{args.partner}'; the index at {args.index} "
                           f"knows: {', '.join(partners) or 'none'}", file=sys.stderr)

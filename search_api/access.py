@@ -12,13 +12,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import numpy as np
-from wcmatch import glob
 
-from indexer.manifest import GLOB_FLAGS
-from indexer.store import Generation
+from indexer.store.names import path_matcher
+from indexer.store.reader import Generation
 
 # What a key may do (docs/ACCESS.md, "Scopes"): one scope per surface, plus act-as.
 SEARCH, RETRIEVE, DOCUMENTS, ACT_AS = "search", "retrieve", "documents", "act-as"
@@ -103,7 +101,7 @@ class AccessIndex:
         people repeat the same few folder filters."""
         cached = self._within_cache.get(patterns)
         if cached is None:
-            matcher = _matcher(patterns)
+            matcher = path_matcher(patterns)
             picked = [ids for path, ids in self._paths() if matcher.match(path)]
             cached = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
             with self._lock:
@@ -164,7 +162,3 @@ class AccessIndex:
                 self._cache[key] = cached
         return cached
 
-
-def _matcher(patterns: tuple[str, ...]) -> Any:
-    """The globs compiled once, with the flags access.yaml's rules use."""
-    return glob.compile(list(patterns), flags=GLOB_FLAGS)

@@ -35,10 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from indexer.store import Generation
-from indexer.writer import fsync_dir
+from indexer.store.layout import fsync_dir
+from indexer.store.reader import Generation
 from search_api.access import Principal
-from search_api.keys import KeyStore
+from search_api.keys import KeyRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
 DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
+
+
+class KeyNames(Protocol):
+    """Where the audit finds a key's label (the key store)."""
+
+    def list(self) -> list[KeyRecord]: ...
 
 
 class AccessObserver(Protocol):
@@ -99,14 +105,14 @@ class AuditQuery:
 class AuditLog:
     """Writes and reads INDEX/audit. One instance per process; safe across threads."""
 
-    def __init__(self, index_dir: Path, *, max_bytes: int = 64 * 1024 * 1024,
+    def __init__(self, index_dir: Path, keys: KeyNames, *, max_bytes: int = 64 * 1024 * 1024,
                  max_age_seconds: float = 86400.0, fsync_seconds: float = 1.0,
                  observer: AccessObserver | None = None) -> None:
         self.dir = index_dir / AUDIT_DIR
         self.max_bytes, self.max_age, self.fsync_every = max_bytes, max_age_seconds, fsync_seconds
         self.observer = observer
         self.failures = 0
-        self._keys = KeyStore(index_dir)
+        self._keys = keys
         self._names: dict[str, str] = {}
         self._lock = threading.Lock()
         self._fd: int | None = None

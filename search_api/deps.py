@@ -9,7 +9,6 @@ compute (the key lookup, an allowed set) stay sync, off the event loop.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,44 +16,34 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from search_api.access import DOCUMENTS, RETRIEVE, SEARCH, AllowedSet, Principal
 from search_api.audit import AuditLog
+from search_api.bearer import bearer_token
 from search_api.errors import Forbidden, Unauthorized
 from search_api.keys import KeyStore
-from search_api.live import IndexHolder, LoadedIndex
+from search_api.live import LoadedIndex
+from search_api.services import Services
 from search_api.settings import ApiSettings
-from search_api.sso import SsoGate
 
+# Declares the scheme in the OpenAPI document; the key itself is read by bearer.bearer_token.
 bearer = HTTPBearer(auto_error=False,
                     description="An API key from `python -m search_api keys create`")
 
 
-def utc_today() -> date:
-    return datetime.now(UTC).date()
+async def get_services(request: Request) -> Services:
+    return request.app.state.services
 
 
-class AppState:
-    """Everything a request needs, created once in the app's lifespan."""
-
-    def __init__(self, holder: IndexHolder, keys: KeyStore,
-                 today: Callable[[], date] = utc_today) -> None:
-        self.holder, self.keys, self.today = holder, keys, today
+AppServices = Annotated[Services, Depends(get_services)]
 
 
-async def get_state(request: Request) -> AppState:
-    return request.app.state.pks
-
-
-State = Annotated[AppState, Depends(get_state)]
-
-
-async def get_settings(request: Request) -> ApiSettings:
-    return request.app.state.settings
+async def get_settings(services: AppServices) -> ApiSettings:
+    return services.settings
 
 
 AppSettings = Annotated[ApiSettings, Depends(get_settings)]
 
 
-async def current_index(state: State) -> LoadedIndex:
-    return state.holder.get()
+async def current_index(services: AppServices) -> LoadedIndex:
+    return services.holder.get()
 
 
 CurrentIndex = Annotated[LoadedIndex, Depends(current_index)]
@@ -72,19 +61,18 @@ def principal_for(keys: KeyStore, token: str | None) -> Principal:
 
 def resolve_principal(
     request: Request,
-    state: State,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    services: AppServices,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The SSO proxy's user (only when enabled and from a trusted proxy), else the API key."""
-    gate: SsoGate = request.app.state.sso
-    user = gate.user_of(request)
+    user = services.sso.user_of(request)
     if user is not None:
-        signed_in = gate.principal_for(user)
+        signed_in = services.sso.principal_for(user)
         if signed_in is None:
             raise Unauthorized(f"user '{user}' is signed in but not in the users table; ask an "
                                "administrator to add you to a partner")
         return signed_in
-    return principal_for(state.keys, credentials.credentials if credentials else None)
+    return principal_for(services.keys, bearer_token(request.headers.get("authorization")))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(resolve_principal)]
@@ -106,8 +94,9 @@ RetrieveCaller = Annotated[Principal, Depends(scoped(RETRIEVE))]
 DocumentsCaller = Annotated[Principal, Depends(scoped(DOCUMENTS))]
 
 
-def allowed_set(principal: CurrentPrincipal, index: CurrentIndex, state: State) -> AllowedSet:
-    return index.access.allowed_for(principal, state.today())
+def allowed_set(principal: CurrentPrincipal, index: CurrentIndex,
+                services: AppServices) -> AllowedSet:
+    return index.access.allowed_for(principal, services.today())
 
 
 Allowed = Annotated[AllowedSet, Depends(allowed_set)]
@@ -127,8 +116,8 @@ async def admin_principal(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
 
 
-async def get_audit(request: Request) -> AuditLog:
-    return request.app.state.audit
+async def get_audit(services: AppServices) -> AuditLog:
+    return services.audit
 
 
 # The one audit log: every surface calls `audit.record(principal, surface, ...)` once.

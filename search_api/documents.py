@@ -17,6 +17,7 @@ from pathlib import Path
 from search_api.access import AllowedSet
 from search_api.errors import ApiError
 from search_api.live import LoadedIndex
+from search_api.stitching import document_text
 
 OFFICE = "application/vnd.openxmlformats-officedocument"
 MEDIA_TYPES = {  # explicit where the system's mime.types may lack them
@@ -54,7 +55,8 @@ def fetch_document(index: LoadedIndex, allowed: AllowedSet, doc_id: str,
         raise DocumentNotFound()
     name = row.path.rsplit("/", 1)[-1]
     if row.doc_id != row.path:  # one record of an export (JSONL): its indexed text
-        text = index.generation.document_text(doc_id)
+        document = document_text(index, doc_id, allowed)
+        text = document.text if document is not None else ""
         return DocumentContent(text.encode("utf-8"), "text/plain; charset=utf-8",
                                f"{_safe_name(doc_id)}.txt")
     body = _read_indexed_file(index, row.path, corpus)

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from search_api.bearer import bearer_token
 from search_api.errors import error_response
 
 MAX_BUCKETS = 10_000  # distinct keys remembered; the least recently seen is forgotten first
@@ -54,18 +55,17 @@ class TokenBuckets:
 def _caller(scope: Scope, user_header: str | None) -> str | None:
     """Who is asking, as presented: the bearer key, else the SSO user header (if honoured)."""
     headers = Headers(scope=scope)
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return "key:" + token.strip()
+    token = bearer_token(headers.get("authorization"))
+    if token is not None:
+        return "key:" + token
     user = headers.get(user_header, "").strip() if user_header else ""
     return "user:" + user if user else None
 
 
 class RateLimit:
-    def __init__(self, app: ASGIApp, rate_per_minute: int, burst: int,
+    def __init__(self, app: ASGIApp, buckets: TokenBuckets | None,
                  user_header: str | None = None) -> None:
-        self.app, self.user_header = app, user_header
-        self.buckets = TokenBuckets(rate_per_minute, burst) if rate_per_minute > 0 else None
+        self.app, self.buckets, self.user_header = app, buckets, user_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = _caller(scope, self.user_header) if scope["type"] == "http" else None

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.embed import Embedder
-from indexer.store import Generation, live_generation_dir
+from indexer.store.layout import live_generation_dir
+from indexer.store.reader import Generation
 from search_api.access import AccessIndex
 from search_api.batching import Batching, BatchingEmbedder
 

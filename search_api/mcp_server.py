@@ -18,13 +18,14 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import Field, ValidationError
 
 from search_api.access import DOCUMENTS, RETRIEVE, AccessDenied, AllowedSet, Principal
-from search_api.audit import AuditLog
-from search_api.deps import AppState, principal_for
+from search_api.deps import principal_for
 from search_api.errors import ApiError
 from search_api.live import LoadedIndex
-from search_api.retrieve import document_text, retrieve
+from search_api.retrieve import retrieve
 from search_api.routes.retrieve import model_name, to_response
 from search_api.schemas import RetrieveRequest
+from search_api.services import Services
+from search_api.stitching import document_text
 
 NAME = "partner-knowledge-search"
 INSTRUCTIONS = """Search the partner documents this key may see. Call search_partner_knowledge
@@ -35,23 +36,22 @@ in the answer; call fetch_document with a passage's doc_id to read the whole doc
 TokenOf = Callable[[Context], str | None]
 
 
-def _caller(state: AppState, token: str | None,
+def _caller(services: Services, token: str | None,
             scope: str) -> tuple[Principal, LoadedIndex, AllowedSet]:
     """The same path as an HTTP request; a refusal becomes a tool error the model can read."""
     try:
-        principal = principal_for(state.keys, token)
+        principal = principal_for(services.keys, token)
         principal.require(scope)
     except ApiError as exc:
         raise ToolError(exc.message) from None
     except AccessDenied as exc:
         raise ToolError(str(exc)) from None
-    index = state.holder.get()
-    return principal, index, index.access.allowed_for(principal, state.today())
+    index = services.holder.get()
+    return principal, index, index.access.allowed_for(principal, services.today())
 
 
-def build_server(state: Callable[[], AppState], token_of: TokenOf,
-                 audit: Callable[[], AuditLog]) -> MCPServer:
-    """`state` and `audit` are read per call: the HTTP app creates them in its lifespan."""
+def build_server(services: Callable[[], Services], token_of: TokenOf) -> MCPServer:
+    """`services` is read per call (the HTTP app's, or the stdio process's own)."""
     server: MCPServer = MCPServer(NAME, instructions=INSTRUCTIONS)
 
     @server.tool(name="search_partner_knowledge")
@@ -72,10 +72,11 @@ def build_server(state: Callable[[], AppState], token_of: TokenOf,
         except ValidationError as exc:
             raise ToolError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                       for e in exc.errors())) from None
-        principal, index, allowed = _caller(state(), token_of(ctx), RETRIEVE)
+        principal, index, allowed = _caller(services(), token_of(ctx), RETRIEVE)
         result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
-        audit().record(principal, "mcp", generation=index.generation, query=body.query,
-                       doc_ids=[p.first.doc_id for p in result.passages])
+        services().audit.record(principal, "mcp", generation=index.generation,
+                                query=body.query,
+                                doc_ids=[p.first.doc_id for p in result.passages])
         response = to_response(result, model_name(index.embedder.model))
         text = response.context or "No passage this key may see matches the question."
         return CallToolResult(content=[TextContent(type="text", text=text)],
@@ -90,10 +91,11 @@ def build_server(state: Callable[[], AppState], token_of: TokenOf,
             "Return at most this many characters of text."))] = 100_000,
     ) -> CallToolResult:
         """The text of one document this key may see, page by page (rebuilt from the index)."""
-        principal, index, allowed = _caller(state(), token_of(ctx), DOCUMENTS)
+        principal, index, allowed = _caller(services(), token_of(ctx), DOCUMENTS)
         document = document_text(index, doc_id, allowed)
-        audit().record(principal, "mcp-document", generation=index.generation, query=doc_id,
-                       doc_ids=[doc_id] if document else [], status=200 if document else 404)
+        services().audit.record(principal, "mcp-document", generation=index.generation,
+                                query=doc_id, doc_ids=[doc_id] if document else [],
+                                status=200 if document else 404)
         if document is None:  # the same answer as for a document that does not exist
             raise ToolError(f"no document with doc_id '{doc_id}'")
         pages, room = [], max_chars

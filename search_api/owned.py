@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from search_api.audit import DOWNLOAD_SURFACES
 
 BATCH = 500  # document ids per owner look-up (SQLite caps the number of bound parameters)

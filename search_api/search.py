@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from indexer.records import Passage
+from indexer.store.records import Passage
 from search_api.access import AllowedSet
 from search_api.live import LoadedIndex
 from search_api.retrieval.dense import dense

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from starlette.requests import Request
 
-from indexer.manifest import PARTNER_RE
+from indexer.store.names import PARTNER_RE
 from search_api.access import Principal
 from search_api.settings import ApiSettings
 

@@ -1,4 +1,9 @@
-"""Real deployments for HTTP tests: an owned corpus, keys from the CLI, `serve` on loopback."""
+"""Real deployments for tests: the CLI, `serve` on loopback, the app in process, an owned corpus.
+
+The one place tests start the service's processes or assemble it in process, so every test
+runs it the way an operator does (`python -m ...`, settings from the environment) or exactly as
+`serve` assembles it (Services.open -> create_app).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+from fastapi.testclient import TestClient
+
+if TYPE_CHECKING:
+    from search_api.live import IndexHolder
+    from search_api.services import Services
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -21,6 +33,23 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                           cwd=ROOT, env={**ENV, **(env or {})}, timeout=300)
+
+
+@contextmanager
+def app_client(index: Path, *, holder: IndexHolder | None = None,
+               today: Callable[[], date] = lambda: date(2026, 11, 23),
+               services: Callable[[Services], Services] = lambda s: s,
+               **settings: Any) -> Iterator[TestClient]:
+    """The app over `index` in process, assembled as `serve` does; `holder` shares a loaded
+    index (and its model) between tests, `services` may swap one component (a failing audit)."""
+    from search_api.app import create_app
+    from search_api.services import Services
+    from search_api.settings import ApiSettings
+
+    opened = Services.open(ApiSettings(index=index, reload_seconds=0, **settings),
+                           holder=holder, today=today)
+    with TestClient(create_app(services(opened))) as client:
+        yield client
 
 
 def create_key(index: Path, partner: str | None, name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,8 @@ from fastapi.testclient import TestClient
 from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
-from search_api.app import create_app
-from search_api.deps import AppState
 from search_api.keys import KeyStore
-from search_api.live import IndexHolder
-from search_api.settings import ApiSettings
+from tests.deployment import app_client
 
 DEMO = Path(__file__).resolve().parents[1] / "corpora" / "demo"
 PARTNERS = ("acme", "globex", "initech", "umbrella")
@@ -74,9 +70,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory,
     store = KeyStore(index)
     keys = {p: store.create(p, p, False)[1] for p in PARTNERS}
     keys["admin"] = store.create("admin", None, True)[1]
-    app = create_app(ApiSettings(index=index, reload_seconds=0),
-                     AppState(IndexHolder(index, 1), store, lambda: date(2026, 11, 23)))
-    with TestClient(app) as client:
+    with app_client(index) as client:
         yield client, keys
 
 

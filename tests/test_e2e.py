@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from indexer.store import CURRENT, GENERATIONS
+from indexer.store.layout import CURRENT, GENERATIONS
 from tests.conftest import VISIBLE, make_access_corpus
 from tests.deployment import serve
 from tests.factory import write, write_jsonl

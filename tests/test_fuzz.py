@@ -5,7 +5,6 @@ says, and never a passage or a document outside the caller's rights."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,8 +16,7 @@ from hypothesis import HealthCheck, settings
 from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
-from search_api.app import create_app
-from search_api.settings import ApiSettings
+from search_api.app import openapi_schema
 from tests.conftest import VISIBLE
 from tests.deployment import OWNED_BY, create_key, make_owned_corpus, serve
 
@@ -45,7 +43,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
 # The app's own schema, built without an index; test_the_served_schema_is_the_one_fuzzed pins
 # that the server publishes exactly this. (schemathesis' lazy `from_fixture` loader does not run
 # under pytest 9, so the schema is loaded when the module is collected.)
-OPENAPI = create_app(ApiSettings(index=Path("not-read"))).openapi()
+OPENAPI = openapi_schema()
 schema = schemathesis.openapi.from_dict(OPENAPI)
 
 

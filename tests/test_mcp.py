@@ -154,7 +154,8 @@ def test_stdio_server_refuses_a_missing_or_bad_key(served: dict[str, Any]) -> No
 def test_http_transport_with_the_sdk_client(served: dict[str, Any]) -> None:
     tool_checks(lambda key: http_session(served["url"], key), served["keys"])
     key_id = served["keys"]["alpha"].split("_")[1]
-    events = [e for e in AuditLog(served["index"]).events() if e["key_id"] == key_id]
+    log = AuditLog(served["index"], KeyStore(served["index"]))
+    events = [e for e in log.events() if e["key_id"] == key_id]
     surfaces = [(e["surface"], e["status"]) for e in events]
     assert ("mcp", 200) in surfaces and ("mcp-document", 200) in surfaces
     assert ("mcp-document", 404) in surfaces  # a refused fetch is recorded, with no document

@@ -17,7 +17,7 @@ import pytest
 from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from tests.conftest import VISIBLE
 from tests.deployment import OWNED_BY, cli, create_key, make_owned_corpus, serve
 from tests.factory import write

@@ -19,9 +19,9 @@ from indexer.document import (
     LoadWarning,
     Page,
     Skipped,
-    sha_text,
 )
 from indexer.formats.ocr import OcrUnavailable, ocr_pdf_pages
+from indexer.store.records import text_sha
 
 
 def load_pdf(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
@@ -79,7 +79,7 @@ def load_pdf(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]
         yield LoadWarning(rel, f"page(s) {_numbers(blank)} have no text layer and were not "
                                f"OCR'd: {ocr_problem}")
     title = _pdf_title(reader) or path.stem
-    yield Document(rel, rel, title, tuple(pages), sha_text("\f".join(p.text for p in pages)))
+    yield Document(rel, rel, title, tuple(pages), text_sha("\f".join(p.text for p in pages)))
 
 
 def _numbers(numbers: list[int]) -> str:

@@ -8,7 +8,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from indexer.document import Document, LoadResult, Page, Skipped, sha_text
+from indexer.document import Document, LoadResult, Page, Skipped
+from indexer.store.records import text_sha
 
 HEADING_RE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 ATX_RE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
@@ -43,7 +44,7 @@ def load_text(path: Path, rel: str, markdown: bool) -> Iterator[LoadResult]:
     if markdown and (heading := HEADING_RE.search(text)):
         title = heading.group(1)
     pages = markdown_sections(text) if markdown else (Page(None, text),)
-    yield Document(rel, rel, title, pages, sha_text(text))
+    yield Document(rel, rel, title, pages, text_sha(text))
 
 
 def markdown_sections(text: str) -> tuple[Page, ...]:
@@ -103,7 +104,7 @@ def load_jsonl(path: Path, rel: str) -> Iterator[LoadResult]:
         # BEIR's convention: title and text as one passage, so a title never stands alone.
         text = f"{title} {body}" if title and body.strip() else (title or body)
         records += 1
-        yield Document(doc_id, rel, title or doc_id, (Page(None, text),), sha_text(text))
+        yield Document(doc_id, rel, title or doc_id, (Page(None, text),), text_sha(text))
     if records == 0 and not seen:
         yield Skipped(rel, "no usable records (each line needs a JSON object with _id and text)")
 

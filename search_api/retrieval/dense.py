@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.vectors import VectorStore
+from indexer.store.vectors import VectorStore
 from search_api.access import AllowedSet
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -12,15 +12,11 @@ from search_api.audit import AuditQuery
 from search_api.deps import AdminPrincipal, Audit, CurrentIndex, CurrentPrincipal
 from search_api.errors import Forbidden
 from search_api.owned import owned_receipts
-from search_api.schemas import ErrorResponse
+from search_api.routes import error_responses
 
 router = APIRouter(tags=["audit"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing, unknown or revoked key"},
-    403: {"model": ErrorResponse, "description": "This key may not read this view"},
-    422: {"model": ErrorResponse, "description": "Invalid filter"},
-}
+ERRORS = error_responses(401, e403="This key may not read this view", e422="Invalid filter")
 
 
 class AuditDocument(BaseModel):

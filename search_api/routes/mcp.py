@@ -11,22 +11,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.security.utils import get_authorization_scheme_param
 from mcp.server.mcpserver import Context
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from search_api.bearer import bearer_token
 from search_api.deps import principal_for
 from search_api.errors import Unauthorized, error_response
 from search_api.mcp_server import build_server
 
 PATH = "/mcp"
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    scheme, token = get_authorization_scheme_param(authorization)
-    return token if scheme.lower() == "bearer" else None
 
 
 def _request_token(ctx: Context) -> str | None:
@@ -41,7 +36,7 @@ class McpEndpoint:
         app = scope["app"]
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         try:
-            principal_for(app.state.pks.keys, bearer_token(authorization))
+            principal_for(app.state.services.keys, bearer_token(authorization))
         except Unauthorized as exc:
             await error_response(exc.status, exc.code, exc.message, exc.headers)(
                 scope, receive, send)
@@ -61,7 +56,7 @@ async def serving(app: FastAPI) -> AsyncIterator[None]:
     must carry a bearer key, which a rebinding page cannot supply; it would only refuse the
     host names of a reverse proxy.
     """
-    server = build_server(lambda: app.state.pks, _request_token, lambda: app.state.audit)
+    server = build_server(lambda: app.state.services, _request_token)
     server.streamable_http_app(
         stateless_http=True, json_response=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))

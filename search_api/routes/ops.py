@@ -7,19 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from search_api.access import Principal
-from search_api.deps import (
-    AppState,
-    CurrentIndex,
-    State,
-    require_admin,
-    resolve_principal,
-)
+from search_api.deps import AppServices, CurrentIndex, require_admin, resolve_principal
 from search_api.errors import error_response
-from search_api.schemas import ErrorResponse
+from search_api.routes import error_responses
 from search_api.search import search
 
 router = APIRouter(tags=["ops"])
@@ -27,15 +20,15 @@ router = APIRouter(tags=["ops"])
 METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Prometheus text format",
           "content": {"text/plain": {"schema": {"type": "string"}}}},
-    401: {"model": ErrorResponse, "description": "A key is required (PKS_METRICS_REQUIRE_ADMIN)"},
-    403: {"model": ErrorResponse, "description": "Not an admin key (PKS_METRICS_REQUIRE_ADMIN)"},
+    **error_responses(e401="A key is required (PKS_METRICS_REQUIRE_ADMIN)",
+                      e403="Not an admin key (PKS_METRICS_REQUIRE_ADMIN)"),
 }
 READY_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The index is loaded and a query ran through it",
           "content": {"application/json": {"schema": {
               "type": "object", "required": ["status", "generation"],
               "properties": {"status": {"type": "string"}, "generation": {"type": "string"}}}}}},
-    503: {"model": ErrorResponse, "description": "Not ready: no index, or the query path fails"},
+    **error_responses(503),
 }
 READINESS = Principal(key_id="readyz", partner=None, admin=True)  # never answers a caller
 
@@ -48,26 +41,20 @@ def healthz(index: CurrentIndex) -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES,
             openapi_extra={"security": [{}, {"HTTPBearer": []}]})  # a key only if configured
-def metrics(request: Request, state: State) -> Response:
+def metrics(request: Request, services: AppServices) -> Response:
     """Counters and latency histograms by route template and status; the live generation.
     Open to a scraper, unless PKS_METRICS_REQUIRE_ADMIN asks for an admin key."""
-    if request.app.state.settings.metrics_require_admin:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip()) \
-            if scheme.lower() == "bearer" and token.strip() else None
-        require_admin(resolve_principal(request, state, credentials))
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    if services.settings.metrics_require_admin:
+        require_admin(resolve_principal(request, services, None))
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/readyz", response_class=JSONResponse, responses=READY_RESPONSES)
-def readyz(request: Request) -> JSONResponse:
+def readyz(services: AppServices) -> JSONResponse:
     """Ready when the live index is loaded and one query runs through embed + vector search."""
-    state: AppState | None = getattr(request.app.state, "pks", None)
     try:
-        if state is None:
-            raise LookupError("the index is not loaded yet")
-        index = state.holder.get()
-        allowed = index.access.allowed_for(READINESS, state.today())
+        index = services.holder.get()
+        allowed = index.access.allowed_for(READINESS, services.today())
         search(index, "readiness check", allowed, 1)
     except Exception as exc:  # whatever breaks the query path means "not ready"
         return error_response(503, "not_ready", f"the index cannot answer: {type(exc).__name__}")

@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 from fastapi import APIRouter
 
-from search_api.deps import Audit, CurrentIndex, RetrieveCaller, State
+from search_api.deps import AppServices, Audit, CurrentIndex, RetrieveCaller
 from search_api.retrieve import Retrieval, retrieve
 from search_api.routes import error_responses
 from search_api.schemas import RetrievedPassage, RetrieveRequest, RetrieveResponse
@@ -36,12 +36,12 @@ def to_response(result: Retrieval, tokenizer: str) -> RetrieveResponse:
 @router.post("/v1/retrieve", response_model=RetrieveResponse,
              responses=error_responses(401, 403, 422))
 def retrieve_passages(body: RetrieveRequest, index: CurrentIndex, principal: RetrieveCaller,
-                      state: State, audit: Audit) -> RetrieveResponse:
+                      services: AppServices, audit: Audit) -> RetrieveResponse:
     """Passages for grounding an answer: the best chunks the caller may see, neighbouring
     chunks of one document merged, each with a citation (`[1] title, p. 4`), packed best first
     into `context` without exceeding `max_tokens` (counted with the embedding model's
     tokenizer). A caller with nothing visible gets 200, no passages and an empty context."""
-    allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
+    allowed = index.access.allowed_for(principal, services.today(), body.on_behalf_of)
     result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
     audit.record(principal, "retrieve", generation=index.generation, query=body.query,
                  doc_ids=[p.first.doc_id for p in result.passages], on_behalf_of=body.on_behalf_of)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from search_api.deps import Audit, CurrentIndex, SearchCaller, State
+from search_api.deps import AppServices, Audit, CurrentIndex, SearchCaller
 from search_api.routes import error_responses
 from search_api.schemas import SearchRequest, SearchResponse, SearchResult
 from search_api.search import search
@@ -15,16 +15,17 @@ router = APIRouter(tags=["search"])
 @router.post("/v1/search", response_model=SearchResponse,
              responses=error_responses(401, 403, 422))
 def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchCaller,
-                    state: State, audit: Audit) -> SearchResponse:
+                    services: AppServices, audit: Audit) -> SearchResponse:
     """The best passages the caller may see, best first (an empty list if there are none)."""
-    allowed = index.access.allowed_for(principal, state.today(), body.on_behalf_of)
+    allowed = index.access.allowed_for(principal, services.today(), body.on_behalf_of)
     if body.within is not None:
         allowed = index.access.within(allowed, body.within)
     results = search(index, body.query, allowed, body.top_k, body.mode)
     audit.record(principal, "search", generation=index.generation, query=body.query,
                  doc_ids=[p.doc_id for p, _ in results], mode=body.mode,
                  on_behalf_of=body.on_behalf_of)
-    rights = index.access.visible_to(principal, [p.doc_id for p, _ in results], state.today())
+    rights = index.access.visible_to(principal, [p.doc_id for p, _ in results],
+                                     services.today())
     return SearchResponse(results=[
         SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
                      page=p.page, section=p.section, ocr=p.ocr, text=p.text,

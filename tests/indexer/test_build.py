@@ -13,7 +13,8 @@ import pytest
 from indexer.build import BuildError, build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
-from indexer.store import CURRENT, GENERATIONS, Generation, live_generation_dir
+from indexer.store.layout import CURRENT, GENERATIONS, live_generation_dir
+from indexer.store.reader import Generation
 from tests.conftest import make_access_corpus
 from tests.factory import write
 
@@ -109,7 +110,7 @@ def test_crashed_build_leaves_the_live_generation_untouched(
     def explode(*_: object, **__: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("indexer.writer.VectorStore.save", explode)
+    monkeypatch.setattr("indexer.store.writer.VectorStore.save", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build(corpus, index, settings, embedder)
     assert (index / CURRENT).read_text() == live

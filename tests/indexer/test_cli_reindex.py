@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from indexer.lock import LOCK
-from indexer.store import CURRENT, GENERATIONS, REPORT
+from indexer.store.layout import CURRENT, GENERATIONS, REPORT
+from indexer.store.lock import LOCK
 from tests.conftest import make_access_corpus
 from tests.factory import write, write_jsonl
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
-
-from fastapi.testclient import TestClient
 
 from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
-from search_api.app import create_app
-from search_api.deps import AppState
 from search_api.keys import KeyStore
-from search_api.live import IndexHolder
-from search_api.settings import ApiSettings
+from tests.deployment import app_client
 from tests.factory import write
 from tests.factory_office import write_deck, write_report
 
@@ -48,10 +42,8 @@ def test_attachments_take_the_mails_rights_and_slides_their_numbers(
 
     store = KeyStore(index)
     keys = {p: store.create(p, p, False)[1] for p in ("alpha", "beta")}
-    app = create_app(ApiSettings(index=index, reload_seconds=0),
-                     AppState(IndexHolder(index, 1), store, lambda: date(2026, 11, 23)))
     query = "How quickly did the board detect an injected internal short circuit?"
-    with TestClient(app) as client:
+    with app_client(index) as client:
         def search(who: str, text: str) -> list[dict[str, object]]:
             response = client.post("/v1/search", json={"query": text, "top_k": 10},
                                    headers={"Authorization": f"Bearer {keys[who]}"})

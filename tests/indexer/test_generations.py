@@ -8,9 +8,10 @@ import pytest
 
 from indexer.build import build
 from indexer.embed import Embedder
-from indexer.generations import RollbackError, clean_debris, list_generations, rollback
 from indexer.settings import IndexerSettings
-from indexer.store import CURRENT, GENERATIONS, Generation
+from indexer.store.generations import RollbackError, clean_debris, list_generations, rollback
+from indexer.store.layout import CURRENT, GENERATIONS
+from indexer.store.reader import Generation
 from tests.factory import write
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from indexer.lock import LOCK, LockHeld, build_lock, holder_pid
+from indexer.store.lock import LOCK, LockHeld, build_lock, holder_pid
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from indexer.lock import build_lock
+from indexer.store.lock import build_lock
 with build_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)

@@ -66,7 +66,7 @@ def test_single_star_stays_within_one_directory(tmp_path: Path) -> None:
     ("", r"access.yaml: empty manifest"),
     ("partners: [acme]\nrules:\n  - allow: [acme]\n", r"access.yaml:3: rule 1: missing 'match'"),
     ("partners: [acme]\nrules:\n  - match: '../x/**'\n    allow: [acme]\n",
-     r"rule 1: 'match' is relative"),
+     r"rule 1: 'match' '../x/\*\*' must be relative to the corpus root"),
 ])
 def test_bad_manifest_names_file_line_and_rule(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ManifestError, match=expected):
@@ -104,7 +104,8 @@ def test_owner_and_password_variables(tmp_path: Path) -> None:
      "access.yaml:7: rule 2: 'owner' must be one listed partner"),
     (GOOD + 'passwords:\n  "a/*.pdf": "hunter 2!"\n',
      "access.yaml:13: passwords: 'a/*.pdf' must name an environment variable"),
-    (GOOD + 'passwords:\n  "/a/*.pdf": PKS_X\n', "access.yaml:13: passwords: 'match' is relative"),
+    (GOOD + 'passwords:\n  "/a/*.pdf": PKS_X\n',
+     "access.yaml:13: passwords: 'match' '/a/*.pdf' must be relative to the corpus root"),
 ])
 def test_bad_owner_or_password_entry_names_the_line(tmp_path: Path, text: str,
                                                     problem: str) -> None:

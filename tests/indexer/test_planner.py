@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.planner import Strategy, plan, runs, top_k
-from indexer.store import Generation
-from indexer.vectors import VectorStore
+from indexer.store.planner import Strategy, plan, runs, top_k
+from indexer.store.reader import Generation
+from indexer.store.vectors import VectorStore
 from search_api.access import AccessIndex, Principal
 
 DIM = 24
@@ -168,7 +168,7 @@ def test_built_index_lays_each_rule_out_contiguously(access_index) -> None:
 
 def test_a_broad_scattered_set_is_packed_within_budget_and_stays_exact(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import indexer.vectors as vectors_module
+    import indexer.store.vectors as vectors_module
 
     monkeypatch.setattr(vectors_module, "PACK_MIN_ROWS", 500)
     n = 20_000

@@ -8,7 +8,7 @@ from pathlib import Path
 from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from tests.conftest import MANIFEST, make_access_corpus
 from tests.factory import write, write_pdf
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from indexer.lock import LOCK
-from indexer.store import CURRENT, GENERATIONS, Generation
+from indexer.store.layout import CURRENT, GENERATIONS
+from indexer.store.lock import LOCK
+from indexer.store.reader import Generation
 from tests.conftest import make_access_corpus
 from tests.factory import write
 from tests.indexer.test_cli_reindex import bulk, indexer, start_build, wait_for_line

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from indexer.store import CURRENT
+from indexer.store.layout import CURRENT
 from tests.conftest import make_access_corpus
 from tests.deployment import serve
 from tests.factory import write

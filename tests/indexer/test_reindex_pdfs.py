@@ -19,7 +19,7 @@ from indexer.isolate import IsolatedParser
 from indexer.load import load_options
 from indexer.manifest import Manifest, PasswordRule
 from indexer.settings import IndexerSettings
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from tests.factory import write
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from indexer.vectors import VectorStore
+from indexer.store.vectors import VectorStore
 
 
 def random_unit(n: int, dim: int, seed: int) -> np.ndarray:

@@ -10,11 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.app import create_app
-from search_api.deps import AppState
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder
-from search_api.settings import ApiSettings
+from tests.deployment import app_client
 
 
 class Clock:
@@ -38,10 +36,7 @@ def holder(access_index: tuple[Path, BuildReport]) -> IndexHolder:
 @pytest.fixture(scope="session")
 def client(access_index: tuple[Path, BuildReport], holder: IndexHolder,
            clock: Clock) -> Iterator[TestClient]:
-    index = access_index[0]
-    settings = ApiSettings(index=index, reload_seconds=0)
-    app = create_app(settings, AppState(holder, KeyStore(index), clock))
-    with TestClient(app) as test_client:
+    with app_client(access_index[0], holder=holder, today=clock) as test_client:
         yield test_client
 
 

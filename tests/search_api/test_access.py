@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
 from indexer.embed import Embedder
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from tests.conftest import ALL_DOCS, GLOSSARY, PDF_PAGES, TEXTS, VISIBLE
 from tests.search_api.conftest import Clock, auth
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from indexer.build import BuildReport
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from search_api.access import Principal
 from search_api.audit import ACTIVE, AuditLog, AuditQuery
+from search_api.keys import KeyStore
 from search_api.metrics import OpsMetrics
 from search_api.owned import owned_receipts
 
@@ -36,7 +37,7 @@ def all_queries(log: AuditLog) -> list[str]:
 def test_records_are_json_lines_with_who_what_and_owners(
         tmp_path: Path, access_index: tuple[Path, BuildReport]) -> None:
     generation = Generation.open_live(access_index[0])
-    log = AuditLog(tmp_path)
+    log = AuditLog(tmp_path, KeyStore(tmp_path))
     log.record(ALPHA, "search", generation=generation, query="kestrel",
                doc_ids=["alpha/electrolyte.txt", "shared/overview.md", "alpha/electrolyte.txt"],
                mode="dense", on_behalf_of="beta")
@@ -54,7 +55,7 @@ def test_records_are_json_lines_with_who_what_and_owners(
 
 
 def test_size_rotation_from_many_threads_loses_nothing(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path, max_bytes=2048, fsync_seconds=0)
+    log = AuditLog(tmp_path, KeyStore(tmp_path), max_bytes=2048, fsync_seconds=0)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: log.record(ALPHA, "search", generation=None, query=f"q{i}",
                                            doc_ids=[f"d{i}"]), range(400)))
@@ -72,14 +73,15 @@ def test_size_rotation_from_many_threads_loses_nothing(tmp_path: Path) -> None:
 
 
 def test_age_rotation_and_a_restart_keep_every_record(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path, max_age_seconds=0.2)
+    log = AuditLog(tmp_path, KeyStore(tmp_path), max_age_seconds=0.2)
     log.record(ALPHA, "search", generation=None, query="first", doc_ids=[])
     log.close()
-    restarted = AuditLog(tmp_path, max_age_seconds=0.2)  # the age is read from the file itself
+    # the age is read from the file itself
+    restarted = AuditLog(tmp_path, KeyStore(tmp_path), max_age_seconds=0.2)
     time.sleep(0.3)
     restarted.record(BETA, "retrieve", generation=None, query="second", doc_ids=[])
     assert [p.name for p in restarted.segments()] == ["segment-000001.jsonl", ACTIVE]
-    assert all_queries(AuditLog(tmp_path)) == ["first", "second"]
+    assert all_queries(AuditLog(tmp_path, KeyStore(tmp_path))) == ["first", "second"]
 
 
 WRITER = """
@@ -87,7 +89,8 @@ import sys
 from pathlib import Path
 from search_api.access import Principal
 from search_api.audit import AuditLog
-log = AuditLog(Path(sys.argv[1]), max_bytes=4096, fsync_seconds=0)
+from search_api.keys import KeyStore
+log = AuditLog(Path(sys.argv[1]), KeyStore(Path(sys.argv[1])), max_bytes=4096, fsync_seconds=0)
 for i in range(150):
     log.record(Principal(sys.argv[2], "alpha", False), "mcp", generation=None,
                query=f"{sys.argv[2]}-{i}", doc_ids=[])
@@ -99,7 +102,7 @@ def test_writers_in_several_processes_share_one_log(tmp_path: Path) -> None:
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"p{n}"], cwd=ROOT)
                for n in range(3)]
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
-    log = AuditLog(tmp_path)
+    log = AuditLog(tmp_path, KeyStore(tmp_path))
     expected = sorted(f"p{n}-{i}" for n in range(3) for i in range(150))
     assert sorted(all_queries(log)) == expected  # each exactly once, none torn
     assert len(log.segments()) > 3
@@ -108,7 +111,7 @@ def test_writers_in_several_processes_share_one_log(tmp_path: Path) -> None:
 def test_a_failing_disk_is_counted_and_never_raises(tmp_path: Path) -> None:
     (tmp_path / "audit").write_text("a file where the audit directory should be")
     metrics = OpsMetrics(lambda: None)
-    log = AuditLog(tmp_path, observer=metrics)
+    log = AuditLog(tmp_path, KeyStore(tmp_path), observer=metrics)
     log.record(ALPHA, "search", generation=None, query="lost", doc_ids=["d"])
     log.record(ALPHA, "document", generation=None, query="lost too", doc_ids=["d"])
     assert log.failures == 2
@@ -118,7 +121,7 @@ def test_a_failing_disk_is_counted_and_never_raises(tmp_path: Path) -> None:
 
 
 def test_a_torn_line_is_skipped_and_the_rest_read(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path)
+    log = AuditLog(tmp_path, KeyStore(tmp_path))
     log.record(ALPHA, "search", generation=None, query="before", doc_ids=[])
     with open(tmp_path / "audit" / ACTIVE, "ab") as handle:
         handle.write(b'{"time": "2026-11-25T')  # a power cut in the middle of a record
@@ -127,7 +130,7 @@ def test_a_torn_line_is_skipped_and_the_rest_read(tmp_path: Path) -> None:
 
 
 def test_filters_newest_first(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path)
+    log = AuditLog(tmp_path, KeyStore(tmp_path))
     log.record(ALPHA, "search", generation=None, query="one", doc_ids=["x", "y"])
     log.record(BETA, "search", generation=None, query="two", doc_ids=["y"])
     log.record(ADMIN, "document", generation=None, query="x", doc_ids=["x"])

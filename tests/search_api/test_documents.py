@@ -11,12 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.app import create_app
-from search_api.deps import AppState
-from search_api.keys import KeyStore
 from search_api.live import IndexHolder
-from search_api.settings import ApiSettings
 from tests.conftest import ALL_DOCS, VISIBLE
+from tests.deployment import app_client
 from tests.search_api.conftest import Clock, auth
 
 CONTENT_HEADERS = ("content-type", "content-length", "www-authenticate", "cache-control",
@@ -92,9 +89,7 @@ def moved_corpus(access_index: tuple[Path, BuildReport], holder: IndexHolder,
     """The same index served with its corpus copied elsewhere (PKS_CORPUS), free to edit."""
     copy = tmp_path / "corpus"
     shutil.copytree(corpus_of(access_index), copy)
-    settings = ApiSettings(index=access_index[0], reload_seconds=0, corpus=copy)
-    app = create_app(settings, AppState(holder, KeyStore(access_index[0]), Clock()))
-    with TestClient(app) as test_client:
+    with app_client(access_index[0], holder=holder, today=Clock(), corpus=copy) as test_client:
         yield test_client, copy
 
 

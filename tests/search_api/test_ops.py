@@ -4,33 +4,27 @@ written never fails a search, and the token buckets of the rate limit."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.app import create_app
-from search_api.deps import AppState
-from search_api.keys import KeyStore
+from search_api.audit import AuditLog
 from search_api.limits import TokenBuckets
 from search_api.live import IndexHolder
-from search_api.settings import ApiSettings
+from search_api.services import Services
+from tests.deployment import app_client
 from tests.search_api.conftest import Clock, auth
-
-
-def app_client(settings: ApiSettings, holder: IndexHolder, keys_dir: Path,
-               clock: Clock) -> Iterator[TestClient]:
-    app = create_app(settings, AppState(holder, KeyStore(keys_dir), clock))
-    with TestClient(app) as client:
-        yield client
 
 
 @pytest.fixture()
 def guarded(access_index: tuple[Path, BuildReport], holder: IndexHolder,
             clock: Clock) -> Iterator[TestClient]:
-    settings = ApiSettings(index=access_index[0], reload_seconds=0, metrics_require_admin=True)
-    yield from app_client(settings, holder, access_index[0], clock)
+    with app_client(access_index[0], holder=holder, today=clock,
+                    metrics_require_admin=True) as client:
+        yield client
 
 
 def test_metrics_can_require_an_admin_key(guarded: TestClient, keys: dict[str, str]) -> None:
@@ -47,8 +41,12 @@ def test_a_search_is_answered_when_its_audit_cannot_be_written(
         tmp_path: Path, access_index: tuple[Path, BuildReport], holder: IndexHolder,
         clock: Clock, keys: dict[str, str]) -> None:
     (tmp_path / "audit").write_text("a file where the audit directory should be")
-    settings = ApiSettings(index=tmp_path, reload_seconds=0)
-    for client in app_client(settings, holder, access_index[0], clock):
+
+    def unwritable(services: Services) -> Services:
+        return replace(services, audit=AuditLog(tmp_path, services.keys,
+                                                observer=services.metrics))
+
+    with app_client(access_index[0], holder=holder, today=clock, services=unwritable) as client:
         response = client.post("/v1/search", json={"query": "KESTREL electrolyte", "top_k": 3},
                                headers=auth(keys["alpha"]))
         assert response.status_code == 200 and response.json()["results"]

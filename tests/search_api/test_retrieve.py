@@ -12,16 +12,14 @@ from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport, build
 from indexer.embed import Embedder
-from indexer.records import ChunkSpan, Passage
 from indexer.settings import IndexerSettings
-from indexer.store import Generation
-from search_api.app import create_app
-from search_api.deps import AppState
+from indexer.store.reader import Generation
+from indexer.store.records import ChunkSpan, Passage
 from search_api.keys import KeyStore
-from search_api.live import IndexHolder
-from search_api.retrieve import Hit, citation, merge_neighbours, stitch
-from search_api.settings import ApiSettings
+from search_api.retrieve import citation, merge_neighbours
+from search_api.stitching import Hit, stitch
 from tests.conftest import TEXTS, VISIBLE
+from tests.deployment import app_client
 from tests.factory import write
 from tests.search_api.conftest import Clock, auth
 from tests.search_api.test_access import QUERIES, all_chunk_texts
@@ -161,10 +159,8 @@ def long_client(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSetti
                                       "    allow: '*'\n")
     write(base / "corpus/reports/separator.txt", LONG)
     build(base / "corpus", base / "index", settings, embedder)
-    app = create_app(ApiSettings(index=base / "index", reload_seconds=0),
-                     AppState(IndexHolder(base / "index", 1), KeyStore(base / "index"), Clock()))
     _, key = KeyStore(base / "index").create("acme", "acme", False)
-    with TestClient(app) as test_client:
+    with app_client(base / "index", today=Clock()) as test_client:
         yield test_client, key
 
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from indexer.store import Generation
+from indexer.store.reader import Generation
 from search_api.access import DEFAULT_SCOPES, AccessDenied, AccessIndex, Principal
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore, KeyStoreError
@@ -151,7 +151,7 @@ def test_retrieve_on_behalf_of_is_audited(client: TestClient,
     status, body = call(client, "/v1/retrieve", bot, on_behalf_of="beta")
     assert status == 200
     key_id = bot.split("_")[1]
-    [event] = [e for e in AuditLog(index).events() if e["key_id"] == key_id]
+    [event] = [e for e in AuditLog(index, KeyStore(index)).events() if e["key_id"] == key_id]
     assert (event["surface"], event["partner"], event["on_behalf_of"]) == \
         ("retrieve", "alpha", "beta")
     assert [d["doc_id"] for d in event["documents"]] == \

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from wcmatch import glob
 
-from indexer.manifest import GLOB_FLAGS
+from indexer.store.names import GLOB_FLAGS
 from tests.conftest import SHARED, VISIBLE
 from tests.search_api.conftest import auth
 

@@ -1,9 +1,11 @@
 """The lexical index: SQLite FTS5 (BM25, porter stemming) over the chunks of one generation.
 
-The indexer fills it once per generation from the `chunks` table (`fill`); the search API reads
-it with `search`, which restricts matches to the caller's allowed chunk ids inside the query, so
+The writer fills it once per generation from the `chunks` table (`fill`); the reader searches it
+with `search`, which restricts matches to the caller's allowed chunk ids inside the query, so
 LIMIT applies after the restriction and the result is the true top-k within what the caller may
-see. Ranking is FTS5's own `bm25()`; nothing here re-implements it.
+see. Ranking is FTS5's own `bm25()`; nothing here re-implements it. Turning a person's query
+into terms is the search API's business (search_api/retrieval/lexical.py); this module takes
+terms.
 
 The table is contentless (`content=''`): the text is stored once, in `chunks`; FTS5 keeps only
 its inverted index, keyed by rowid = chunk id.
@@ -11,26 +13,18 @@ its inverted index, keyed by rowid = chunk id.
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 TABLE = "chunks_fts"
 # Columns, in order: the chunk's own text, its document's title, its heading path.
 COLUMNS = ("text", "title", "section")
 SCHEMA = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
           f"{', '.join(COLUMNS)}, content='', tokenize='porter unicode61 remove_diacritics 2')")
-# Runs of letters and digits: the same split FTS5's unicode61 tokenizer makes, so every term of
-# the query is a term FTS5 can have indexed; everything else (quotes, *, -, :, ^, parentheses)
-# is a separator and never reaches the FTS5 query parser.
-TERM = re.compile(r"[^\W_]+")
-# Lucene's English stop words (EnglishAnalyzer, Elasticsearch's `_english_`), left out of the
-# query when it has other words: BM25 gives them almost no weight, yet each one matches nearly
-# every chunk, and scoring every match is what a query costs (SciFact: 11,967 of 12,115 chunks
-# matched by the median query with them; README "Performance").
-STOP_WORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split())
 
 
 def fill(db: sqlite3.Connection) -> int:
@@ -50,26 +44,46 @@ def has_index(db: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def match_expression(query: str) -> str:
-    """Plain text -> an FTS5 query that ORs its terms, each quoted: never an FTS5 syntax error.
+def any_of(terms: Sequence[str]) -> str:
+    """An FTS5 query matching any of the terms, each a quoted string: never FTS5 syntax."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms if term)
 
-    Words such as AND, OR, NEAR and characters such as `"`, `*`, `-`, `:` or `(` are searched as
-    the text they are, whatever their meaning in FTS5's query language. Stop words are left out
-    unless the query has nothing else.
+
+class Memberships:
+    """Constant-time membership tests of allowed sets, which SQLite calls per matching row.
+
+    Kept per array for as long as the array lives (the server caches each allowed set per
+    partner and day), so the hash set is built once per allowed set, not per query.
     """
-    terms = TERM.findall(query.lower())
-    kept = [term for term in terms if term not in STOP_WORDS] or terms
-    return " OR ".join(f'"{term}"' for term in kept)
+
+    def __init__(self) -> None:
+        self._tests: dict[int, tuple[weakref.ref[np.ndarray], Callable[[int], bool]]] = {}
+        self._lock = threading.Lock()
+
+    def test(self, allowed: np.ndarray) -> Callable[[int], bool]:
+        key = id(allowed)
+        cached = self._tests.get(key)
+        if cached is not None and cached[0]() is allowed:
+            return cached[1]
+        test = frozenset(allowed.tolist()).__contains__
+        with self._lock:
+            self._tests[key] = (weakref.ref(allowed), test)
+        weakref.finalize(allowed, self._forget, key)
+        return test
+
+    def _forget(self, key: int) -> None:
+        with self._lock:
+            self._tests.pop(key, None)
 
 
-def search(db: sqlite3.Connection, query: str, allowed: Callable[[int], bool], k: int,
+def search(db: sqlite3.Connection, terms: Sequence[str], allowed: Callable[[int], bool], k: int,
            weights: tuple[float, float, float]) -> list[tuple[int, float]]:
     """The k best chunks by BM25 among those `allowed` accepts, best first: (chunk id, score).
 
     `allowed` is evaluated by SQLite for each matching row, inside the query, before ORDER BY
     and LIMIT. Scores are FTS5's bm25() negated, so that higher is better.
     """
-    expression = match_expression(query)
+    expression = any_of(terms)
     if not expression or k <= 0:
         return []
     db.create_function("pks_allowed", 1, allowed, deterministic=True)

@@ -1,5 +1,5 @@
 """Writing a generation: a new one is built beside the live one, synced, renamed into place,
-and only then named in CURRENT (indexer/store.py describes the layout)."""
+and only then named in CURRENT (layout.py describes the directory)."""
 
 from __future__ import annotations
 
@@ -14,21 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import lexical
-from indexer.chunk import Chunk
-from indexer.load import Document
-from indexer.manifest import Grant
-from indexer.records import FileRecord, StoredDocument, text_sha
-from indexer.store import (
-    CURRENT,
+from indexer.store import lexical
+from indexer.store.layout import (
+    FILES,
     GENERATIONS,
     META_DB,
     REPORT,
     VECTORS,
     StoreError,
+    fsync_dir,
     live_generation_dir,
+    point_current,
 )
-from indexer.vectors import VectorStore
+from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument, text_sha
+from indexer.store.vectors import VectorStore
 
 SCHEMA = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,25 +51,6 @@ CREATE TABLE files(
 """
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a create or rename in `path` durable (the audit log uses it too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def point_current(root: Path, name: str) -> None:
-    """Make generation `name` live in one atomic rename (publish and rollback)."""
-    pointer = root / f"{CURRENT}.tmp"
-    pointer.write_text(name + "\n", encoding="utf-8")
-    with open(pointer, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, root / CURRENT)
-    fsync_dir(root)
-
-
 class GenerationWriter:
     """Writes one new generation beside the live one; `publish` makes it live atomically."""
 
@@ -89,17 +69,14 @@ class GenerationWriter:
         self._vectors = VectorStore.create(dim)
         self._ids: set[int] = set()
 
-    def add_document(self, doc: Document, grant: Grant) -> None:
+    def add_document(self, doc: StoredDocument, grant: Grant) -> None:
+        """A document with the grant today's access rules give it."""
         self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
                          (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
                           grant.owner))
         until = grant.until.isoformat() if grant.until else None
         self._db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
                              [(doc.doc_id, p, until) for p in sorted(grant.partners)])
-
-    def add_document_row(self, doc: StoredDocument, grant: Grant) -> None:
-        """A document carried over from an earlier generation, with today's grant."""
-        self.add_document(Document(doc.doc_id, doc.path, doc.title, (), doc.content_sha), grant)
 
     def add_files(self, records: Iterable[FileRecord]) -> None:
         self._db.executemany(
@@ -128,7 +105,7 @@ class GenerationWriter:
         self._db.close()
         self._vectors.save(self.dir / VECTORS, order=layout)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        for name in (META_DB, VECTORS, REPORT):
+        for name in FILES:
             with open(self.dir / name, "rb") as handle:
                 os.fsync(handle.fileno())
         os.rename(self.dir, self.final_dir)

@@ -1,6 +1,6 @@
 """The kept generations of an index: list them, clear a dead build's debris, roll back.
 
-Every change of the live generation goes through ``writer.point_current`` (one atomic rename)
+Every change of the live generation goes through ``layout.point_current`` (one atomic rename)
 and happens under the build lock, so a rollback never races a build's publish.
 """
 
@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from indexer.lock import build_lock
-from indexer.store import CURRENT, GENERATIONS, META_DB, REPORT, VECTORS, live_generation_dir
-from indexer.writer import point_current
+from indexer.store.layout import (
+    CURRENT,
+    FILES,
+    GENERATIONS,
+    REPORT,
+    live_generation_dir,
+    point_current,
+)
+from indexer.store.lock import build_lock
 
 
 class RollbackError(Exception):
@@ -32,7 +38,7 @@ class GenerationInfo:
 
 def _complete(path: Path) -> bool:
     return not path.name.endswith(".tmp") and all(
-        (path / name).is_file() for name in (META_DB, VECTORS, REPORT))
+        (path / name).is_file() for name in FILES)
 
 
 def _built_at(name: str, report: dict[str, object]) -> str:

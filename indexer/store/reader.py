@@ -1,18 +1,6 @@
-"""The index directory: generations of (SQLite metadata + FAISS vectors), one of them live.
-
-Layout::
-
-    INDEX/CURRENT                  name of the live generation (replaced atomically)
-    INDEX/generations/NAME/        one complete, immutable build: meta.sqlite, vectors.faiss,
-                                   report.json (NAME sorts by build time)
-    INDEX/generations/NAME.tmp/    a build in progress; never read, removed if a build died
-    INDEX/keys.sqlite              API keys (search_api); outlives every generation
-    INDEX/.build.lock              one build at a time (indexer/lock.py)
-
-A generation is written completely, synced, renamed into place, and only then named in CURRENT,
-so a crashed or killed build never touches what is being served (indexer/writer.py). This
-module is the read side: the layout's names and `Generation`, what the search API serves from;
-the rows both sides share are in indexer/records.py.
+"""Reading a published generation: what the search API serves from and what the next build
+reuses. A generation never changes once published, so every connection is read-only and
+immutable; the layout is in layout.py, the rows in records.py.
 """
 
 from __future__ import annotations
@@ -20,15 +8,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from indexer import lexical
-from indexer.chunk import Chunk
-from indexer.records import (
+from indexer.store import lexical
+from indexer.store.layout import META_DB, VECTORS, StoreError, live_generation_dir
+from indexer.store.records import (
+    Chunk,
     ChunkSpan,
     DocumentRow,
     FileRecord,
@@ -37,26 +27,18 @@ from indexer.records import (
     StoredDocument,
     text_sha,
 )
-from indexer.vectors import VectorStore
-
-CURRENT = "CURRENT"
-GENERATIONS = "generations"
-META_DB = "meta.sqlite"
-VECTORS = "vectors.faiss"
-REPORT = "report.json"
-
-class StoreError(Exception):
-    """The index directory is missing, locked or unreadable."""
+from indexer.store.vectors import VectorStore
 
 
-def live_generation_dir(root: Path) -> Path | None:
-    """The directory CURRENT names, or None when nothing has been published yet."""
-    try:
-        name = (root / CURRENT).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    path = root / GENERATIONS / name
-    return path if name and path.is_dir() else None
+def live_partners(root: Path) -> tuple[str, ...]:
+    """The partner ids of the live generation, without loading its vectors (`keys create`)."""
+    path = live_generation_dir(root)
+    if path is None:
+        raise StoreError(f"no published index in {root}; build one with "
+                         f"`python -m indexer build --corpus DIR --index {root}`")
+    uri = f"file:{path / META_DB}?mode=ro&immutable=1"
+    with closing(sqlite3.connect(uri, uri=True)) as db:
+        return tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
 
 
 class Generation:
@@ -65,6 +47,7 @@ class Generation:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._members = lexical.Memberships()
         self.vectors = VectorStore.load(path / VECTORS)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
@@ -109,13 +92,13 @@ class Generation:
             for (partner, until), ids in groups.items()
         ]
 
-    def lexical(self, query: str, allowed: Callable[[int], bool], k: int,
+    def lexical(self, terms: Sequence[str], allowed: np.ndarray, k: int,
                 weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-        """BM25 top-k among the chunks `allowed` accepts (see indexer.lexical); [] for a
-        generation published before it had a lexical index."""
+        """BM25 top-k of chunks matching any of `terms`, among the sorted chunk ids `allowed`
+        (see lexical.py); [] for a generation published before it had a lexical index."""
         if not lexical.has_index(self._db()):
             return []
-        return lexical.search(self._db(), query, allowed, k, weights)
+        return lexical.search(self._db(), terms, self._members.test(allowed), k, weights)
 
     def passages(self, chunk_ids: Sequence[int]) -> dict[int, Passage]:
         if not chunk_ids:
@@ -155,20 +138,6 @@ class Generation:
                                         (doc_id,))]
         return DocumentRow(doc_id, row[0], row[1], np.array(ids, dtype=np.int64))
 
-    def document_text(self, doc_id: str) -> str:
-        """A document's indexed text, rebuilt from its chunks (overlaps merged, pages joined)."""
-        rows = self._db().execute(
-            "SELECT page, char_start, text FROM chunks WHERE doc_id = ? ORDER BY ordinal",
-            (doc_id,)).fetchall()
-        pages: dict[int | None, str] = {}
-        for page, start, text in rows:
-            done = pages.get(page, "")
-            if start >= len(done):
-                pages[page] = done + ("\n\n" if done else "") + text
-            elif start + len(text) > len(done):
-                pages[page] = done + text[len(done) - start:]
-        return "\n\n".join(pages.values())
-
     def file_digest(self, path: str) -> str | None:
         """SHA-256 of the source file as indexed (None for an index built before it was kept)."""
         try:
@@ -201,6 +170,7 @@ class Generation:
             out.setdefault(doc_id, []).append(
                 (partner, date.fromisoformat(until) if until else None))
         return out
+
     def document_owners(self, doc_ids: Sequence[str]) -> dict[str, str | None]:
         """Owner (access.yaml `owner`) of each known document: what the audit records."""
         if not doc_ids:

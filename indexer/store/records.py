@@ -1,4 +1,9 @@
-"""The rows a generation stores, as the indexer writes them and the search API reads them."""
+"""The rows a generation stores, as the indexer writes them and the search API reads them.
+
+Plain frozen values with no behaviour of the pipeline or the API: the pipeline produces them
+(indexer/chunk.py makes Chunks, indexer/manifest.py Grants), the writer stores them and the
+reader returns them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,35 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One passage as stored: its id is the same in SQLite and in the vectors."""
+
+    chunk_id: int
+    doc_id: str
+    ordinal: int  # position within the document
+    page: int | None
+    char_start: int  # offsets into the page text
+    char_end: int
+    text: str
+    section: str | None = None  # heading path, slide title or sheet name: for citations
+    ocr: bool = False  # text recognised from a scanned image, not a text layer
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one document receives: the partners of the first matching access rule (`rule` is
+    its 1-based number), or nobody (rule None: admins only)."""
+
+    rule: int | None
+    partners: frozenset[str]
+    until: date | None
+    owner: str | None = None  # the partner whose IP the document is: may read who saw it
+
+
+NO_GRANT = Grant(rule=None, partners=frozenset(), until=None)
 
 
 @dataclass(frozen=True)
@@ -59,7 +93,8 @@ class StoredDocument:
 
 
 def text_sha(text: str) -> str:
-    """Key of an embedding: the exact text embedded (the model is checked per generation)."""
+    """SHA-256 of a text: the key of an embedding (the exact text embedded; the model is checked
+    per generation), and the content hash of a text document."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

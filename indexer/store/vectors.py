@@ -21,7 +21,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer.planner import Plan, Strategy, plan, top_k
+from indexer.store.planner import Plan, Strategy, plan, top_k
 
 # FAISS's plain SIMD kernels (one thread, no index object); its type stubs omit them.
 kernels: Any = faiss

@@ -1,0 +1,17 @@
+"""The index format: one package that writes, reads and keeps generations of an index.
+
+    layout.py       the directory, CURRENT and the atomic switch of the live generation
+    records.py      the rows a generation stores (chunks, documents, grants, files)
+    names.py        partner ids and path globs, as every reader and writer checks them
+    writer.py       writes a new generation beside the live one, then publishes it
+    reader.py       `Generation`: a published generation opened read-only
+    generations.py  list, clean up and roll back the kept generations
+    lock.py         one build or rollback at a time
+    vectors.py      the vectors (the only code that touches FAISS), planner.py how a search
+                    reads an allowed set
+    lexical.py      the FTS5 index of the chunks
+
+It imports nothing from the build pipeline or the search API: the pipeline writes through it,
+the API reads through it (tests/test_layering.py holds that rule). Modules are imported by name;
+this file imports nothing, so `python -m indexer generations` does not load FAISS.
+"""

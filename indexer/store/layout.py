@@ -1,0 +1,55 @@
+"""The index directory's layout, and the two moves that change what is live.
+
+    INDEX/CURRENT                  name of the live generation (replaced atomically)
+    INDEX/generations/NAME/        one complete, immutable build: meta.sqlite, vectors.faiss,
+                                   report.json (NAME sorts by build time)
+    INDEX/generations/NAME.tmp/    a build in progress; never read, removed if a build died
+    INDEX/.build.lock              one build or rollback at a time (lock.py)
+
+Beside them, outside every generation, the search API keeps its keys and audit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CURRENT = "CURRENT"
+GENERATIONS = "generations"
+META_DB = "meta.sqlite"
+VECTORS = "vectors.faiss"
+REPORT = "report.json"
+FILES = (META_DB, VECTORS, REPORT)  # what a complete generation holds
+
+
+class StoreError(Exception):
+    """The index directory is missing, locked or unreadable."""
+
+
+def live_generation_dir(root: Path) -> Path | None:
+    """The directory CURRENT names, or None when nothing has been published yet."""
+    try:
+        name = (root / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    path = root / GENERATIONS / name
+    return path if name and path.is_dir() else None
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a create or rename in `path` durable (the audit log uses it too)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def point_current(root: Path, name: str) -> None:
+    """Make generation `name` live in one atomic rename (publish and rollback)."""
+    pointer = root / f"{CURRENT}.tmp"
+    pointer.write_text(name + "\n", encoding="utf-8")
+    with open(pointer, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer, root / CURRENT)
+    fsync_dir(root)

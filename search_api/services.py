@@ -1,0 +1,82 @@
+"""The service, assembled once from its settings: the index (with its embedder), keys, audit,
+metrics, sign-in and limits.
+
+`serve`, `mcp` and the tests all build it here, and each component receives what it needs
+instead of opening it (the audit gets the key store, the metrics the index holder). The HTTP
+app (app.py) and the MCP tools (mcp_server.py) only read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from search_api.audit import AuditLog
+from search_api.keys import KeyStore
+from search_api.limits import TokenBuckets
+from search_api.live import IndexHolder
+from search_api.metrics import OpsMetrics
+from search_api.settings import ApiSettings
+from search_api.sso import SsoGate
+
+log = logging.getLogger(__name__)
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass
+class Services:
+    settings: ApiSettings
+    holder: IndexHolder
+    keys: KeyStore
+    audit: AuditLog
+    metrics: OpsMetrics
+    sso: SsoGate
+    rate: TokenBuckets | None  # per-key request budget; None when PKS_RATE_LIMIT_PER_MINUTE=0
+    today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @classmethod
+    def open(cls, settings: ApiSettings, *, holder: IndexHolder | None = None,
+             today: Callable[[], date] = utc_today) -> Services:
+        """Build every component. Raises SsoConfigError for a bad users table (checked first,
+        before the slow index load), StoreError or ModelLoadError for an unusable index.
+        `holder` lets tests share one loaded index between services."""
+        sso = SsoGate.from_settings(settings)
+        holder = holder or IndexHolder(settings.index, settings.torch_threads,
+                                       settings.batching())
+        keys = KeyStore(settings.index)
+        metrics = OpsMetrics(holder.get)
+        audit = AuditLog(settings.index, keys, max_bytes=settings.audit_max_bytes,
+                         max_age_seconds=settings.audit_max_age_hours * 3600,
+                         fsync_seconds=settings.audit_fsync_seconds, observer=metrics)
+        rate = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst) \
+            if settings.rate_limit_per_minute > 0 else None
+        return cls(settings, holder, keys, audit, metrics, sso, rate, today)
+
+    def watch(self) -> None:
+        """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""
+        every = self.settings.reload_seconds
+        if every <= 0:
+            return
+        self._stop.set()  # at most one watcher per service
+        self._stop = stop = threading.Event()
+        threading.Thread(target=self._follow, args=(every, stop), daemon=True,
+                         name="index-watch").start()
+
+    def _follow(self, every: float, stop: threading.Event) -> None:
+        while not stop.wait(every):
+            try:
+                self.holder.refresh()
+            except Exception:  # the watcher must outlive a bad generation
+                log.exception("index refresh failed")
+
+    def close(self) -> None:
+        """Stop following CURRENT and flush the audit (it reopens if used again)."""
+        self._stop.set()
+        self.audit.close()
