@@ -1,6 +1,9 @@
 # Two commands do all set-up on a fresh machine:
 #   make serve   create .venv, install, index corpora/demo into var/index, serve on :8000
 #   make test    install and run the whole test suite
+# and one for the inner loop:
+#   make test-fast   the suite without the tests marked slow (servers, browsers, kills, big
+#                    real-world file sets): about two minutes
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +13,7 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install ocr-engine index serve test lint bench clean chromium
+.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,17 +40,23 @@ serve: index
 	@echo "Create a key with: $(BIN)/python -m search_api keys create --index $(INDEX) --partner acme"
 	$(BIN)/python -m search_api serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+
 test: install lint chromium
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+	$(PYTEST) --durations=15
+
+test-fast: install
+	$(PYTEST) -m "not slow" --durations=10
 
 # The browser tests drive Debian's chromium, never a browser build downloaded by Playwright.
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -n)
 chromium:
 	@test -x /usr/bin/chromium || { \
 	  echo "Installing Debian's chromium for the browser tests (apt-get install chromium)"; \
-	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; } \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends chromium; } \
 	  || echo "WARNING: could not install chromium (it needs root and Debian's apt);" \
-	          "the browser tests will be SKIPPED. Install it with: apt-get install chromium"; }
+	          "the browser tests will be skipped (a failure under CI=true)." \
+	          "Install it with: apt-get install chromium"; }
 
 lint: install
 	$(BIN)/ruff check .

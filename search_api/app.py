@@ -62,7 +62,7 @@ def create_app(services: Services) -> FastAPI:
 
 
 def _install_limits(app: FastAPI, services: Services) -> None:
-    """Metrics and limits (README: "Metrics and limits").
+    """Metrics and limits (docs/OPERATIONS.md, "Metrics and limits").
 
     Middleware order, outermost first: metrics (sees every answer, 413 and 429 included),
     body size, rate limit.

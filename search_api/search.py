@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "lexical"]
 # Chunks each retriever hands to the fusion, at least: on SciFact's train split 200 gave 0.737
-# nDCG@10, 100 gave 0.735, 300 0.738 (README "Quality").
+# nDCG@10, 100 gave 0.735, 300 0.738 (docs/QUALITY.md).
 CANDIDATES = 200
 # Dense and lexical count alike after min-max normalisation: on SciFact's train split 0.5 is
-# within 0.003 of the best weight (README "Quality"), and an even split assumes nothing about
+# within 0.003 of the best weight (docs/QUALITY.md), and an even split assumes nothing about
 # which retriever suits an unseen corpus.
 WEIGHTS = (0.5, 0.5)
 

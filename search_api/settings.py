@@ -25,7 +25,8 @@ class ApiSettings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     # FAISS: one thread per query, requests run in parallel instead. The embedding worker's
     # forward pass: 2 threads (PKS_TORCH_THREADS, for OpenVINO as for torch). On 2 cores, one
-    # worker of 2 threads answered 130 queries/s at 8 clients, two of 1 thread 105 (README).
+    # worker of 2 threads answered 130 queries/s at 8 clients, two of 1 thread 105
+    # (docs/PERFORMANCE.md).
     faiss_threads: int = Field(1, ge=1)
     torch_threads: int = Field(2, ge=1, description="threads of one query embedding pass")
     embed_backend: Literal["auto", "openvino", "torch"] = Field(
@@ -56,9 +57,9 @@ class ApiSettings(BaseSettings):
         default_factory=list, description="proxy addresses or networks, comma-separated, e.g. "
                                           "'10.0.0.5,10.1.0.0/24'")
     users_file: Path | None = Field(
-        None, description="YAML table of users -> partner or admin (see README, Sign-in)")
+        None, description="YAML table of users -> partner or admin (docs/OPERATIONS.md, Sign-in)")
 
-    # Operations (audit, metrics, limits): see the README's "Audit" and "Metrics and limits".
+    # Operations (audit, metrics, limits): docs/OPERATIONS.md, "Audit" and "Metrics and limits".
     audit_max_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="start a new audit segment past this size")
     audit_max_age_hours: float = Field(

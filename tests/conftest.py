@@ -1,8 +1,14 @@
-"""Shared fixtures: the real model, and a small real corpus with every kind of access rule."""
+"""Shared fixtures: the real model, and a small real corpus with every kind of access rule.
+
+The model is real everywhere, and loaded (and compiled by OpenVINO) once per configuration per
+session: builds run in process reuse it, and so does every app a test assembles in process.
+Processes a test starts (`serve`, a build it kills) load their own, as in production.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,10 +16,17 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import indexer.build  # noqa: E402
+import search_api.live  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
-from indexer.embed import Embedder  # noqa: E402
+from indexer.embed import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
+from tests.environment import check_needs  # noqa: E402
 from tests.factory import write, write_jsonl, write_pdf  # noqa: E402
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_needs(item)  # data and programs a test needs: a skip locally, a failure under CI
 
 MANIFEST = """\
 partners: [alpha, beta, gamma, delta]
@@ -105,6 +118,34 @@ def make_access_corpus(root: Path) -> Path:
     return root
 
 
+_MODELS: dict[tuple[object, ...], Embedder] = {}
+
+
+def shared_embedder(*args: object, **kwargs: object) -> Embedder:
+    """`Embedder(...)`, loaded once per distinct configuration in this test session."""
+    key = (args, tuple(sorted(kwargs.items())))
+    if key not in _MODELS:
+        _MODELS[key] = Embedder(*args, **kwargs)  # type: ignore[arg-type]
+    return _MODELS[key]
+
+
+def shared_embedder_for(settings: IndexerSettings) -> Embedder:
+    return shared_embedder(settings.model, settings.batch_size, settings.torch_threads,
+                           settings.embed_backend, settings.embed_precision)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_model_per_configuration() -> Iterator[None]:
+    """In-process builds (indexer.build) and in-process apps (search_api.live) take their
+    model from the session's; a model of another configuration is still loaded for real."""
+    assert embedder_for.__module__ == "indexer.embed"
+    patch = pytest.MonkeyPatch()
+    patch.setattr(indexer.build, "embedder_for", shared_embedder_for)
+    patch.setattr(search_api.live, "Embedder", shared_embedder)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def settings() -> IndexerSettings:
     return IndexerSettings(progress=False, chunk_tokens=64, chunk_overlap=8)
@@ -112,7 +153,7 @@ def settings() -> IndexerSettings:
 
 @pytest.fixture(scope="session")
 def embedder(settings: IndexerSettings) -> Embedder:
-    return Embedder(settings.model, settings.batch_size, threads=2)
+    return shared_embedder_for(settings)
 
 
 @pytest.fixture(scope="session")

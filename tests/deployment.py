@@ -7,6 +7,9 @@ runs it the way an operator does (`python -m ...`, settings from the environment
 
 from __future__ import annotations
 
+import importlib
+import io
+import logging
 import os
 import signal
 import socket
@@ -14,7 +17,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +35,45 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m ARGS` as a real process: where the process is the point (a kill, a lock held
+    by another process, what a fresh interpreter loads, the stdio transport)."""
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**ENV, **(env or {})}, timeout=300)
+                          cwd=ROOT, env={**ENV, **(env or {})}, timeout=600)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command did: the fields of subprocess.CompletedProcess that tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """`python -m MODULE ARGS...` in this process: the same `main()`, exit code, stdout and
+    stderr (its log lines included, as the CLI configures logging), with `env` set for the
+    call. A subprocess would prove nothing more here and would load the model again; models
+    are shared per configuration (tests/conftest.py)."""
+    main = importlib.import_module(f"{args[0]}.__main__").main
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    saved_handlers, saved_level, saved_env = root.handlers[:], root.level, dict(os.environ)
+    root.handlers = []  # as in a fresh process: main()'s basicConfig installs its own
+    os.environ.update(env or {})
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args[1:]))
+            except SystemExit as exc:  # argparse refusing the arguments
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        for handler in root.handlers:
+            handler.flush()
+        root.handlers, root.level = saved_handlers, saved_level
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 @contextmanager

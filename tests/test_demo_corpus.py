@@ -14,6 +14,8 @@ from indexer.settings import IndexerSettings
 from search_api.keys import KeyStore
 from tests.deployment import app_client
 
+pytestmark = pytest.mark.slow
+
 DEMO = Path(__file__).resolve().parents[1] / "corpora" / "demo"
 PARTNERS = ("acme", "globex", "initech", "umbrella")
 

@@ -4,44 +4,37 @@ on loopback, HTTP queries, revocation, a killed re-index, and a live swap to a n
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
 from indexer.store.layout import CURRENT, GENERATIONS
 from tests.conftest import VISIBLE, make_access_corpus
-from tests.deployment import serve
+from tests.deployment import ENV, ROOT, cli, run, serve
 from tests.factory import write, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=ENV, timeout=300)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     base = tmp_path_factory.mktemp("e2e")
     corpus, index = make_access_corpus(base / "corpus"), base / "index"
-    built = cli("indexer", "build", "--corpus", str(corpus), "--index", str(index))
+    built = run("indexer", "build", "--corpus", str(corpus), "--index", str(index))
     assert built.returncode == 0, built.stderr
     keys = {}
     for partner in ("alpha", "beta", "gamma"):
-        created = cli("search_api", "keys", "create", "--index", str(index), "--partner", partner,
+        created = run("search_api", "keys", "create", "--index", str(index), "--partner", partner,
                       "--name", f"{partner} bot")
         assert created.returncode == 0, created.stderr
         keys[partner] = created.stdout.strip().splitlines()[-1]
-    admin = cli("search_api", "keys", "create", "--index", str(index), "--admin")
+    admin = cli("search_api", "keys", "create", "--index", str(index), "--admin")  # a process
+    assert admin.returncode == 0, admin.stderr
     keys["admin"] = admin.stdout.strip().splitlines()[-1]
     with serve(index, {"PKS_RELOAD_SECONDS": "0.5"}) as url:
         yield {"url": url, "keys": keys, "corpus": corpus, "index": index}
@@ -82,11 +75,11 @@ def test_concurrent_requests_of_different_partners_never_mix(deployment: dict) -
 
 def test_keys_list_and_revoke_take_effect_on_the_running_server(deployment: dict) -> None:
     index = str(deployment["index"])
-    listing = cli("search_api", "keys", "list", "--index", index)
+    listing = run("search_api", "keys", "list", "--index", index)
     assert "partner=beta" in listing.stdout and "beta bot" in listing.stdout
     assert deployment["keys"]["beta"] not in listing.stdout  # secrets are never shown
     key_id = deployment["keys"]["beta"].split("_")[1]
-    assert cli("search_api", "keys", "revoke", key_id, "--index", index).returncode == 0
+    assert run("search_api", "keys", "revoke", key_id, "--index", index).returncode == 0
     response = ask(deployment, "beta", "fibre sensors")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
@@ -116,7 +109,7 @@ def test_killed_reindex_leaves_the_served_index_intact_and_a_new_one_goes_live(
     (corpus / "shared/bulk.jsonl").unlink()
     write(corpus / "alpha/new-finding.txt",
           "Project KESTREL batch 9 reached 15.8 mS/cm after hot pressing at 200 MPa.")
-    rebuilt = cli("indexer", "build", "--corpus", str(corpus), "--index", str(index))
+    rebuilt = run("indexer", "build", "--corpus", str(corpus), "--index", str(index))
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert not any(p.name.endswith(".tmp") for p in (index / GENERATIONS).iterdir())
     deadline = time.time() + 30

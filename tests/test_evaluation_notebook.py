@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.environment import EVAL
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "evaluation.ipynb"
-# ../shared beside the checkout (a worktree one level deeper looks one level further up).
-SCIFACT = next((p for p in (ROOT / ".." / "shared" / "eval" / "scifact",
-                            ROOT / ".." / ".." / "shared" / "eval" / "scifact")
-                if (p / "corpus.jsonl").exists()), ROOT / ".." / "shared" / "eval" / "scifact")
+SCIFACT = EVAL / "scifact"
 
 
-@pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").exists(),
-                    reason=f"BEIR SciFact is not at {SCIFACT}")
+@pytest.mark.slow
+@pytest.mark.needs_eval("scifact", "corpus.jsonl")
 def test_evaluation_notebook_runs_top_to_bottom(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     monkeypatch.chdir(ROOT)

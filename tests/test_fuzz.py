@@ -20,6 +20,8 @@ from search_api.app import openapi_schema
 from tests.conftest import VISIBLE
 from tests.deployment import OWNED_BY, create_key, make_owned_corpus, serve
 
+pytestmark = pytest.mark.slow
+
 PARTNER = "alpha"
 # Bounded: a few examples per operation keep the whole module well under a minute of fuzzing.
 FUZZ = settings(max_examples=15, deadline=None, derandomize=True,

@@ -5,8 +5,6 @@ Also /v1/retrieve over real HTTP, as the README's curl sends it."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -26,10 +24,11 @@ from indexer.build import BuildReport
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE
-from tests.deployment import serve
+from tests.deployment import ENV, ROOT, cli, serve
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0"}
+pytestmark = pytest.mark.slow
+
+SETTINGS = {"PKS_RELOAD_SECONDS": "0"}
 QUERY = "KESTREL electrolyte OSPREY fibre sensors HERON swelling PELICAN recycling ALBATROSS"
 # A phrase only in each partner's own documents: must never reach anyone else.
 SECRETS = {"alpha/electrolyte.txt": "glovebox protocol", "beta/sensors.md": "salt spray chamber",
@@ -43,13 +42,13 @@ def served(access_index: tuple[Path, BuildReport]) -> Iterator[dict[str, Any]]:
     store = KeyStore(index)
     keys = {p: store.create(f"mcp {p}", p, False)[1] for p in ("alpha", "beta")}
     keys["narrow"] = store.create("retrieve only", "alpha", False, frozenset({"retrieve"}))[1]
-    with serve(index, ENV) as url:
+    with serve(index, SETTINGS) as url:
         yield {"url": url, "keys": keys, "index": index, "store": store}
 
 
 @asynccontextmanager
 async def stdio_session(index: Path, key: str | None) -> AsyncIterator[ClientSession]:
-    env = {**ENV, **({"PKS_API_KEY": key} if key is not None else {})}
+    env = {**ENV, **SETTINGS, **({"PKS_API_KEY": key} if key is not None else {})}
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "search_api", "mcp", "--index", str(index)],
         env=env, cwd=str(ROOT))
@@ -144,9 +143,7 @@ def test_stdio_server_refuses_a_missing_or_bad_key(served: dict[str, Any]) -> No
     index = str(served["index"])
     for env, reason in (({}, "PKS_API_KEY is not set"),
                         ({"PKS_API_KEY": "pks_000000000000_bogus"}, "is not a valid key")):
-        run = subprocess.run([sys.executable, "-m", "search_api", "mcp", "--index", index],
-                             cwd=ROOT, env={**os.environ, **ENV, **env}, capture_output=True,
-                             text=True, timeout=120, stdin=subprocess.DEVNULL)
+        run = cli("search_api", "mcp", "--index", index, env={**SETTINGS, **env})
         assert run.returncode == 2 and reason in run.stderr and run.stdout == ""
     assert refused(lambda key: stdio_session(served["index"], key), "pks_000000000000_bogus")
 

@@ -19,12 +19,13 @@ from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests.conftest import VISIBLE
-from tests.deployment import OWNED_BY, cli, create_key, make_owned_corpus, serve
+from tests.deployment import OWNED_BY, app_client, create_key, make_owned_corpus, run, serve
 from tests.factory import write
 
 PARTNERS = ("alpha", "beta", "gamma", "delta")
 SHARED_QUERY = "steering committee meetings in Rotterdam every quarter"
 JOINT_QUERY = "HERON prototype swelling of pouch cells during fast charging"
+pytestmark = pytest.mark.slow  # a real server
 
 
 @pytest.fixture(scope="module")
@@ -150,18 +151,18 @@ def test_cli_reads_the_same_audit_with_filters(deployment: dict) -> None:
     query = "pilot line dew point of the dry room"
     search(deployment, "alpha", query)
     index = str(deployment["index"])
-    lines = cli("search_api", "audit", "--index", index, "--partner", "alpha", "--json",
+    lines = run("search_api", "audit", "--index", index, "--partner", "alpha", "--json",
                 "--limit", "1")
     assert lines.returncode == 0, lines.stderr
     [event] = [json.loads(line) for line in lines.stdout.splitlines()]
     assert event["query"] == query and event["partner"] == "alpha"
-    text = cli("search_api", "audit", "--index", index, "--document", "alpha/pilot-line.pdf",
+    text = run("search_api", "audit", "--index", index, "--document", "alpha/pilot-line.pdf",
                "--since", (datetime.now(UTC) - timedelta(hours=1)).isoformat())
     assert text.returncode == 0 and "alpha/pilot-line.pdf (owner alpha)" in text.stdout
     assert query in text.stdout
-    future = cli("search_api", "audit", "--index", index, "--since", "2999-01-01", "--json")
+    future = run("search_api", "audit", "--index", index, "--since", "2999-01-01", "--json")
     assert future.returncode == 0 and future.stdout == ""
-    bad = cli("search_api", "audit", "--index", index, "--since", "yesterday")
+    bad = run("search_api", "audit", "--index", index, "--since", "yesterday")
     assert bad.returncode == 2 and "not an ISO date" in bad.stderr
 
 
@@ -169,7 +170,7 @@ def test_audit_files_are_private_and_survive_a_reindex(deployment: dict) -> None
     audit_dir = deployment["index"] / "audit"
     before = get(deployment, "/v1/admin/audit", "admin", limit=10_000).json()["events"]
     write(deployment["corpus"] / "alpha/new.txt", "KESTREL batch 11 reached 16.1 mS/cm.")
-    rebuilt = cli("indexer", "build", "--corpus", str(deployment["corpus"]),
+    rebuilt = run("indexer", "build", "--corpus", str(deployment["corpus"]),
                   "--index", str(deployment["index"]))
     assert rebuilt.returncode == 0, rebuilt.stderr
     new_generation = Generation.open_live(deployment["index"]).name
@@ -237,13 +238,11 @@ def test_bodies_over_the_limit_are_refused_unread(deployment: dict) -> None:
 
 
 def test_rate_limit_per_key_answers_429_with_retry_after(deployment: dict) -> None:
-    limits = {"PKS_RATE_LIMIT_PER_MINUTE": "6", "PKS_RATE_LIMIT_BURST": "3",
-              "PKS_RELOAD_SECONDS": "0"}
-    with serve(deployment["index"], limits) as url:
+    """In process: the limiter is the app's own middleware, no second server needed."""
+    with app_client(deployment["index"], rate_limit_per_minute=6, rate_limit_burst=3) as client:
         def ask(who: str) -> httpx.Response:
-            return httpx.post(f"{url}/v1/search", json={"query": "sensors", "top_k": 1},
-                              headers={"Authorization": f"Bearer {deployment['keys'][who]}"},
-                              timeout=30)
+            return client.post("/v1/search", json={"query": "sensors", "top_k": 1},
+                               headers={"Authorization": f"Bearer {deployment['keys'][who]}"})
 
         statuses = [ask("beta").status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
@@ -252,4 +251,4 @@ def test_rate_limit_per_key_answers_429_with_retry_after(deployment: dict) -> No
         assert 1 <= int(limited.headers["Retry-After"]) <= 10
         assert limited.json()["error"]["code"] == "rate_limited"
         assert ask("delta").status_code == 200  # another key has its own budget
-        assert httpx.get(f"{url}/healthz").status_code == 200  # no key: not limited here
+        assert client.get("/healthz").status_code == 200  # no key: not limited here

@@ -24,10 +24,12 @@ from indexer.settings import IndexerSettings
 from search_api.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE, make_access_corpus
 from tests.deployment import serve
+from tests.environment import CHROMIUM, require
 from tests.factory import write
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 PROXY = "127.0.0.2"
@@ -107,15 +109,10 @@ def test_user_header_from_any_other_address_is_ignored(server: dict) -> None:
 
 # ---- the page in Chromium ---------------------------------------------------------------------
 
-def _chromium_or_skip() -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium and could not be "
-                    "installed (make test runs `apt-get install chromium` as root)")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    _chromium_or_skip()
+    require(CHROMIUM.exists(), f"Debian's chromium ({CHROMIUM})", "apt-get install chromium "
+            "(make test runs it as root)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

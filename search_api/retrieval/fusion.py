@@ -67,7 +67,7 @@ def document_aware(lists: Sequence[Ranked], weights: Sequence[float],
     scores. Here each document's best fused chunk is scored at least the weighted sum of the
     document's best normalised score in each list; every other chunk keeps its own fused
     score, so passages stay passages and one long document does not crowd out the others.
-    On SciFact's train split: 0.737 nDCG@10 against 0.729 chunk by chunk (README "Quality").
+    On SciFact's train split: 0.737 nDCG@10 against 0.729 chunk by chunk (docs/QUALITY.md).
     """
     fused = weighted_scores(lists, weights)
     by_doc: dict[str, float] = {}

@@ -11,7 +11,7 @@ from search_api.access import AllowedSet
 # Weights of the indexed columns (chunk text, document title, heading path) in bm25(). The
 # title counts half a chunk's text: every chunk of a document then matches its title's words.
 # SciFact train nDCG@10: lexical 0.680 / 0.687 / 0.688 at title weight 0 / 0.5 / 1, hybrid
-# best at 0.5 (README "Quality"). Heading paths are already in the chunk's own text.
+# best at 0.5 (docs/QUALITY.md). Heading paths are already in the chunk's own text.
 WEIGHTS = (1.0, 0.5, 0.0)
 # Runs of letters and digits: the same split FTS5's unicode61 tokenizer makes, so every term of
 # the query is a term FTS5 can have indexed; everything else (quotes, *, -, :, ^, parentheses)
@@ -20,7 +20,7 @@ TERM = re.compile(r"[^\W_]+")
 # Lucene's English stop words (EnglishAnalyzer, Elasticsearch's `_english_`), left out of the
 # query when it has other words: BM25 gives them almost no weight, yet each one matches nearly
 # every chunk, and scoring every match is what a query costs (SciFact: 11,967 of 12,115 chunks
-# matched by the median query with them; README "Performance").
+# matched by the median query with them; docs/PERFORMANCE.md).
 STOP_WORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their "
     "then there these they this to was will with".split())

@@ -1,11 +1,9 @@
-"""The build command as a user runs it: exit codes, messages, and the live index left intact."""
+"""The build command as a user runs it (its main(), in process): exit codes, messages, and the
+live index left intact."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,19 +11,16 @@ import pytest
 from indexer.build import BuildError, build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
+from indexer.store.generations import list_generations, rollback
 from indexer.store.layout import CURRENT, GENERATIONS, live_generation_dir
 from indexer.store.reader import Generation
 from tests.conftest import make_access_corpus
+from tests.deployment import Ran, run
 from tests.factory import write
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def run_build(corpus: Path, index: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "indexer", "build", "--corpus", str(corpus), "--index", str(index),
-         *extra], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+def run_build(corpus: Path, index: Path, *extra: str) -> Ran:
+    return run("indexer", "build", "--corpus", str(corpus), "--index", str(index), *extra)
 
 
 def test_cli_exit_codes_and_messages(tmp_path: Path) -> None:
@@ -135,3 +130,17 @@ def test_a_rule_that_matches_nothing_is_reported(tmp_path: Path, settings: Index
     report = build(corpus, tmp_path / "index", settings, embedder)
     assert [w.message for w in report.warnings] == [
         "rule 2 (line 5, match 'Docs/**') matched no indexed document"]
+
+
+def test_a_build_after_a_rollback_starts_from_what_is_live(
+        tmp_path: Path, settings: IndexerSettings, embedder: Embedder) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(corpus / "access.yaml", "partners: [a]\nrules:\n  - match: '**'\n    allow: [a]\n")
+    reports = []
+    for n in range(3):
+        write(corpus / f"note-{n}.txt", f"Field note {n}: the anode slurry viscosity was {n}0 Pa.")
+        reports.append(build(corpus, index, settings, embedder))
+    rollback(index, to=reports[0].generation)
+    after = build(corpus, index, settings, embedder)
+    assert after.added == 2 and after.files_carried == 1 and after.files_parsed == 2
+    assert len(list_generations(index)) == settings.keep_generations

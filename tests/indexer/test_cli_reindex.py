@@ -1,32 +1,32 @@
-"""The nightly job as cron runs it, with real processes: the lock (exit 4, naming the holder,
-and a SIGKILLed holder that blocks nothing), --report, --quiet, timestamped log lines, exit 3 for
-a file kept in its previous version, and the generations / rollback commands."""
+"""The nightly job as cron runs it: the lock (exit 4, naming the holder, and a SIGKILLed
+holder that blocks nothing: a real build process), --report, --quiet, timestamped log lines,
+exit 3 for a file kept in its previous version, and the generations / rollback commands."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from indexer.store.layout import CURRENT, GENERATIONS, REPORT
 from indexer.store.lock import LOCK
 from tests.conftest import make_access_corpus
+from tests.deployment import ENV, ROOT, Ran, run
 from tests.factory import write, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} (INFO|WARNING|ERROR) ")
 
 
-def indexer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "indexer", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=ENV, timeout=600)
+def indexer(*args: str) -> Ran:
+    return run("indexer", *args)
 
 
 def start_build(corpus: Path, index: Path) -> subprocess.Popen[str]:
+    """A build as a separate process, to hold the lock or to be killed."""
     return subprocess.Popen(
         [sys.executable, "-m", "indexer", "build", "--corpus", str(corpus), "--index",
          str(index)], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -52,6 +52,7 @@ def bulk(corpus: Path, n: int = 300) -> None:
                           f"tension {j + i} N." for j in range(60))} for i in range(n)])
 
 
+@pytest.mark.slow
 def test_second_build_exits_4_naming_the_holder_and_a_killed_holder_blocks_nothing(
         tmp_path: Path) -> None:
     corpus, index = make_access_corpus(tmp_path / "corpus"), tmp_path / "index"

@@ -14,11 +14,12 @@ import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
 
 from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_file
+from tests.environment import EVAL
 from tests.factory import pdf_bytes, write
 from tests.factory_office import fuzzed_docx, huge_xml_xlsx, write_report, write_workbook
 
-OFFICE = Path(__file__).resolve().parents[2] / ".." / "shared" / "eval" / "office"
-needs_office = pytest.mark.skipif(not OFFICE.is_dir(), reason="../shared/eval/office not present")
+OFFICE = EVAL / "office"
+needs_office = pytest.mark.needs_eval("office")
 
 
 def load(path: Path, options: LoadOptions | None = None) -> list[object]:

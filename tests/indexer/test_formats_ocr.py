@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from benchmarks.ocr_quality import character_error_rate
 from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_file
+from tests.environment import EVAL
 
-SCANNED = Path(__file__).resolve().parents[2] / ".." / "shared" / "eval" / "pdfs" / "scanned"
-needs_scans = pytest.mark.skipif(not (SCANNED / "linn.pdf").is_file(),
-                                 reason="../shared/eval/pdfs/scanned/linn.pdf not present")
+SCANNED = EVAL / "pdfs" / "scanned"
+needs_scans = pytest.mark.needs_eval("pdfs", "scanned", "linn.pdf")
+needs_tesseract = pytest.mark.needs_program("tesseract", "apt-get install tesseract-ocr "
+                                                         "(make install does it)")
 # Measured with benchmarks/ocr_quality.py: 0.0094 at 150 dpi (0.0096 at 200, 0.0098 at 300).
 MAX_CER = 0.03
 
 
+@pytest.mark.slow
 @needs_scans
+@needs_tesseract
 def test_a_scanned_page_is_ocrd_and_marked() -> None:
     results = list(load_file(SCANNED / "linn.pdf", "scanned/linn.pdf", LoadOptions()))
     assert [type(r) for r in results] == [Document], results

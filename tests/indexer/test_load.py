@@ -5,9 +5,10 @@ import pytest
 
 from indexer.discover import discover
 from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_corpus, load_file
+from tests.environment import EVAL
 from tests.factory import pdf_bytes, write, write_jsonl, write_pdf
 
-SHARED_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "pdfs"
+SHARED_PDFS = EVAL / "pdfs"
 
 
 def load_all(root: Path, max_mb: float = 100.0) -> tuple[list[Document], list[Skipped]]:
@@ -106,7 +107,8 @@ def test_utf16_with_bom_is_decoded(tmp_path: Path) -> None:
     assert docs[0].pages[0].text == "Grüße aus Köln"
 
 
-@pytest.mark.skipif(not SHARED_PDFS.is_dir(), reason="../shared/eval/pdfs not present")
+@pytest.mark.slow
+@pytest.mark.needs_eval("pdfs")
 def test_real_world_pdfs_broken_encrypted_scanned(tmp_path: Path) -> None:
     # OCR off: the scanned files are OCR'd once, in test_formats_ocr.py (CPU is shared).
     results = list(load_corpus(SHARED_PDFS, discover(SHARED_PDFS), LoadOptions(ocr=False)))

@@ -6,12 +6,16 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from indexer.store.layout import CURRENT, GENERATIONS
 from indexer.store.lock import LOCK
 from indexer.store.reader import Generation
 from tests.conftest import make_access_corpus
 from tests.factory import write
 from tests.indexer.test_cli_reindex import bulk, indexer, start_build, wait_for_line
+
+# The builds that are killed are real processes; the first and the last run in this one.
 
 
 def served(index: Path) -> set[str]:
@@ -20,6 +24,7 @@ def served(index: Path) -> set[str]:
     return {p.doc_id for p in gen.passages(gen.all_chunk_ids().tolist()).values()}
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_phase_leaves_the_live_index_and_the_next_build_is_clean(
         tmp_path: Path) -> None:
     corpus, index = make_access_corpus(tmp_path / "corpus"), tmp_path / "index"

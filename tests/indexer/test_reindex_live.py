@@ -1,29 +1,20 @@
 """A real server keeps answering while builds publish new generations (0 errors for a client
-querying in a loop), swaps each one in by itself, and follows a rollback."""
+querying in a loop), swaps each one in by itself, and follows a rollback. The server is a real
+process; the builds and the rollback run the CLI's main() in this one."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from indexer.store.layout import CURRENT
 from tests.conftest import make_access_corpus
-from tests.deployment import serve
+from tests.deployment import run, serve
 from tests.factory import write
-
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0.5"}
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=ENV, timeout=600)
 
 
 def served_generation(url: str, expected: str, within: float = 60) -> str:
@@ -39,11 +30,12 @@ def served_generation(url: str, expected: str, within: float = 60) -> str:
     return name
 
 
+@pytest.mark.slow
 def test_queries_during_builds_see_no_error_and_the_server_follows_a_rollback(
         tmp_path: Path) -> None:
     corpus, index = make_access_corpus(tmp_path / "corpus"), tmp_path / "index"
-    assert cli("indexer", "build", "--corpus", str(corpus), "--index", str(index)).returncode == 0
-    key = cli("search_api", "keys", "create", "--index", str(index), "--partner", "alpha"
+    assert run("indexer", "build", "--corpus", str(corpus), "--index", str(index)).returncode == 0
+    key = run("search_api", "keys", "create", "--index", str(index), "--partner", "alpha"
               ).stdout.strip().splitlines()[-1]
     # The client queries in a tight loop for minutes: no per-key rate limit (429) on this server.
     with serve(index, {"PKS_RELOAD_SECONDS": "0.5", "PKS_RATE_LIMIT_PER_MINUTE": "0"}) as url:
@@ -74,7 +66,7 @@ def _queries_during_builds(url: str, key: str, corpus: Path, index: Path) -> Non
         for n in range(3):
             write(corpus / f"alpha/finding-{n}.txt",
                   f"KESTREL electrolyte batch {10 + n} codename WREN-{n} reached {15 + n} mS/cm.")
-            built = cli("indexer", "build", "--corpus", str(corpus), "--index", str(index))
+            built = run("indexer", "build", "--corpus", str(corpus), "--index", str(index))
             assert built.returncode == 0, built.stderr
             names.append((index / CURRENT).read_text().strip())
             assert served_generation(url, names[-1]) == names[-1]
@@ -82,7 +74,7 @@ def _queries_during_builds(url: str, key: str, corpus: Path, index: Path) -> Non
         loop.join(60)
         assert errors == [] and answered[0] >= 3
 
-        back = cli("indexer", "rollback", "--index", str(index))
+        back = run("indexer", "rollback", "--index", str(index))
         assert back.returncode == 0, back.stderr
         assert served_generation(url, names[-2]) == names[-2]
         hits = httpx.post(f"{url}/v1/search", json={"query": "codename WREN-2", "top_k": 50},

@@ -20,18 +20,17 @@ from indexer.load import load_options
 from indexer.manifest import Manifest, PasswordRule
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
+from tests.environment import EVAL
 from tests.factory import write
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
-# ../shared/eval beside the checkout (a git worktree sits one level deeper).
-EVAL = next((p for p in (ROOT / ".." / "shared" / "eval", ROOT / ".." / ".." / "shared" / "eval")
-             if (p / "pdfs" / "MANIFEST.tsv").exists()), None)
-needs_pdfs = pytest.mark.skipif(EVAL is None, reason="../shared/eval/pdfs not present")
+needs_pdfs = pytest.mark.needs_eval("pdfs", "MANIFEST.tsv")
 
 
 def passwords() -> dict[str, str]:
     """file name -> user password, as ../shared/eval/pdfs/MANIFEST.tsv documents them."""
-    assert EVAL is not None
     out = {}
     for line in (EVAL / "pdfs" / "MANIFEST.tsv").read_text().splitlines()[1:]:
         cols = line.split("\t")
@@ -43,7 +42,6 @@ def passwords() -> dict[str, str]:
 @needs_pdfs
 def test_encrypted_pdfs_open_with_the_password_variable_access_yaml_names(
         tmp_path: Path, settings: IndexerSettings, embedder: Embedder) -> None:
-    assert EVAL is not None
     corpus = tmp_path / "corpus"
     shutil.copytree(EVAL / "pdfs" / "encrypted", corpus / "agreements")
     write(corpus / "access.yaml", """\
@@ -76,7 +74,6 @@ passwords:
 @needs_pdfs
 def test_every_shared_pdf_is_indexed_or_has_a_one_line_reason(
         settings: IndexerSettings) -> None:
-    assert EVAL is not None
     corpus = EVAL / "pdfs"
     manifest = Manifest(corpus / "access.yaml", ("a",), (), tuple(
         PasswordRule(1, f"encrypted/{name}", f"PW_{i}") for i, name in enumerate(passwords())))

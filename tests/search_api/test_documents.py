@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.build import BuildReport
+from indexer.build import BuildReport, build
+from indexer.embed import Embedder
+from indexer.settings import IndexerSettings
+from search_api.keys import KeyStore
 from search_api.live import IndexHolder
 from tests.conftest import ALL_DOCS, VISIBLE
 from tests.deployment import app_client
+from tests.factory import write, write_jsonl
 from tests.search_api.conftest import Clock, auth
 
 CONTENT_HEADERS = ("content-type", "content-length", "www-authenticate", "cache-control",
@@ -113,3 +117,40 @@ def test_a_changed_removed_or_escaping_file_is_never_served(
     # A caller who may not see the document still learns nothing about its file.
     hidden = get(client, keys["gamma"], "alpha/electrolyte.txt")
     assert hidden.status_code == 404 and "changed" not in hidden.text
+
+
+# One export record long enough for several chunks: overlapping neighbours, then a paragraph
+# break between two chunks, which the text rebuild must keep apart without repeating the overlap.
+LONG_RECORD = " ".join(f"Cycle block {i}: the pouch cells kept {99 - i * 0.1:.1f} percent of "
+                       f"their capacity after {100 * i} cycles at 45 degrees." for i in range(12))
+LONG_RECORD += "\n\n" + " ".join(f"Note {i}: the swelling stayed under {i / 10:.1f} mm."
+                                 for i in range(10))
+
+
+def mcp_call(client: TestClient, key: str, tool: str, arguments: dict[str, object]) -> dict:
+    """One stateless JSON-RPC call to /mcp in process (the MCP tests drive the SDK client)."""
+    response = client.post("/mcp", headers={**auth(key), "Accept": "application/json, "
+                                            "text/event-stream"},
+                           json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                 "params": {"name": tool, "arguments": arguments}})
+    assert response.status_code == 200, response.text
+    return response.json()["result"]
+
+
+def test_rest_download_and_mcp_fetch_return_the_same_text_of_a_record(
+        tmp_path: Path, settings: IndexerSettings, embedder: Embedder) -> None:
+    write(tmp_path / "corpus/access.yaml", "partners: [alpha]\nrules:\n  - match: '**'\n"
+                                           "    allow: [alpha]\n")
+    write_jsonl(tmp_path / "corpus/log.jsonl", [{"_id": "cycling", "title": "Cycling log",
+                                                  "text": LONG_RECORD}])
+    index = tmp_path / "index"
+    report = build(tmp_path / "corpus", index, settings, embedder)
+    assert report.chunks >= 3  # several chunks, or there is nothing to rebuild
+    key = KeyStore(index).create("alpha", "alpha", False)[1]
+    with app_client(index) as client:
+        rest = get(client, key, "cycling")
+        assert rest.status_code == 200 and rest.headers["content-type"].startswith("text/plain")
+        fetched = mcp_call(client, key, "fetch_document", {"doc_id": "cycling"})
+    pages = fetched["structuredContent"]["pages"]
+    assert rest.text == "\n\n".join(page["text"] for page in pages)
+    assert rest.text == f"Cycling log {LONG_RECORD}"  # the record's text, stitched back whole

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -20,9 +18,9 @@ from search_api.access import DEFAULT_SCOPES, AccessDenied, AccessIndex, Princip
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore, KeyStoreError
 from tests.conftest import VISIBLE
+from tests.deployment import Ran, run
 from tests.search_api.conftest import auth
 
-ROOT = Path(__file__).resolve().parents[2]
 QUERY = "HERON swelling sensors KESTREL electrolyte OSPREY fibre steering committee"
 
 
@@ -125,9 +123,8 @@ def test_cli_creates_scoped_keys_and_lists_scopes(access_index: tuple[Path, Buil
                                                   tmp_path: Path) -> None:
     index = str(access_index[0])
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "search_api", "keys", *args, "--index", index],
-                              capture_output=True, text=True, cwd=ROOT, timeout=120)
+    def cli(*args: str) -> Ran:
+        return run("search_api", "keys", *args, "--index", index)
 
     bot = cli("create", "--partner", "alpha", "--scope", "act-as", "--name", "cli bot")
     assert bot.returncode == 0, bot.stderr

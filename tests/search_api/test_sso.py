@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ from pydantic import ValidationError
 from search_api.access import Principal
 from search_api.settings import ApiSettings
 from search_api.sso import SsoConfigError, SsoGate, load_users
+from tests.deployment import run
 
 
 def users_file(tmp_path: Path, text: str) -> Path:
@@ -75,10 +73,8 @@ def test_off_by_default_and_proxies_read_from_the_environment(
 def test_serve_refuses_to_start_with_a_bad_users_table(tmp_path: Path) -> None:
     bad = users_file(tmp_path, "partners:\n  acme: [alice@acme.example]\n"
                                 "  globex: [Alice@acme.example]\n")
-    env = {**os.environ, "PKS_TRUST_USER_HEADER": "1", "PKS_TRUSTED_PROXIES": "10.0.0.5",
+    env = {"PKS_TRUST_USER_HEADER": "1", "PKS_TRUSTED_PROXIES": "10.0.0.5",
            "PKS_USERS_FILE": str(bad)}
-    done = subprocess.run([sys.executable, "-m", "search_api", "serve", "--index",
-                           str(tmp_path / "index")], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    done = run("search_api", "serve", "--index", str(tmp_path / "index"), env=env)
     assert done.returncode == 2
     assert f"{bad}:3: user 'Alice@acme.example' is listed twice" in done.stderr

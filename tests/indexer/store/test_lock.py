@@ -19,7 +19,7 @@ with build_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(600)
 """
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_a_second_holder_is_refused_with_the_pid_of_the_first(tmp_path: Path) -> None:
