@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.embed import Embedder
+from indexer.embed import Embedder, model_reference
 from indexer.store.layout import live_generation_dir
 from indexer.store.reader import Generation
 from search_api.access import AccessIndex
@@ -32,7 +32,7 @@ def load_index(generation: Generation, embedder: Embedder | None,
     """Serve a generation; reuse the loaded model when the generation was built with it.
     Its queries are embedded in batches of concurrent requests (search_api/batching.py), each
     worker a stream of its own on the embedding backend."""
-    model = generation.info["model"]
+    model = model_reference(generation.info["model"])  # written before: an absolute path
     if embedder is None or embedder.model != model:
         batching = batching or Batching()
         embedder = BatchingEmbedder(
