@@ -1,6 +1,6 @@
 """Command line of the search API.
 
-    python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000]
+    python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000] [--workers N]
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
                                      [--scope SCOPE ...]
     python -m search_api keys list --index DIR
@@ -8,6 +8,11 @@
     python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
     python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
                                            [--until ISO] [--limit N] [--json]
+    python -m search_api db migrate             (PostgreSQL: apply schema migrations)
+    python -m search_api db import --index DIR  (PostgreSQL: move keys.sqlite and the audit in)
+
+Keys and audit live beside the index, or in PostgreSQL when PKS_DATABASE_URL is set
+(docs/REPLICAS.md); `keys`, `audit` and `serve` use whichever is configured.
 
 Exit codes: 0 done; 2 bad arguments or no usable index; 1 any other failure.
 """
@@ -31,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the index's vectors (env PKS_WORKERS, 1)")
 
     mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (key from PKS_API_KEY)")
     mcp.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
@@ -61,14 +68,32 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--until", help="ISO date or time (UTC)")
     audit.add_argument("--limit", type=int, help="at most this many records")
     audit.add_argument("--json", action="store_true", help="one JSON record per line")
+    db = sub.add_parser("db", help="the shared PostgreSQL database (PKS_DATABASE_URL)")
+    db_action = db.add_subparsers(dest="action", required=True)
+    db_action.add_parser("migrate", help="apply the schema migrations this version needs")
+    move = db_action.add_parser("import", help="move INDEX/keys.sqlite and INDEX/audit into "
+                                "the database (keys keep working; safe to run again)")
+    move.add_argument("--index", type=Path, required=True)
     return parser
+
+
+def _state(index: Path | None):  # -> SharedState | None: keys and audit, or why not
+    from search_api.state import StateUnavailable, open_state
+
+    settings = _settings({"index": index})
+    if settings is None:
+        return None
+    try:
+        return open_state(settings)
+    except StateUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from search_api.audit import AuditLog, AuditQuery, parse_time
-    from search_api.keys import KeyStore
+    from search_api.audit import AuditQuery, parse_time
 
     try:
         since = parse_time(args.since) if args.since else None
@@ -76,11 +101,17 @@ def _audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    log = AuditLog(args.index, KeyStore(args.index))
-    if not log.segments():
-        print(f"no audit records in {log.dir}", file=sys.stderr)
-    for event in log.newest_first(AuditQuery(args.partner, args.document, since, until,
-                                             args.limit)):
+    state = _state(args.index)
+    if state is None:
+        return EXIT_CONFIG
+    try:
+        found = state.audit.newest_first(AuditQuery(args.partner, args.document, since, until,
+                                                    args.limit))
+    finally:
+        state.close()
+    if not found:
+        print(f"no audit records (in {state.where}) match", file=sys.stderr)
+    for event in found:
         if args.json:
             print(json.dumps(event, ensure_ascii=False))
             continue
@@ -112,12 +143,13 @@ def _services(settings):  # -> Services | None: every component, or a message sa
     from indexer.store.layout import StoreError
     from search_api.services import Services
     from search_api.sso import SsoConfigError
+    from search_api.state import StateUnavailable
 
     try:
         return Services.open(settings)
     except SsoConfigError as exc:
         print(f"error: invalid users file: {exc}", file=sys.stderr)
-    except (StoreError, ModelLoadError) as exc:
+    except (StoreError, ModelLoadError, StateUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
     return None
 
@@ -127,7 +159,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from search_api.app import create_app
 
-    settings = _settings({"index": args.index, "host": args.host, "port": args.port})
+    settings = _settings({"index": args.index, "host": args.host, "port": args.port,
+                          "workers": args.workers})
+    if settings is not None and settings.workers > 1:
+        return _serve_workers(settings)
     services = _services(settings) if settings is not None else None
     if services is None:
         return EXIT_CONFIG
@@ -140,24 +175,60 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve_workers(settings) -> int:  # settings: ApiSettings
+    """`serve --workers N`: uvicorn's process model. Each worker assembles the service from
+    the environment (search_api.app.worker_app): its own model and key store connections, the
+    index's vectors memory-mapped and so shared, its own watcher of CURRENT. What would make
+    every worker fail is checked here first, once, with a clear message."""
+    import os
+
+    import uvicorn
+
+    from indexer.embed import ModelLoadError, model_location
+    from indexer.store.layout import StoreError
+    from indexer.store.reader import Generation
+    from search_api.sso import SsoConfigError, SsoGate
+
+    try:
+        SsoGate.from_settings(settings)
+        model_location(Generation.open_live(settings.index).info["model"])
+    except SsoConfigError as exc:
+        print(f"error: invalid users file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (StoreError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    state = _state(settings.index)  # the database reachable, its schema up to date
+    if state is None:
+        return EXIT_CONFIG
+    state.close()
+    os.environ.update({"PKS_INDEX": str(settings.index.resolve()),
+                       "PKS_WORKERS": str(settings.workers)})  # what the workers read
+    uvicorn.run("search_api.app:worker_app", factory=True, workers=settings.workers,
+                host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    return EXIT_OK
+
+
 def _mcp(args: argparse.Namespace) -> int:
     """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
     from search_api.deps import principal_for
     from search_api.errors import Unauthorized
-    from search_api.keys import KeyStore
     from search_api.mcp_server import build_server
 
     settings = _settings({"index": args.index})
-    if settings is None:
+    state = _state(args.index) if settings is not None else None
+    if settings is None or state is None:
         return EXIT_CONFIG
     token = settings.api_key.get_secret_value() if settings.api_key else None
     try:  # the key first: a wrong one is reported before the slow index load
-        principal_for(KeyStore(settings.index), token)
+        principal_for(state.keys, token)
     except Unauthorized as exc:
         reason = "is not set" if not token else "is not a valid key (unknown or revoked)"
         print(f"error: PKS_API_KEY {reason}: set it to a key from `python -m search_api keys "
               f"create --index {settings.index} --partner ID` ({exc.message})", file=sys.stderr)
         return EXIT_CONFIG
+    finally:
+        state.close()
     services = _services(settings)
     if services is None:
         return EXIT_CONFIG
@@ -181,9 +252,12 @@ def key_scopes(named: list[str] | None) -> frozenset[str]:
 def _keys(args: argparse.Namespace) -> int:
     from indexer.store.layout import StoreError
     from indexer.store.reader import live_partners
-    from search_api.keys import KeyStore, KeyStoreError
+    from search_api.keys import KeyStoreError, KeyStoreUnavailable
 
-    store = KeyStore(args.index)
+    state = _state(args.index)
+    if state is None:
+        return EXIT_CONFIG
+    store = state.keys
     try:
         if args.action == "create":
             if not args.admin:
@@ -215,6 +289,46 @@ def _keys(args: argparse.Namespace) -> int:
     except (KeyStoreError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyStoreUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        state.close()
+    return EXIT_OK
+
+
+def _db(args: argparse.Namespace) -> int:
+    """Schema migrations, and the one command that moves a server's files into the database."""
+    settings = _settings({"index": getattr(args, "index", None)})
+    if settings is None:
+        return EXIT_CONFIG
+    if settings.database_url is None:
+        print("error: set PKS_DATABASE_URL=postgresql://USER@HOST:PORT/DB first (the database "
+              "every replica shares; docs/REPLICAS.md)", file=sys.stderr)
+        return EXIT_CONFIG
+    from search_api.postgres.audit import PostgresAudit
+    from search_api.postgres.database import Database, DatabaseError
+    from search_api.postgres.keys import PostgresKeys
+    from search_api.postgres.transfer import move_local
+
+    db = Database(settings.database_url.get_secret_value(), settings.database_pool_size)
+    try:
+        db.open()  # applies what is missing
+        if args.action == "migrate":
+            print(f"{db.where}: schema version {db.version()}")
+            return EXIT_OK
+        keys = PostgresKeys(db)
+        moved = move_local(settings.index, keys, PostgresAudit(db, keys))
+    except DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        db.close()
+    print(f"Moved into {db.where}: {moved.keys} of {moved.keys_seen} keys "
+          f"({moved.keys_seen - moved.keys} were there already) and {moved.records} of "
+          f"{moved.records_seen} audit records ({moved.records_seen - moved.records} were there "
+          f"already). The files in {settings.index} are kept as they were; with "
+          "PKS_DATABASE_URL set they are no longer read or written.")
     return EXIT_OK
 
 
@@ -224,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("faiss", "transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys, "audit": _audit}
+        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys, "audit": _audit, "db": _db}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return EXIT_OK

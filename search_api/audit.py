@@ -48,10 +48,64 @@ SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
 DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
 
 
-class KeyNames(Protocol):
+class KeyList(Protocol):
     """Where the audit finds a key's label (the key store)."""
 
     def list(self) -> list[KeyRecord]: ...
+
+
+class AuditUnavailable(Exception):
+    """An access could not be recorded; the request is refused (503) rather than answered
+    unrecorded. The shared (PostgreSQL) audit raises it."""
+
+
+class Audit(Protocol):
+    """The audit as every surface and reader uses it: this file log, or PostgreSQL's
+    (search_api/postgres/audit.py), chosen once by the settings (search_api/state.py)."""
+
+    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
+               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
+               on_behalf_of: str | None = None, status: int = 200) -> None: ...
+
+    def events(self) -> Iterator[dict[str, Any]]: ...
+
+    def newest_first(self, query: AuditQuery) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class KeyNames:
+    """Key id -> label, looked up in the key store once per key (names never change)."""
+
+    def __init__(self, keys: KeyList) -> None:
+        self._keys = keys
+        self._names: dict[str, str] = {}
+
+    def __call__(self, key_id: str) -> str:
+        """The key's label; for a user signed in through the SSO proxy, the user name."""
+        if key_id.startswith("user:"):
+            return key_id.removeprefix("user:")
+        if key_id not in self._names:
+            self._names.update({r.key_id: r.name for r in self._keys.list()})
+        return self._names.get(key_id, "")
+
+
+def access_event(names: KeyNames, principal: Principal, surface: str,
+                 generation: Generation | None, query: str | None, doc_ids: Sequence[str],
+                 mode: str | None, on_behalf_of: str | None, status: int) -> dict[str, Any]:
+    """One access as the audit records it; `time` is stamped when it is written."""
+    passages: dict[str, int] = {}
+    for doc_id in doc_ids:  # one entry per document, in rank order, with its passage count
+        passages[doc_id] = passages.get(doc_id, 0) + 1
+    owners = generation.document_owners(list(passages)) if generation is not None else {}
+    return {
+        "time": None, "key_id": principal.key_id, "key_name": names(principal.key_id),
+        "partner": principal.partner, "admin": principal.admin, "on_behalf_of": on_behalf_of,
+        "surface": surface, "query": query, "mode": mode, "status": status,
+        "generation": generation.name if generation is not None else None,
+        "documents": [{"doc_id": d, "owner": owners.get(d), "passages": n}
+                      for d, n in passages.items()],
+    }
 
 
 class AccessObserver(Protocol):
@@ -105,15 +159,14 @@ class AuditQuery:
 class AuditLog:
     """Writes and reads INDEX/audit. One instance per process; safe across threads."""
 
-    def __init__(self, index_dir: Path, keys: KeyNames, *, max_bytes: int = 64 * 1024 * 1024,
+    def __init__(self, index_dir: Path, keys: KeyList, *, max_bytes: int = 64 * 1024 * 1024,
                  max_age_seconds: float = 86400.0, fsync_seconds: float = 1.0,
                  observer: AccessObserver | None = None) -> None:
         self.dir = index_dir / AUDIT_DIR
         self.max_bytes, self.max_age, self.fsync_every = max_bytes, max_age_seconds, fsync_seconds
         self.observer = observer
         self.failures = 0
-        self._keys = keys
-        self._names: dict[str, str] = {}
+        self._names = KeyNames(keys)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._lock_fd: int | None = None
@@ -129,8 +182,8 @@ class AuditLog:
         if self.observer is not None:
             self.observer.access(surface, mode)
         try:
-            event = self._event(principal, surface, generation, query, doc_ids, mode,
-                                on_behalf_of, status)
+            event = access_event(self._names, principal, surface, generation, query, doc_ids,
+                                 mode, on_behalf_of, status)
             self._append(event)
         except Exception:
             with self._lock:
@@ -139,31 +192,6 @@ class AuditLog:
                 self.observer.audit_write_failed()
             log.exception("audit record lost (%s by key %s); the request itself is answered",
                           surface, principal.key_id)
-
-    def _event(self, principal: Principal, surface: str, generation: Generation | None,
-               query: str | None, doc_ids: Sequence[str], mode: str | None,
-               on_behalf_of: str | None, status: int) -> dict[str, Any]:
-        passages: dict[str, int] = {}
-        for doc_id in doc_ids:  # one entry per document, in rank order, with its passage count
-            passages[doc_id] = passages.get(doc_id, 0) + 1
-        owners = generation.document_owners(list(passages)) if generation is not None else {}
-        return {
-            "time": None, "key_id": principal.key_id,  # time: stamped when written
-            "key_name": self._key_name(principal.key_id), "partner": principal.partner,
-            "admin": principal.admin, "on_behalf_of": on_behalf_of, "surface": surface,
-            "query": query, "mode": mode, "status": status,
-            "generation": generation.name if generation is not None else None,
-            "documents": [{"doc_id": d, "owner": owners.get(d), "passages": n}
-                          for d, n in passages.items()],
-        }
-
-    def _key_name(self, key_id: str) -> str:
-        """The key's label; for a user signed in through the SSO proxy, the user name."""
-        if key_id.startswith("user:"):
-            return key_id.removeprefix("user:")
-        if key_id not in self._names:  # names never change; look the store up once per key
-            self._names.update({r.key_id: r.name for r in self._keys.list()})
-        return self._names.get(key_id, "")
 
     def _append(self, event: dict[str, Any]) -> None:
         """Stamp the time under the lock, so the file's order is the order of the times."""

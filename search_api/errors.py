@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.access import AccessDenied
+from search_api.audit import AuditUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ class Unauthorized(ApiError):
 class Forbidden(ApiError):
     def __init__(self, message: str) -> None:
         super().__init__(403, "forbidden", message)
+
+
+class Unavailable(ApiError):
+    """Shared state (keys, audit) cannot be reached: the request fails closed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "unavailable", message, {"Retry-After": "1"})
 
 
 def error_response(status: int, code: str, message: str,
@@ -86,6 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AccessDenied)
     async def _forbidden(_: Request, exc: AccessDenied) -> JSONResponse:
         return error_response(403, "forbidden", str(exc))
+
+    @app.exception_handler(AuditUnavailable)
+    async def _unaudited(_: Request, exc: AuditUnavailable) -> JSONResponse:
+        return error_response(503, "unavailable", str(exc), {"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ from pathlib import Path
 from indexer.embed import Embedder, model_reference
 from indexer.store.layout import live_generation_dir
 from indexer.store.reader import Generation
+from indexer.store.vectors import PACK_BUDGET
 from search_api.access import AccessIndex
 from search_api.batching import Batching, BatchingEmbedder
 
@@ -44,11 +45,14 @@ def load_index(generation: Generation, embedder: Embedder | None,
 class IndexHolder:
     """Holds the live snapshot; `refresh` loads a newly published generation and swaps it in."""
 
-    def __init__(self, root: Path, torch_threads: int, batching: Batching | None = None) -> None:
+    def __init__(self, root: Path, torch_threads: int, batching: Batching | None = None,
+                 pack_budget: float = PACK_BUDGET) -> None:
         self.root = root
         self._threads = torch_threads
         self._batching = batching
-        self._current = load_index(Generation.open_live(root), None, torch_threads, batching)
+        self._pack_budget = pack_budget  # this process's share (ApiSettings.pack_budget)
+        self._current = load_index(Generation.open_live(root, pack_budget), None,
+                                   torch_threads, batching)
         self._swap_lock = threading.Lock()
 
     def get(self) -> LoadedIndex:
@@ -63,8 +67,8 @@ class IndexHolder:
             if path == self._current.generation.path:
                 return False
             try:
-                fresh = load_index(Generation(path), self._current.embedder, self._threads,
-                                   self._batching)
+                fresh = load_index(Generation(path, self._pack_budget),
+                                   self._current.embedder, self._threads, self._batching)
             except Exception:
                 log.exception("cannot load generation %s; still serving %s", path.name,
                               self._current.generation.name)

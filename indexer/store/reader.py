@@ -27,7 +27,7 @@ from indexer.store.records import (
     StoredDocument,
     text_sha,
 )
-from indexer.store.vectors import VectorStore
+from indexer.store.vectors import PACK_BUDGET, VectorStore
 
 
 def live_partners(root: Path) -> tuple[str, ...]:
@@ -44,25 +44,25 @@ def live_partners(root: Path) -> tuple[str, ...]:
 class Generation:
     """A published generation opened read-only: what the search API serves from."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pack_budget: float = PACK_BUDGET) -> None:
         self.path = path
         self._local = threading.local()
         self._members = lexical.Memberships()
-        self.vectors = VectorStore.load(path)
+        self.vectors = VectorStore.load(path, pack_budget)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]
         self.partners = tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
 
     @classmethod
-    def open_live(cls, root: Path) -> Generation:
+    def open_live(cls, root: Path, pack_budget: float = PACK_BUDGET) -> Generation:
         path = live_generation_dir(root)
         if path is None:
             raise StoreError(
                 f"no published index in {root}; build one with "
                 f"`python -m indexer build --corpus DIR --index {root}`"
             )
-        return cls(path)
+        return cls(path, pack_budget)
 
     def _db(self) -> sqlite3.Connection:
         """One read-only connection per thread; the file never changes once published."""

@@ -51,7 +51,9 @@ class Hit:
 class VectorStore:
     """Exact inner-product search over normalised vectors, keyed by chunk id."""
 
-    def __init__(self, ids: np.ndarray, matrix: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, matrix: np.ndarray,
+                 pack_budget: float = PACK_BUDGET) -> None:
+        self.pack_budget = pack_budget  # the share of the matrix packed copies may take
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._plans: OrderedDict[int, tuple[np.ndarray, Plan]] = OrderedDict()
         self._packed: OrderedDict[int, np.ndarray] = OrderedDict()  # by the key of _plans
@@ -77,25 +79,27 @@ class VectorStore:
         return cls(np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
 
     @classmethod
-    def load(cls, directory: Path) -> VectorStore:
-        """The vectors of a generation directory: memory-mapped, read-only."""
+    def load(cls, directory: Path, pack_budget: float = PACK_BUDGET) -> VectorStore:
+        """The vectors of a generation directory: memory-mapped, read-only. `pack_budget`:
+        the share of the matrix this process may copy for packed sets (the server divides
+        its budget among its worker processes, which share the matrix but not the copies)."""
         if not (directory / VECTORS).is_file() and (directory / LEGACY_VECTORS).is_file():
-            return cls._load_faiss(directory / LEGACY_VECTORS)
+            return cls._load_faiss(directory / LEGACY_VECTORS, pack_budget)
         matrix = np.load(directory / VECTORS, mmap_mode="r")
         ids = np.load(directory / VECTOR_IDS)
         if matrix.ndim != 2 or matrix.dtype != np.float32 or ids.shape != (matrix.shape[0],):
             raise ValueError(f"{directory / VECTORS}: {matrix.shape} {matrix.dtype} rows for "
                              f"{ids.shape} ids; not a vector file of this index")
-        return cls(ids, matrix)
+        return cls(ids, matrix, pack_budget)
 
     @classmethod
-    def _load_faiss(cls, path: Path) -> VectorStore:
+    def _load_faiss(cls, path: Path, pack_budget: float) -> VectorStore:
         index: Any = faiss.read_index(str(path))
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
         flat: Any = faiss.downcast_index(index.index)
         matrix = faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, index.d)
         del flat, index  # the matrix is a copy; FAISS's own buffers are freed here
-        return cls(ids, matrix)
+        return cls(ids, matrix, pack_budget)
 
     def save(self, directory: Path, order: np.ndarray | None = None) -> None:
         """Write rows in `order` (chunk ids; ids it omits follow in id order) so that each
@@ -224,7 +228,7 @@ class VectorStore:
                     self._packed.pop(old, None)
                 if packed is not None:
                     self._packed[key] = packed
-                    budget = PACK_BUDGET * self._matrix.nbytes
+                    budget = self.pack_budget * self._matrix.nbytes
                     while self.packed_bytes > budget:
                         self._packed.popitem(last=False)
                     if key not in self._packed:
@@ -235,7 +239,8 @@ class VectorStore:
         """The rows of a broad, scattered plan copied together, if they fit the budget."""
         if chosen.strategy is not Strategy.ROWS or chosen.size < PACK_MIN_ROWS:
             return None
-        if chosen.size * self._matrix.itemsize * self.dim > PACK_BUDGET * self._matrix.nbytes:
+        if chosen.size * self._matrix.itemsize * self.dim > \
+                self.pack_budget * self._matrix.nbytes:
             return None
         return self._matrix[chosen.rows]
 

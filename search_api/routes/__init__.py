@@ -18,7 +18,8 @@ ERRORS = {401: "Missing, unknown or revoked key",
           413: "Request body over PKS_MAX_BODY_BYTES",
           422: "Invalid request",
           429: "Too many requests with this key; see the Retry-After header",
-          503: "Not ready: no index, or the query path fails"}
+          503: "Not ready (no index, or the query path fails), or the shared keys or audit "
+               "(PostgreSQL) cannot be reached; see the Retry-After header"}
 
 
 def error_responses(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
