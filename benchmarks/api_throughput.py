@@ -11,6 +11,12 @@ on a free loopback port, and for each client count sends SciFact test queries ov
 connections, each request with the key of one of the 100 partners in turn, and counts every
 non-200 answer as an error. The clients run on the same 2 cores as the server. Prints JSON rows
 and writes benchmarks/results/api_throughput.json.
+
+Beside the server, in the same run and before it starts, the bare query embedding is measured
+in this process with the server's model, backend, precision and threads: one query alone (p50)
+and batches of 8 (per query), whose inverse is the ceiling of queries/s on this CPU. The goals
+are ratios to those (docs/PERFORMANCE.md): 8-client queries/s >= 0.7 x the batched ceiling, and
+1-client p50 <= 1.5 x one bare query embedding + 2 ms. The CPU model and flags are printed.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARED, load_queries, make_partner_corpus  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
 from search_api.keys import KeyStore  # noqa: E402
@@ -109,6 +116,47 @@ def load(url: str, clients: int, requests: int, keys: list[str],
             "first_error": errors[0] if errors else None}
 
 
+def bare_embedding(index: Path, threads: int, queries: list[str]) -> dict[str, object]:
+    """The query embedding alone, as the server runs it (PKS_EMBED_BACKEND/PRECISION)."""
+    from indexer.embed import Embedder
+    from search_api.settings import ApiSettings
+
+    settings = ApiSettings(index=index)
+    embedder = Embedder(Generation.open_live(index).info["model"], batch_size=1,
+                        threads=threads, backend=settings.embed_backend,
+                        precision=settings.embed_precision)
+
+    def ms(texts: list[str]) -> float:
+        started = time.perf_counter()
+        embedder.embed_queries(texts)
+        return (time.perf_counter() - started) * 1000
+
+    for query in queries[:20]:
+        ms([query])  # warm-up
+    single = statistics.median(ms([q]) for q in queries[:200])
+    batched = statistics.median(ms(queries[i:i + 8]) / 8 for i in range(0, 400, 8))
+    return {"backend": embedder.backend, "threads": threads,
+            "single_ms_p50": round(single, 2), "batch8_ms_per_query": round(batched, 2),
+            "ceiling_qps": round(1000 / batched, 1)}
+
+
+def goals(rows: list[dict[str, object]], bare: dict[str, object]) -> dict[str, object]:
+    """The two ratios of docs/PERFORMANCE.md for one server configuration."""
+    by_clients = {row["clients"]: row for row in rows}
+    out: dict[str, object] = {}
+    if 8 in by_clients:
+        ratio = float(by_clients[8]["qps"]) / float(bare["ceiling_qps"])  # type: ignore[arg-type]
+        out["qps8_over_ceiling"] = round(ratio, 3)
+        out["qps8_goal_met"] = ratio >= 0.7
+    if 1 in by_clients:
+        budget = 1.5 * float(bare["single_ms_p50"]) + 2  # type: ignore[arg-type]
+        ratio = float(by_clients[1]["latency_ms_p50"]) / budget  # type: ignore[arg-type]
+        out["p50_1_budget_ms"] = round(budget, 2)
+        out["p50_1_over_budget"] = round(ratio, 3)
+        out["p50_1_goal_met"] = ratio <= 1.0
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", type=Path, default=ROOT / "var/bench/scifact100-index")
@@ -133,6 +181,8 @@ def main() -> None:
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
     queries = list(load_queries("test", args.data)[0].values())
     partners = Generation.open_live(args.index).partners
+    machine = cpu()
+    print(json.dumps(machine), flush=True)
     store = KeyStore(args.index)
     created = [store.create("benchmark", p, False) for p in partners]
     keys = [token for _, token in created]
@@ -143,7 +193,10 @@ def main() -> None:
             env = {"PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
                    "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1",
                    "PKS_QUERY_BATCH": str(batch)}
+            bare = bare_embedding(args.index, threads, queries)
+            print(json.dumps({"bare_embedding": bare}), flush=True)
             server, url = start_server(args.index, env)
+            measured = []
             try:
                 for clients in args.clients:
                     row = {"embed_workers": workers, "window_ms": window,
@@ -152,15 +205,20 @@ def main() -> None:
                            **load(url, clients, args.requests, keys, queries, server.pid),
                            "load_average": round(os.getloadavg()[0], 2)}
                     print(json.dumps(row), flush=True)
-                    rows.append(row)
+                    measured.append(row)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
+            rows.extend(measured)
+            reached = {"embed_workers": workers, "torch_threads": threads,
+                       "bare_embedding": bare, **goals(measured, bare)}
+            print(json.dumps({"goals": reached}), flush=True)
+            rows.append({"goals": reached})
     finally:
         for record, _ in created:
             store.revoke(record.key_id)
     out = args.json
-    out.write_text(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({**machine, "rows": rows}, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
 
 
