@@ -53,27 +53,42 @@ def free_port() -> int:
 
 
 def start_server(index: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """The server, once every one of its worker processes has started (its log says so)."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0", **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
+    log = index.parent / f"api-throughput-{port}.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port",
+             str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0", **env})
+    workers = int(env.get("PKS_WORKERS", "1"))
+    deadline = time.time() + 300
+    while time.time() < deadline and server.poll() is None:
+        if log.read_text().count("Application startup complete") >= workers:
+            log.unlink()
+            return server, f"http://127.0.0.1:{port}"
+        time.sleep(0.3)
     server.kill()
-    raise RuntimeError("the server did not start")
+    raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
 
 
 def cpu_seconds(pid: int) -> float:
     """CPU time a process has used (user + system), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time of the server and its live children (the workers of `serve --workers N`)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    total += cpu_seconds(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
 
 
 def load(url: str, clients: int, requests: int, keys: list[str],
@@ -98,12 +113,12 @@ def load(url: str, clients: int, requests: int, keys: list[str],
 
     for i in range(min(20, requests)):  # warm-up: every code path loaded, plans cached
         one(i)
-    started, cpu_before = time.perf_counter(), cpu_seconds(server_pid)
+    started, cpu_before = time.perf_counter(), server_cpu_seconds(server_pid)
     client_before = time.process_time()
     with ThreadPoolExecutor(clients) as pool:
         latencies = list(pool.map(one, range(requests)))
     elapsed = time.perf_counter() - started
-    cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / requests
+    cpu_ms = (server_cpu_seconds(server_pid) - cpu_before) * 1000 / requests
     client_ms = (time.process_time() - client_before) * 1000 / requests
     shared.close()
     return {"clients": clients, "requests": requests, "errors": len(errors),
@@ -163,6 +178,8 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="build the index if it is missing")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="server processes (serve --workers N, PKS_WORKERS)")
     parser.add_argument("--embed-workers", type=int, nargs="+", default=[1])
     parser.add_argument("--window-ms", type=float, nargs="+", default=[0.0])
     parser.add_argument("--max-batch", type=int, nargs="+", default=[32],
@@ -188,9 +205,10 @@ def main() -> None:
     keys = [token for _, token in created]
     rows = []
     try:
-        for workers, window, threads, batch in itertools.product(
-                args.embed_workers, args.window_ms, args.threads, args.max_batch):
-            env = {"PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
+        for processes, workers, window, threads, batch in itertools.product(
+                args.workers, args.embed_workers, args.window_ms, args.threads, args.max_batch):
+            env = {"PKS_WORKERS": str(processes),
+                   "PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
                    "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1",
                    "PKS_QUERY_BATCH": str(batch)}
             bare = bare_embedding(args.index, threads, queries)
@@ -199,7 +217,7 @@ def main() -> None:
             measured = []
             try:
                 for clients in args.clients:
-                    row = {"embed_workers": workers, "window_ms": window,
+                    row = {"processes": processes, "embed_workers": workers, "window_ms": window,
                            "max_batch": batch,
                            "torch_threads": threads, "partners": len(partners),
                            **load(url, clients, args.requests, keys, queries, server.pid),
@@ -210,7 +228,7 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
             rows.extend(measured)
-            reached = {"embed_workers": workers, "torch_threads": threads,
+            reached = {"processes": processes, "embed_workers": workers, "torch_threads": threads,
                        "bare_embedding": bare, **goals(measured, bare)}
             print(json.dumps({"goals": reached}), flush=True)
             rows.append({"goals": reached})
