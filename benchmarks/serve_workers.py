@@ -4,9 +4,11 @@
         [--workers 1 2] [--clients 8 1] [--requests 800] [--json OUT]
 
 The index is synthetic, written through the store's own writer (no text is embedded): clustered
-normalised 384-d vectors as in benchmarks/filtered_search.py, short chunk texts, 10 chunks per
-document, documents shared by access rule among 50 partners (each partner sees its own rule's
-documents and the shared ones, about 18 % of the index), recorded with the packaged model so
+normalised 384-d vectors as in benchmarks/filtered_search.py, chunk texts of 24 words drawn from
+a 50,000-word vocabulary with Zipf frequencies (so a query's words match a share of the chunks
+as words of real text do, for the lexical retriever), 10 chunks per document, documents shared
+by access rule among 50 partners (each partner sees its own rule's documents and the shared
+ones, about 18 % of the index), recorded with the packaged model so
 the server embeds real queries. For each worker count the real server is started on loopback;
 after a warm-up (every partner's allowed set planned, the admin's full scan once) it reports
 each process's resident (RSS), proportional (PSS) and shared memory from /proc/PID/smaps_rollup,
@@ -47,13 +49,24 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTNERS = tuple(f"p{i:02d}" for i in range(50))
 RULES = 60  # rules 1-50: one partner each; 51-60: every partner
 PER_DOC = 10
-WORDS = ("battery cell sensor electrolyte strain coating anode cathode fibre grating swelling "
-         "charge capacity calibration pilot line dry room moisture recycling leaching cobalt "
-         "lithium polymer adhesive temperature drift prototype integration review").split()
-QUERIES = ["solid electrolyte ionic conductivity after annealing", "fibre sensor drift in salt "
-           "spray", "recycling of cobalt from end-of-life cells", "pouch cell swelling during "
-           "fast charging", "dry room dew point on the pilot line", "coating speed of the anode",
-           "temperature cross-sensitivity of strain sensors", "first cycle efficiency"]
+VOCABULARY = 50_000
+WORDS_PER_CHUNK = 24
+
+
+def word(rank: int) -> str:
+    """A made-up word per frequency rank (letters only, so FTS5 keeps it whole)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    rank += 26 * 26
+    while rank:
+        rank, digit = divmod(rank, 26)
+        out += letters[digit]
+    return "w" + out
+
+
+# Queries of four words of ranks 300-3000: each word is in about 0.2-2 % of the chunks.
+QUERIES = [" ".join(word(int(r)) for r in np.random.default_rng(q).integers(300, 3000, 4))
+           for q in range(64)]
 
 
 def synthetic(index: Path, n: int) -> None:
@@ -64,14 +77,18 @@ def synthetic(index: Path, n: int) -> None:
     centers = np.random.default_rng(1).standard_normal((256, DIM)).astype(np.float32)
     writer = GenerationWriter(index, DIM, {"model": model_reference(default_model()),
                                            "dim": str(DIM)}, PARTNERS)
+    zipf = 1 / np.arange(1, VOCABULARY + 1)
+    zipf /= zipf.sum()
+    vocabulary = [word(r) for r in range(VOCABULARY)]
     block = 50_000
     for start in range(0, n, block):
         stop = min(n, start + block)
         vectors = clustered(stop - start, start, centers)
+        ranks = rng.choice(VOCABULARY, size=(stop - start, WORDS_PER_CHUNK), p=zipf)
         chunks = []
         for at in range(start, stop):
             doc = at // PER_DOC
-            words = " ".join(WORDS[(at * 7 + k) % len(WORDS)] for k in range(12))
+            words = " ".join(vocabulary[r] for r in ranks[at - start])
             chunks.append(Chunk(int(ids[at]), f"doc-{doc:07d}", at % PER_DOC, None, 0,
                                 len(words), words))
             if at % PER_DOC == 0:
@@ -188,7 +205,7 @@ def main() -> None:
                 pids = processes(server.pid)
                 with httpx.Client(timeout=300) as client:  # warm-up
                     for i, key in enumerate([*keys, *keys, admin[1], admin[1]]):
-                        client.post(f"{url}/v1/search", json={"query": QUERIES[i % 8]},
+                        client.post(f"{url}/v1/search", json={"query": QUERIES[i % len(QUERIES)]},
                                     headers={"Authorization": f"Bearer {key}"})
                 row: dict[str, object] = {"workers": workers, "processes": len(pids)}
                 warm = {str(p): memory(p) for p in pids}
