@@ -90,6 +90,36 @@ class KeyNames:
         return self._names.get(key_id, "")
 
 
+class Recorder:
+    """What every audit does with an access: count it for the metrics, build its record
+    (access_event) and write it. Each audit says how it writes (`_write`) and what a record
+    that could not be written means (`_lost`)."""
+
+    def __init__(self, keys: KeyList, observer: AccessObserver | None) -> None:
+        self.observer = observer
+        self._names = KeyNames(keys)
+
+    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
+               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
+               on_behalf_of: str | None = None, status: int = 200) -> None:
+        """Record one access: the one call every surface makes."""
+        if self.observer is not None:
+            self.observer.access(surface, mode)
+        try:
+            self._write(access_event(self._names, principal, surface, generation, query,
+                                     doc_ids, mode, on_behalf_of, status))
+        except Exception as exc:
+            if self.observer is not None:
+                self.observer.audit_write_failed()
+            self._lost(principal, surface, exc)
+
+    def _write(self, event: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
+        raise NotImplementedError
+
+
 def access_event(names: KeyNames, principal: Principal, surface: str,
                  generation: Generation | None, query: str | None, doc_ids: Sequence[str],
                  mode: str | None, on_behalf_of: str | None, status: int) -> dict[str, Any]:
@@ -156,17 +186,17 @@ class AuditQuery:
         return not ((self.since and moment < self.since) or (self.until and moment > self.until))
 
 
-class AuditLog:
-    """Writes and reads INDEX/audit. One instance per process; safe across threads."""
+class AuditLog(Recorder):
+    """Writes and reads INDEX/audit. One instance per process; safe across threads. A record
+    that cannot be written is logged and counted; the request is answered."""
 
     def __init__(self, index_dir: Path, keys: KeyList, *, max_bytes: int = 64 * 1024 * 1024,
                  max_age_seconds: float = 86400.0, fsync_seconds: float = 1.0,
                  observer: AccessObserver | None = None) -> None:
         self.dir = index_dir / AUDIT_DIR
+        super().__init__(keys, observer)
         self.max_bytes, self.max_age, self.fsync_every = max_bytes, max_age_seconds, fsync_seconds
-        self.observer = observer
         self.failures = 0
-        self._names = KeyNames(keys)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._lock_fd: int | None = None
@@ -175,25 +205,14 @@ class AuditLog:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
-               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200) -> None:
-        """Record one access. The one call every surface makes; it never raises."""
-        if self.observer is not None:
-            self.observer.access(surface, mode)
-        try:
-            event = access_event(self._names, principal, surface, generation, query, doc_ids,
-                                 mode, on_behalf_of, status)
-            self._append(event)
-        except Exception:
-            with self._lock:
-                self.failures += 1
-            if self.observer is not None:
-                self.observer.audit_write_failed()
-            log.exception("audit record lost (%s by key %s); the request itself is answered",
-                          surface, principal.key_id)
+    def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
+        """A record that could not be written: counted and logged; the request is answered."""
+        with self._lock:
+            self.failures += 1
+        log.error("audit record lost (%s by key %s); the request itself is answered",
+                  surface, principal.key_id, exc_info=error)
 
-    def _append(self, event: dict[str, Any]) -> None:
+    def _write(self, event: dict[str, Any]) -> None:
         """Stamp the time under the lock, so the file's order is the order of the times."""
         with self._lock:
             if self._lock_fd is None:

@@ -14,15 +14,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from indexer.store.reader import Generation
 from search_api.access import Principal
 from search_api.audit import (
     AccessObserver,
     AuditQuery,
     AuditUnavailable,
     KeyList,
-    KeyNames,
-    access_event,
+    Recorder,
     iso,
 )
 from search_api.postgres.database import Database
@@ -57,35 +55,26 @@ def _event(moment: datetime, body: str) -> dict[str, Any]:
     return {"time": iso(moment), **json.loads(body)}
 
 
-class PostgresAudit:
+class PostgresAudit(Recorder):
     """search_api.audit.Audit over the shared database."""
 
     def __init__(self, db: Database, keys: KeyList,
                  observer: AccessObserver | None = None) -> None:
+        super().__init__(keys, observer)
         self.db = db
-        self.observer = observer
-        self._names = KeyNames(keys)
 
-    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
-               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200) -> None:
-        """Record one access, or raise AuditUnavailable (never a silent loss)."""
-        if self.observer is not None:
-            self.observer.access(surface, mode)
-        try:
-            event = access_event(self._names, principal, surface, generation, query, doc_ids,
-                                 mode, on_behalf_of, status)
-            with self.db.connection() as conn:
-                conn.execute("INSERT INTO pks_audit (who, doc_ids, status, event) "
-                             "VALUES (%s, %s, %s, %s)", row_values(event))
-        except Exception as exc:
-            if self.observer is not None:
-                self.observer.audit_write_failed()
-            log.error("audit record not written (%s by key %s): %s", surface,
-                      principal.key_id, exc)
-            raise AuditUnavailable(f"the audit (PostgreSQL at {self.db.where}) cannot be "
-                                   "written, so the request is not answered; try again "
-                                   "shortly") from exc
+    def _write(self, event: dict[str, Any]) -> None:
+        with self.db.connection() as conn:
+            conn.execute("INSERT INTO pks_audit (who, doc_ids, status, event) "
+                         "VALUES (%s, %s, %s, %s)", row_values(event))
+
+    def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
+        """Never a silent loss: the request fails (503) rather than go unrecorded."""
+        log.error("audit record not written (%s by key %s): %s", surface, principal.key_id,
+                  error)
+        raise AuditUnavailable(f"the audit (PostgreSQL at {self.db.where}) cannot be "
+                               "written, so the request is not answered; try again "
+                               "shortly") from error
 
     def import_lines(self, lines: Sequence[tuple[str, bytes]]) -> int:
         """Records moved from a file audit, each once: (origin, JSON line). Returns how many
