@@ -17,6 +17,8 @@ import signal
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -108,7 +110,8 @@ def test_two_replicas_share_keys_and_audit_and_follow_shipped_generations(
     for replica in (a, b):
         assert run("indexer", "ship", "--index", str(built), "--to", str(replica)).returncode == 0
     env = {"PKS_DATABASE_URL": database_url, **SERVER}
-    with server(a, env) as one, server(b, env) as two:
+    with ExitStack() as stack, ThreadPoolExecutor(2) as starting:  # both start at once
+        one, two = starting.map(lambda index: stack.enter_context(server(index, env)), (a, b))
         alpha_id, alpha = created_key(a, env, "--partner", "alpha")   # through A's CLI
         _, admin = created_key(b, env, "--admin")                     # through B's CLI
         for url in (one.url, two.url):
