@@ -111,7 +111,10 @@ def memory(pid: int) -> dict[str, int]:
         fields[name] = int(value.split()[0])
     return {"rss_mb": fields["Rss"] // 1024, "pss_mb": fields["Pss"] // 1024,
             "shared_mb": (fields["Shared_Clean"] + fields["Shared_Dirty"]) // 1024,
-            "private_mb": (fields["Private_Clean"] + fields["Private_Dirty"]) // 1024}
+            "private_mb": (fields["Private_Clean"] + fields["Private_Dirty"]) // 1024,
+            # the process's own heap (model, ids, caches) apart from mapped files (the vectors)
+            "anonymous_mb": fields["Anonymous"] // 1024,
+            "file_mb": (fields["Rss"] - fields["Anonymous"]) // 1024}
 
 
 def processes(parent: int) -> list[int]:
@@ -179,6 +182,20 @@ def load(url: str, clients: int, requests: int, keys: list[str],
             "first_error": errors[0] if errors else None}
 
 
+def warm(url: str, keys: list[str]) -> None:
+    """Every key a few times over 8 connections, so that each worker has most likely planned
+    each partner's allowed set (a worker takes whichever connection it accepts)."""
+    client = httpx.Client(timeout=300, limits=httpx.Limits(max_connections=8))
+
+    def one(i: int) -> None:
+        client.post(f"{url}/v1/search", json={"query": QUERIES[i % len(QUERIES)]},
+                    headers={"Authorization": f"Bearer {keys[i]}"})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(len(keys))))
+    client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=1_000_000)
@@ -203,14 +220,11 @@ def main() -> None:
             server, url = start(args.index, workers, args.index.parent / f"serve-{workers}.log")
             try:
                 pids = processes(server.pid)
-                with httpx.Client(timeout=300) as client:  # warm-up
-                    for i, key in enumerate([*keys, *keys, admin[1], admin[1]]):
-                        client.post(f"{url}/v1/search", json={"query": QUERIES[i % len(QUERIES)]},
-                                    headers={"Authorization": f"Bearer {key}"})
+                warm(url, [*keys * 4, *[admin[1]] * 8])
                 row: dict[str, object] = {"workers": workers, "processes": len(pids)}
-                warm = {str(p): memory(p) for p in pids}
-                row["memory_after_warmup"] = warm
-                row["pss_total_mb"] = sum(m["pss_mb"] for m in warm.values())
+                warmed = {str(p): memory(p) for p in pids}
+                row["memory_after_warmup"] = warmed
+                row["pss_total_mb"] = sum(m["pss_mb"] for m in warmed.values())
                 row["load"] = [load(url, c, args.requests, keys, pids) for c in args.clients]
                 row["memory_after_load"] = {str(p): memory(p) for p in pids}
                 row["load_average"] = round(os.getloadavg()[0], 2)
