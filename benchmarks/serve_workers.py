@@ -226,7 +226,9 @@ def main() -> None:
                 row["memory_after_warmup"] = warmed
                 row["pss_total_mb"] = sum(m["pss_mb"] for m in warmed.values())
                 row["load"] = [load(url, c, args.requests, keys, pids) for c in args.clients]
-                row["memory_after_load"] = {str(p): memory(p) for p in pids}
+                loaded = {str(p): memory(p) for p in pids}
+                row["memory_after_load"] = loaded
+                row["pss_total_after_load_mb"] = sum(m["pss_mb"] for m in loaded.values())
                 row["load_average"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
