@@ -182,6 +182,38 @@ def load(url: str, clients: int, requests: int, keys: list[str],
             "first_error": errors[0] if errors else None}
 
 
+def account(index: Path) -> dict[str, int]:
+    """Where a worker's own (anonymous) memory goes, structure by structure, in this process:
+    MB added by loading the generation, its access index, every partner's allowed set, their
+    vector plans and the lexical retriever's membership sets."""
+    from datetime import date
+
+    from indexer.store.reader import Generation
+    from search_api.access import AccessIndex, Principal
+
+    def anonymous() -> int:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1]) // 1024
+        return 0
+
+    steps, before = {}, anonymous()
+    generation = Generation.open_live(index)
+    steps["generation_ids_mb"], before = anonymous() - before, anonymous()
+    access = AccessIndex(generation)
+    steps["access_index_mb"], before = anonymous() - before, anonymous()
+    sets = [access.allowed_for(Principal("k", p, False), date.today()) for p in PARTNERS]
+    steps["allowed_sets_mb"], before = anonymous() - before, anonymous()
+    for allowed in sets:
+        generation.vectors.plan_for(allowed.ids)
+    steps["vector_plans_mb"], before = anonymous() - before, anonymous()
+    for allowed in sets:
+        generation.lexical(["x"], allowed.ids, 1, (1.0, 0.5, 0.5))
+    steps["lexical_memberships_mb"] = anonymous() - before
+    steps["chunks_per_partner"] = len(sets[0])
+    return steps
+
+
 def warm(url: str, keys: list[str]) -> None:
     """Every key a few times over 8 connections, so that each worker has most likely planned
     each partner's allowed set (a worker takes whichever connection it accepts)."""
@@ -205,9 +237,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--json", type=Path,
                         default=ROOT / "benchmarks" / "results" / "serve_workers.json")
+    parser.add_argument("--account", action="store_true",
+                        help="only say where one worker's own memory goes, in this process")
     args = parser.parse_args()
     if live_generation_dir(args.index) is None:
         synthetic(args.index, args.chunks)
+    if args.account:
+        print(json.dumps({**cpu(), "account": account(args.index)}))
+        return
     store = KeyStore(args.index)
     created = [store.create("benchmark", p, False) for p in PARTNERS]
     admin = store.create("benchmark admin", None, True)
