@@ -2,7 +2,8 @@
 
     INDEX/CURRENT                  name of the live generation (replaced atomically)
     INDEX/generations/NAME/        one complete, immutable build: meta.sqlite, vectors.faiss,
-                                   report.json (NAME sorts by build time)
+                                   report.json (NAME sorts by build time), lexical.npz (the
+                                   BM25 postings; absent from generations written before it)
     INDEX/generations/NAME.tmp/    a build in progress; never read, removed if a build died
     INDEX/.build.lock              one build or rollback at a time (lock.py)
 
@@ -19,7 +20,10 @@ GENERATIONS = "generations"
 META_DB = "meta.sqlite"
 VECTORS = "vectors.faiss"
 REPORT = "report.json"
+LEXICAL = "lexical.npz"
 FILES = (META_DB, VECTORS, REPORT)  # what a complete generation holds
+# Written by every generation since per-caller BM25; older ones compute it when first searched.
+OPTIONAL_FILES = (LEXICAL,)
 
 
 class StoreError(Exception):

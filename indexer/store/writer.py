@@ -18,7 +18,9 @@ from indexer.store import lexical
 from indexer.store.layout import (
     FILES,
     GENERATIONS,
+    LEXICAL,
     META_DB,
+    OPTIONAL_FILES,
     REPORT,
     VECTORS,
     StoreError,
@@ -101,11 +103,12 @@ class GenerationWriter:
         """Sync everything, rename into place, then point CURRENT at it in one rename."""
         lexical.fill(self._db)  # the FTS5 index of this generation's chunks
         self._db.commit()
+        lexical.postings_of(self._db).save(self.dir / LEXICAL)  # what BM25 reads (bm25.py)
         layout = self._layout()
         self._db.close()
         self._vectors.save(self.dir / VECTORS, order=layout)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        for name in FILES:
+        for name in (*FILES, *OPTIONAL_FILES):
             with open(self.dir / name, "rb") as handle:
                 os.fsync(handle.fileno())
         os.rename(self.dir, self.final_dir)
