@@ -152,6 +152,12 @@ class Generation:
             f"WHERE chunk_id IN ({marks})", list(chunk_ids)).fetchall()
         return {row[0]: ChunkSpan(*row) for row in rows}
 
+    def first_chunk_id(self, doc_id: str) -> int | None:
+        """One indexed read: the document's first chunk id, None for an unknown document."""
+        row = self._db().execute("SELECT chunk_id FROM chunks WHERE doc_id = ? "
+                                 "ORDER BY ordinal LIMIT 1", (doc_id,)).fetchone()
+        return None if row is None else int(row[0])
+
     def document_chunk_ids(self, doc_id: str) -> list[int]:
         """A document's chunk ids in reading order (empty for an unknown document)."""
         rows = self._db().execute("SELECT chunk_id FROM chunks WHERE doc_id = ? ORDER BY ordinal",
