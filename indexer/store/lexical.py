@@ -16,6 +16,7 @@ its inverted index, keyed by rowid = chunk id.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 import threading
@@ -60,45 +61,65 @@ def tokenizer_of(db: sqlite3.Connection) -> str:
     return found.group(1).replace("''", "'") if found else "unicode61"  # FTS5's default
 
 
+def content_digest(db: sqlite3.Connection) -> str:
+    """What a generation's postings are a function of: the tokenizer, and every chunk's id, text
+    (by its sha), title and heading path. Equal digests, equal postings: an unchanged re-build
+    reuses the previous generation's instead of exporting them again."""
+    digest = hashlib.sha256(SCHEMA.encode("utf-8"))
+    rows = db.execute("SELECT c.chunk_id, c.text_sha, d.title, coalesce(c.section, '') "
+                      "FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
+    for row in rows:
+        digest.update(repr(row).encode("utf-8", "backslashreplace"))
+    return digest.hexdigest()
+
+
 def postings_of(db: sqlite3.Connection) -> Postings:
     """Export the FTS5 index's postings: per term, the chunks holding it and how often in each
     column; per chunk, its length in tokens. Reads FTS5's own analysis, so nothing here decides
-    what a token is. Works on a read-only connection (the vocabulary table is temporary)."""
+    what a token is. Works on a read-only connection (the vocabulary tables are temporary).
+
+    fts5vocab lists every token instance, by term, then chunk, then column; SQLite hands them
+    over as one string of integers (chunk id * 4 + column) and numpy counts the runs: about a
+    sixth of the time of grouping them in SQL and reading one row per posting.
+    """
     chunk_ids = np.array([r[0] for r in db.execute("SELECT chunk_id FROM chunks ORDER BY 1")],
                          dtype=np.int64)
-    row_of = {int(c): i for i, c in enumerate(chunk_ids)}
-    column_of = {name: i for i, name in enumerate(COLUMNS)}
-    db.execute("DROP TABLE IF EXISTS temp.pks_postings")
-    db.execute(f"CREATE VIRTUAL TABLE temp.pks_postings USING fts5vocab(main, {TABLE}, instance)")
-    terms: list[bytes] = []
-    starts: list[int] = []
-    rows: list[int] = []
-    counts: list[list[int]] = []
-    last_term, last_doc = None, None
+    for kind in ("row", "instance"):
+        db.execute(f"DROP TABLE IF EXISTS temp.pks_{kind}")
+        db.execute(f"CREATE VIRTUAL TABLE temp.pks_{kind} USING fts5vocab(main, {TABLE}, {kind})")
+    column = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(COLUMNS))
     try:
-        cursor = db.execute("SELECT term, doc, col, count(*) FROM temp.pks_postings "
-                            "GROUP BY term, doc, col ORDER BY term, doc")
-        for term, doc, col, count in cursor:
-            if term != last_term:
-                terms.append(term.encode("utf-8"))
-                starts.append(len(rows))
-                last_term, last_doc = term, None
-            if doc != last_doc:
-                rows.append(row_of[doc])
-                counts.append([0] * len(COLUMNS))
-                last_doc = doc
-            counts[-1][column_of[col]] = min(count, MAX_COUNT)
+        vocabulary = db.execute("SELECT term, doc, cnt FROM temp.pks_row").fetchall()
+        (listed,) = db.execute(f"SELECT group_concat(doc * 4 + CASE col {column} END) "
+                               "FROM temp.pks_instance").fetchone()
     finally:
-        db.execute("DROP TABLE temp.pks_postings")
-    starts.append(len(rows))
-    row_array = np.array(rows, dtype=np.int32)
-    count_array = np.array(counts, dtype=np.uint16).reshape(-1, len(COLUMNS))
-    lengths = np.zeros(chunk_ids.size, dtype=np.int64)
-    np.add.at(lengths, row_array, count_array.sum(axis=1, dtype=np.int64))
+        for kind in ("row", "instance"):
+            db.execute(f"DROP TABLE temp.pks_{kind}")
+    keys = np.array(listed.split(","), dtype=np.int64) if listed else np.zeros(0, np.int64)
+    instances = np.array([count for _, _, count in vocabulary], dtype=np.int64)
+    if int(instances.sum()) != keys.size:
+        raise ValueError("fts5vocab's row and instance tables disagree; cannot export postings")
+    term_of = np.repeat(np.arange(len(vocabulary), dtype=np.int64), instances)
+    if keys.size > 1 and not bool(np.all((term_of[1:] > term_of[:-1]) | (keys[1:] >= keys[:-1]))):
+        order = np.lexsort((keys, term_of))  # not in the documented order: sort it
+        keys, term_of = keys[order], term_of[order]
+    # Runs of one (term, chunk, column): a count each; runs of one (term, chunk): a posting.
+    run = np.flatnonzero(np.r_[True, (term_of[1:] != term_of[:-1]) | (keys[1:] != keys[:-1])])
+    run_count = np.diff(np.r_[run, keys.size])
+    run_term, run_doc, run_column = term_of[run], keys[run] >> 2, keys[run] & 3
+    first = np.r_[True, (run_term[1:] != run_term[:-1]) | (run_doc[1:] != run_doc[:-1])]
+    posting_of_run = np.cumsum(first) - 1
+    counts = np.zeros((int(first.sum()), len(COLUMNS)), dtype=np.uint16)
+    counts[posting_of_run, run_column] = np.minimum(run_count, MAX_COUNT)
+    rows = np.searchsorted(chunk_ids, run_doc[first]).astype(np.int32)
+    starts = np.searchsorted(run_term[first], np.arange(len(vocabulary) + 1)).astype(np.int64)
+    if not np.array_equal(np.diff(starts), [chunks for _, chunks, _ in vocabulary]):
+        raise ValueError("fts5vocab's instances are not in term order; cannot export postings")
+    lengths = np.bincount(rows, weights=counts.sum(axis=1), minlength=chunk_ids.size)
+    terms = [term.encode("utf-8") for term, _, _ in vocabulary]
     offsets = np.cumsum([0] + [len(t) for t in terms], dtype=np.int64)
     blob = np.frombuffer(b"".join(terms), dtype=np.uint8)
-    return Postings(chunk_ids, lengths, blob, offsets, np.array(starts, dtype=np.int64),
-                    row_array, count_array)
+    return Postings(chunk_ids, lengths.astype(np.int64), blob, offsets, starts, rows, counts)
 
 
 class Analyzer:

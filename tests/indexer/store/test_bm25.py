@@ -147,3 +147,20 @@ def test_terms_are_text_never_syntax_and_unknown_terms_match_nothing(
     assert search(written, ["cell"], np.zeros(0, dtype=np.int64)) == []
     assert written.lexical_stats(["zzz"], everything).frequencies == {"zzz": 0}
     assert PARTNERS == ("acme", "globex")
+
+
+def test_an_unchanged_rebuild_reuses_the_postings_and_a_change_exports_them(
+        tmp_path: Path) -> None:
+    docs = corpus()
+    first = Generation(tmp_path / "generations" / write_generation(tmp_path, docs))
+    again = Generation(tmp_path / "generations" / write_generation(tmp_path, docs))
+    assert (again.path / LEXICAL).stat().st_ino == (first.path / LEXICAL).stat().st_ino
+    path, title, grant, texts = docs["acme/doc-00.txt"]
+    changed = Generation(tmp_path / "generations" / write_generation(
+        tmp_path, {**docs, "acme/doc-00.txt": (path, "A new title", grant, texts)}))
+    assert (changed.path / LEXICAL).stat().st_ino != (again.path / LEXICAL).stat().st_ino
+    assert changed.info["lexical_digest"] != again.info["lexical_digest"]
+    for terms in (["new", "title"], ["cell"]):
+        fresh = search(changed, terms, changed.all_chunk_ids())
+        same(fresh, fts5_bm25(changed, terms))
+    assert search(changed, ["new"], changed.all_chunk_ids())  # the change is searchable
