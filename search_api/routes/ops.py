@@ -35,7 +35,7 @@ READY_RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"application/json": {"schema": {
               "type": "object", "required": ["status", "generation"],
               "properties": {"status": {"type": "string"}, "generation": {"type": "string"}}}}}},
-    **error_responses(503),
+    **error_responses(e503="Not ready: no index, or the query path fails"),
 }
 
 
