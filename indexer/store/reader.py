@@ -17,7 +17,7 @@ import numpy as np
 
 from indexer.store import lexical
 from indexer.store.bm25 import LexicalStats, Postings
-from indexer.store.layout import LEXICAL, META_DB, VECTORS, StoreError, live_generation_dir
+from indexer.store.layout import LEXICAL, META_DB, StoreError, live_generation_dir
 from indexer.store.records import (
     Chunk,
     ChunkSpan,
@@ -50,7 +50,7 @@ class Generation:
         self._local = threading.local()
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
         self._lexical_lock = threading.Lock()
-        self.vectors = VectorStore.load(path / VECTORS)
+        self.vectors = VectorStore.load(path)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]

@@ -23,7 +23,6 @@ from indexer.store.layout import (
     META_DB,
     OPTIONAL_FILES,
     REPORT,
-    VECTORS,
     StoreError,
     fsync_dir,
     live_generation_dir,
@@ -111,7 +110,7 @@ class GenerationWriter:
             lexical.postings_of(self._db).save(self.dir / LEXICAL)
         layout = self._layout()
         self._db.close()
-        self._vectors.save(self.dir / VECTORS, order=layout)
+        self._vectors.save(self.dir, order=layout)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
         for name in (*FILES, *OPTIONAL_FILES):
             with open(self.dir / name, "rb") as handle:
