@@ -77,16 +77,13 @@ class _Terms(Sequence[bytes]):
 
 @dataclass(frozen=True)
 class _Selection:
-    """An allowed set as matrix rows (sorted), with its N and total length."""
+    """An allowed set as runs of consecutive rows [starts, ends), with its N and total length.
+    Rows are in the order of access rules, so a partner's set is a few runs."""
 
-    rows: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    chunks: int
     tokens: int
-
-    def holds(self, rows: np.ndarray) -> np.ndarray:
-        if self.rows.size == 0:
-            return np.zeros(rows.shape, dtype=bool)
-        at = np.minimum(np.searchsorted(self.rows, rows), self.rows.size - 1)
-        return self.rows[at] == rows
 
 
 class Postings:
@@ -99,12 +96,14 @@ class Postings:
     def __init__(self, chunk_ids: np.ndarray, lengths: np.ndarray, terms: np.ndarray,
                  term_offsets: np.ndarray, starts: np.ndarray, rows: np.ndarray,
                  counts: np.ndarray) -> None:
-        self.chunk_ids = chunk_ids        # int64, sorted: row r is chunk chunk_ids[r]
+        self.chunk_ids = chunk_ids        # int64: row r is chunk chunk_ids[r] (by access rule)
         self.lengths = lengths            # int64 per row: tokens in every column
         self.terms = _Terms(terms, term_offsets)
         self.starts = starts              # int64 per term + 1: its postings in rows/counts
         self.rows = rows                  # int32 per posting, sorted within a term
         self.counts = counts              # uint16 per posting and column
+        self._by_id = np.argsort(chunk_ids)  # rows in chunk id order, to find an id's row
+        self._sorted_ids = chunk_ids[self._by_id]
         self._selections: dict[int, tuple[weakref.ref[np.ndarray], _Selection]] = {}
         self._lock = threading.Lock()
 
@@ -127,7 +126,7 @@ class Postings:
         for token in dict.fromkeys(tokens):
             rows, _ = self._postings(token, chosen)
             frequencies[token] = int(rows.size)
-        return LexicalStats(int(chosen.rows.size), chosen.tokens, frequencies)
+        return LexicalStats(chosen.chunks, chosen.tokens, frequencies)
 
     def search(self, tokens: Sequence[str], allowed: np.ndarray, k: int,
                weights: Sequence[float], stats: LexicalStats) -> list[tuple[int, float]]:
@@ -164,27 +163,36 @@ class Postings:
         return [(int(ids[i]), float(scores[i])) for i in order]
 
     def _postings(self, token: str, chosen: _Selection) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and per-column counts of `token` within the selection."""
+        """Rows and per-column counts of `token` within the selection. Only the selection's
+        runs are read (found by binary search in the term's postings, which are by row), so the
+        work is that of the visible postings, whatever hidden chunks hold the term."""
         term = self.terms.find(token)
         if term is None:
             return np.zeros(0, dtype=np.int32), np.zeros((0, self.counts.shape[1]), np.uint16)
-        span = slice(int(self.starts[term]), int(self.starts[term + 1]))
-        rows = self.rows[span]
-        keep = chosen.holds(rows)
-        return rows[keep], self.counts[span][keep]
+        first, last = int(self.starts[term]), int(self.starts[term + 1])
+        rows = self.rows[first:last]
+        low = first + np.searchsorted(rows, chosen.starts)
+        taken = first + np.searchsorted(rows, chosen.ends) - low
+        total = int(taken.sum())
+        at = np.repeat(low - np.cumsum(taken) + taken, taken) + np.arange(total)
+        return self.rows[at], self.counts[at]
 
     def _selection(self, allowed: np.ndarray) -> _Selection:
-        """The allowed set as rows, kept for as long as the array lives: the server caches each
-        partner's set per day, so an admin's full set is mapped once, not per query."""
+        """The allowed set as runs of rows, kept for as long as the array lives: the server
+        caches each partner's set per day, so it is mapped once, not per query."""
         key = id(allowed)
         cached = self._selections.get(key)
         if cached is not None and cached[0]() is allowed:
             return cached[1]
-        at = np.searchsorted(self.chunk_ids, allowed)
-        inside = at < self.chunk_ids.size
-        at, ids = at[inside], allowed[inside]
-        rows = at[self.chunk_ids[at] == ids]  # ids of another generation are no rows
-        chosen = _Selection(rows.astype(np.int32), int(self.lengths[rows].sum()))
+        at = np.searchsorted(self._sorted_ids, allowed)
+        inside = at < self._sorted_ids.size
+        at = at[inside]
+        at = at[self._sorted_ids[at] == allowed[inside]]  # ids of another generation: no rows
+        rows = np.sort(self._by_id[at])
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        chosen = _Selection(rows[np.r_[0, breaks]] if rows.size else rows,
+                            rows[np.r_[breaks - 1, rows.size - 1]] + 1 if rows.size else rows,
+                            int(rows.size), int(self.lengths[rows].sum()))
         with self._lock:
             self._selections[key] = (weakref.ref(allowed), chosen)
         weakref.finalize(allowed, self._forget, key)

@@ -28,6 +28,10 @@ LEXICAL = "lexical.npz"  # the BM25 postings (bm25.py)
 FILES = (META_DB, VECTORS, VECTOR_IDS, REPORT)  # what a generation written today holds
 # Written by every generation since per-caller BM25; older ones compute it when first searched.
 OPTIONAL_FILES = (LEXICAL,)
+# The order of the rows of the vectors and of the postings: chunks by access rule, then document,
+# so that what one partner may see lies in a few runs of rows, and a search reads those runs.
+BY_RULE = ("SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+           "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal")
 
 
 class StoreError(Exception):

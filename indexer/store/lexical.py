@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 
 from indexer.store.bm25 import Postings
+from indexer.store.layout import BY_RULE
 
 TABLE = "chunks_fts"
 # Columns, in order: the chunk's own text, its document's title, its heading path.
@@ -62,10 +63,10 @@ def tokenizer_of(db: sqlite3.Connection) -> str:
 
 
 def content_digest(db: sqlite3.Connection) -> str:
-    """What a generation's postings are a function of: the tokenizer, and every chunk's id, text
-    (by its sha), title and heading path. Equal digests, equal postings: an unchanged re-build
-    reuses the previous generation's instead of exporting them again."""
-    digest = hashlib.sha256(SCHEMA.encode("utf-8"))
+    """What a generation's postings are a function of: the tokenizer, the order of rows, and
+    every chunk's id, text (by its sha), title and heading path. Equal digests, equal postings:
+    an unchanged re-build reuses the previous generation's instead of exporting them again."""
+    digest = hashlib.sha256((SCHEMA + BY_RULE).encode("utf-8"))  # the analysis, the row order
     rows = db.execute("SELECT c.chunk_id, c.text_sha, d.title, coalesce(c.section, '') "
                       "FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
     for row in rows:
@@ -82,8 +83,11 @@ def postings_of(db: sqlite3.Connection) -> Postings:
     over as one string of integers (chunk id * 4 + column) and numpy counts the runs: about a
     sixth of the time of grouping them in SQL and reading one row per posting.
     """
-    chunk_ids = np.array([r[0] for r in db.execute("SELECT chunk_id FROM chunks ORDER BY 1")],
-                         dtype=np.int64)
+    try:  # rows by access rule, as the vectors' (a partner's chunks in a few runs of rows)
+        chunk_ids = np.array([r[0] for r in db.execute(BY_RULE)], dtype=np.int64)
+    except sqlite3.OperationalError:  # a generation from before rules were recorded
+        chunk_ids = np.array([r[0] for r in db.execute("SELECT chunk_id FROM chunks")],
+                             dtype=np.int64)
     for kind in ("row", "instance"):
         db.execute(f"DROP TABLE IF EXISTS temp.pks_{kind}")
         db.execute(f"CREATE VIRTUAL TABLE temp.pks_{kind} USING fts5vocab(main, {TABLE}, {kind})")
@@ -111,8 +115,12 @@ def postings_of(db: sqlite3.Connection) -> Postings:
     posting_of_run = np.cumsum(first) - 1
     counts = np.zeros((int(first.sum()), len(COLUMNS)), dtype=np.uint16)
     counts[posting_of_run, run_column] = np.minimum(run_count, MAX_COUNT)
-    rows = np.searchsorted(chunk_ids, run_doc[first]).astype(np.int32)
-    starts = np.searchsorted(run_term[first], np.arange(len(vocabulary) + 1)).astype(np.int64)
+    by_id = np.argsort(chunk_ids)
+    rows = by_id[np.searchsorted(chunk_ids[by_id], run_doc[first])].astype(np.int32)
+    posting_term = run_term[first]
+    order = np.lexsort((rows, posting_term))  # each term's postings by row
+    rows, counts, posting_term = rows[order], counts[order], posting_term[order]
+    starts = np.searchsorted(posting_term, np.arange(len(vocabulary) + 1)).astype(np.int64)
     if not np.array_equal(np.diff(starts), [chunks for _, chunks, _ in vocabulary]):
         raise ValueError("fts5vocab's instances are not in term order; cannot export postings")
     lengths = np.bincount(rows, weights=counts.sum(axis=1), minlength=chunk_ids.size)

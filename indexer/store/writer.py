@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer.store import lexical
 from indexer.store.layout import (
+    BY_RULE,
     FILES,
     GENERATIONS,
     LEXICAL,
@@ -140,11 +141,8 @@ class GenerationWriter:
 
     def _layout(self) -> np.ndarray:
         """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
-        runs of vector rows, so searching what it may see reads only those (indexer/planner.py)."""
-        rows = self._db.execute(
-            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        runs of vector rows, so searching what it may see reads only those (planner.py)."""
+        return np.array([r[0] for r in self._db.execute(BY_RULE)], dtype=np.int64)
 
     def abort(self) -> None:
         try:

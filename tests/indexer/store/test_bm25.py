@@ -102,6 +102,18 @@ def test_statistics_are_those_of_the_allowed_chunks_alone(tmp_path: Path) -> Non
     assert shaped >= len(QUERIES) - 2  # the test can tell the two statistics apart
 
 
+def test_a_partner_reads_a_few_runs_of_postings_whatever_else_holds_a_term(
+        written: Generation) -> None:
+    """Rows are by access rule: a partner's chunks are a run or two, and only those runs of a
+    term's postings are read (bm25.Postings._postings), so hidden postings cost no work."""
+    found = written.lexical_index()
+    assert found is not None
+    postings = found[0]
+    for grant in written.grant_rows():
+        runs = postings._selection(np.sort(grant.chunk_ids))
+        assert len(runs.starts) <= 2 and runs.chunks == grant.chunk_ids.size
+
+
 def test_hidden_chunks_count_nowhere(written: Generation) -> None:
     everything = written.all_chunk_ids()
     visible = np.sort(next(g.chunk_ids for g in written.grant_rows() if g.partner == "globex"))
