@@ -185,7 +185,7 @@ def load(url: str, clients: int, requests: int, keys: list[str],
 def account(index: Path) -> dict[str, int]:
     """Where a worker's own (anonymous) memory goes, structure by structure, in this process:
     MB added by loading the generation, its access index, every partner's allowed set, their
-    vector plans and the lexical retriever's membership sets."""
+    vector plans and the lexical retriever's postings."""
     from datetime import date
 
     from indexer.store.reader import Generation
@@ -207,9 +207,8 @@ def account(index: Path) -> dict[str, int]:
     for allowed in sets:
         generation.vectors.plan_for(allowed.ids)
     steps["vector_plans_mb"], before = anonymous() - before, anonymous()
-    for allowed in sets:
-        generation.lexical(["x"], allowed.ids, 1, (1.0, 0.5, 0.5))
-    steps["lexical_memberships_mb"] = anonymous() - before
+    generation.lexical_index()
+    steps["lexical_postings_mb"] = anonymous() - before
     steps["chunks_per_partner"] = len(sets[0])
     return steps
 

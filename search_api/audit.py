@@ -16,8 +16,11 @@ nothing. fsync (a disk flush, milliseconds on the request path) runs at most eve
 `audit_fsync_seconds`, so only a power loss can lose the last second of records; set it to 0 to
 flush after every record where that second matters more than latency.
 
-A failed write never fails the caller's request: it is logged and counted (`failures`, and the
-`pks_audit_write_failures_total` metric).
+No answer without its record: a write that fails raises `AuditUnavailable`, which the API
+answers with 503 (errors.py) and MCP with a tool error, before anything is sent; it is also
+logged and counted (`failures`, and the `pks_audit_write_failures_total` metric). Texts are
+recorded as given, whatever their characters: one that UTF-8 cannot encode (a lone surrogate)
+is written as its JSON escape, never dropped.
 """
 
 from __future__ import annotations
@@ -55,8 +58,7 @@ class KeyList(Protocol):
 
 
 class AuditUnavailable(Exception):
-    """An access could not be recorded; the request is refused (503) rather than answered
-    unrecorded. The shared (PostgreSQL) audit raises it."""
+    """The access could not be recorded, so it must not be answered (503)."""
 
 
 class Audit(Protocol):
@@ -102,9 +104,8 @@ class Recorder:
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
                on_behalf_of: str | None = None, status: int = 200) -> None:
-        """Record one access: the one call every surface makes."""
-        if self.observer is not None:
-            self.observer.access(surface, mode)
+        """Record one access: the one call every surface makes, before it answers. Raises
+        AuditUnavailable when the record cannot be written (`_lost` says why, and raises)."""
         try:
             self._write(access_event(self._names, principal, surface, generation, query,
                                      doc_ids, mode, on_behalf_of, status))
@@ -112,11 +113,15 @@ class Recorder:
             if self.observer is not None:
                 self.observer.audit_write_failed()
             self._lost(principal, surface, exc)
+            raise AuditUnavailable(f"audit record lost: {exc}") from exc  # _lost must raise
+        if self.observer is not None:  # counted once recorded: an unrecorded one is refused
+            self.observer.access(surface, mode)
 
     def _write(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
+        """Log a record that could not be written and raise AuditUnavailable."""
         raise NotImplementedError
 
 
@@ -187,8 +192,7 @@ class AuditQuery:
 
 
 class AuditLog(Recorder):
-    """Writes and reads INDEX/audit. One instance per process; safe across threads. A record
-    that cannot be written is logged and counted; the request is answered."""
+    """Writes and reads INDEX/audit. One instance per process; safe across threads."""
 
     def __init__(self, index_dir: Path, keys: KeyList, *, max_bytes: int = 64 * 1024 * 1024,
                  max_age_seconds: float = 86400.0, fsync_seconds: float = 1.0,
@@ -206,11 +210,14 @@ class AuditLog(Recorder):
     # -- writing ---------------------------------------------------------------------------
 
     def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
-        """A record that could not be written: counted and logged; the request is answered."""
+        """A record that could not be written: counted, logged, and the request refused."""
         with self._lock:
             self.failures += 1
-        log.error("audit record lost (%s by key %s); the request itself is answered",
+        log.error("audit record not written (%s by key %s); the request is refused",
                   surface, principal.key_id, exc_info=error)
+        raise AuditUnavailable(
+            "the audit log cannot record this request, so it is not answered; "
+            "retry later (operators: see the server log)") from error
 
     def _write(self, event: dict[str, Any]) -> None:
         """Stamp the time under the lock, so the file's order is the order of the times."""
@@ -221,7 +228,10 @@ class AuditLog(Recorder):
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 event["time"] = iso(utc_now())
-                data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+                # backslashreplace: a lone surrogate becomes its JSON escape (\\ud800), which
+                # reads back as the same text; everything else stays readable UTF-8.
+                data = (json.dumps(event, ensure_ascii=False) + "\n").encode(
+                    "utf-8", "backslashreplace")
                 fd = self._open_segment()
                 size = os.fstat(fd).st_size
                 if size >= self.max_bytes or (size and time.time() - self._started >= self.max_age):

@@ -38,14 +38,17 @@ class Forbidden(ApiError):
 
 
 class Unavailable(ApiError):
-    """Shared state (keys, audit) cannot be reached: the request fails closed."""
+    """The key store (PostgreSQL) cannot be read: the request fails closed, never as a 401."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(503, "unavailable", message, {"Retry-After": "1"})
+        super().__init__(503, "keys_unavailable", message, {"Retry-After": "5"})
 
 
 def error_response(status: int, code: str, message: str,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
+    # A message may quote the request (a field name, a glob); what UTF-8 cannot encode (a lone
+    # surrogate) is shown as its escape, so that an error can always be sent.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
                         headers=headers)
 
@@ -97,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AuditUnavailable)
     async def _unaudited(_: Request, exc: AuditUnavailable) -> JSONResponse:
-        return error_response(503, "unavailable", str(exc), {"Retry-After": "1"})
+        return error_response(503, "audit_unavailable", str(exc), {"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

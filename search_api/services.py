@@ -1,6 +1,6 @@
 """The service, assembled once from its settings: the index (with its embedder), keys, audit,
-metrics, sign-in and limits. Keys and audit are the replica's shared state (state.py: files
-beside the index, or PostgreSQL).
+metrics, sign-in, limits and readiness. Keys and audit are the replica's shared state (state.py:
+files beside the index, or PostgreSQL).
 
 `serve`, `mcp` and the tests all build it here, and each component receives what it needs
 instead of opening it (the audit gets the key store, the metrics the index holder). The HTTP
@@ -17,9 +17,10 @@ from datetime import UTC, date, datetime
 
 from search_api.audit import Audit
 from search_api.keys import Keys
-from search_api.limits import TokenBuckets
+from search_api.limits import RequestLimits, TokenBuckets
 from search_api.live import IndexHolder
 from search_api.metrics import OpsMetrics
+from search_api.readiness import Readiness
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
 from search_api.state import open_state
@@ -39,7 +40,8 @@ class Services:
     audit: Audit
     metrics: OpsMetrics
     sso: SsoGate
-    rate: TokenBuckets | None  # per-key request budget; None when PKS_RATE_LIMIT_PER_MINUTE=0
+    limits: RequestLimits  # request budgets per principal, refused sign-ins per address
+    readiness: Readiness
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
     release: Callable[[], None] = lambda: None  # the shared state's connections
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -56,10 +58,14 @@ class Services:
                                        settings.batching(), settings.pack_budget / settings.workers)
         metrics = OpsMetrics(holder.get)
         state = open_state(settings, observer=metrics)
-        rate = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst) \
-            if settings.rate_limit_per_minute > 0 else None
-        return cls(settings, holder, state.keys, state.audit, metrics, sso, rate, today,
-                   state.close)
+        limits = RequestLimits(
+            TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+            if settings.rate_limit_per_minute > 0 else None,
+            TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_per_minute)
+            if settings.auth_failures_per_minute > 0 else None)
+        readiness = Readiness(holder, settings.ready_check_seconds)
+        return cls(settings, holder, state.keys, state.audit, metrics, sso, limits, readiness,
+                   today, state.close)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""

@@ -17,9 +17,10 @@ ERRORS = {401: "Missing, unknown or revoked key",
           410: "No longer available as indexed",
           413: "Request body over PKS_MAX_BODY_BYTES",
           422: "Invalid request",
-          429: "Too many requests with this key; see the Retry-After header",
-          503: "Not ready (no index, or the query path fails), or the shared keys or audit "
-               "(PostgreSQL) cannot be reached; see the Retry-After header"}
+          429: "Too many requests by this key or user, or refused sign-ins from this address; "
+               "see the Retry-After header",
+          503: "The audit cannot record this request, so it is not answered, or the shared key "
+               "store (PostgreSQL) cannot be read; retry later (see the Retry-After header)"}
 
 
 def error_responses(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
