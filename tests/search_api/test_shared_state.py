@@ -130,8 +130,9 @@ def test_an_unusable_database_fails_requests_closed_with_503(
         unchecked = client.post("/v1/search", json=QUERY, headers=auth(key))
         conn.execute("ALTER TABLE pks_api_keys_away RENAME TO pks_api_keys")
         assert client.post("/v1/search", json=QUERY, headers=auth(key)).status_code == 200
-    for answer in (unaudited, unchecked):
-        assert answer.status_code == 503 and answer.json()["error"]["code"] == "unavailable"
+    assert [answer.status_code for answer in (unaudited, unchecked)] == [503, 503]
+    assert unaudited.json()["error"]["code"] == "audit_unavailable"
+    assert unchecked.json()["error"]["code"] == "keys_unavailable"
     assert "audit" in unaudited.json()["error"]["message"]
     assert "keys cannot be checked" in unchecked.json()["error"]["message"]
 
