@@ -46,6 +46,7 @@ AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
 DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
+ACTIONS = frozenset({"rollback"})  # what an admin changed: recorded, never counted as an access
 
 
 class KeyNames(Protocol):
@@ -126,7 +127,7 @@ class AuditLog:
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
                on_behalf_of: str | None = None, status: int = 200) -> None:
         """Record one access. The one call every surface makes; it never raises."""
-        if self.observer is not None:
+        if self.observer is not None and surface not in ACTIONS:
             self.observer.access(surface, mode)
         try:
             event = self._event(principal, surface, generation, query, doc_ids, mode,

@@ -2,7 +2,10 @@
 // client. No framework, no build step. Passage text is only ever put in the page as text nodes.
 "use strict";
 
-const KEY_STORE = "pks.apiKey"; // sessionStorage: this tab only, gone when it closes
+import {
+  $, apiKey, authHeaders, forgetKey, rememberKey, setStatus, showLinks,
+} from "./session.js";
+
 const TOP_K = 20;
 const INLINE_TYPES = new Set(["application/pdf", "text/plain", "text/markdown", "text/csv",
   "image/png", "image/jpeg", "image/gif", "image/webp"]);
@@ -10,25 +13,7 @@ const STOP = new Set(["the", "and", "for", "with", "what", "which", "who", "how"
   "was", "were", "are", "from", "that", "this", "into", "its", "their", "they", "when", "where",
   "why", "will", "would", "can", "could", "much", "many", "about", "after", "before", "than"]);
 
-const $ = (id) => document.getElementById(id);
 let pendingQuery = null;
-
-function apiKey() {
-  return sessionStorage.getItem(KEY_STORE);
-}
-
-function authHeaders(extra) {
-  const headers = Object.assign({}, extra);
-  const key = apiKey();
-  if (key) headers.Authorization = "Bearer " + key;
-  return headers;
-}
-
-function setStatus(text, kind) {
-  const status = $("status");
-  status.textContent = text;
-  status.className = kind || "";
-}
 
 function clearResults() {
   $("result-list").replaceChildren();
@@ -50,17 +35,19 @@ function onKeySubmit(event) {
   event.preventDefault();
   const key = $("key").value.trim();
   if (!key) return;
-  sessionStorage.setItem(KEY_STORE, key);
+  rememberKey(key);
   $("key-form").hidden = true;
   $("forget").hidden = false;
+  showLinks();
   const query = pendingQuery || $("q").value.trim();
   pendingQuery = null;
   if (query) runSearch(query);
   else $("q").focus();
 }
 
-function forgetKey() {
-  sessionStorage.removeItem(KEY_STORE);
+function onForget() {
+  forgetKey();
+  $("nav").hidden = true;
   $("forget").hidden = true;
   clearResults();
   setStatus("The key is forgotten in this tab.");
@@ -152,7 +139,7 @@ async function runSearch(query) {
     askForKey(apiKey()
       ? "Key refused: this API key is unknown or has been revoked. Enter another key."
       : "Enter your API key to search.", query);
-    sessionStorage.removeItem(KEY_STORE);
+    forgetKey();
     $("forget").hidden = true;
     return;
   }
@@ -364,10 +351,11 @@ function onResultClick(event) {
 document.addEventListener("DOMContentLoaded", () => {
   $("search").addEventListener("submit", onSearchSubmit);
   $("key-form").addEventListener("submit", onKeySubmit);
-  $("forget").addEventListener("click", forgetKey);
+  $("forget").addEventListener("click", onForget);
   $("result-list").addEventListener("click", onResultClick);
   document.addEventListener("keydown", onKeyDown);
   $("forget").hidden = !apiKey();
   loadModes();
+  showLinks();
   $("q").focus();
 });
