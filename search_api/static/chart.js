@@ -3,8 +3,7 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 720;
-const HEIGHT = 180;
+const HEIGHT = 180; // in pixels: the width is the container's, so text keeps its size
 const PAD = { left: 40, right: 10, top: 12, bottom: 26 };
 const DAY_MS = 86400000;
 
@@ -35,6 +34,7 @@ export function drawDays(container, counts, what) {
   const most = Math.max(1, ...values);
   const total = values.reduce((a, b) => a + b, 0);
   const busiest = days[values.indexOf(Math.max(...values))];
+  const WIDTH = Math.max(280, Math.round(container.clientWidth || 720));
   const plotWidth = WIDTH - PAD.left - PAD.right;
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
   const step = plotWidth / days.length;
@@ -62,8 +62,8 @@ export function drawDays(container, counts, what) {
     bar.append(node("title", {}, `${day}: ${values[i]} ${what.toLowerCase()}`));
     chart.append(bar);
   });
-  const labels = days.length > 2 ? [0, Math.floor(days.length / 2), days.length - 1]
-    : days.map((_, i) => i);
+  const labels = days.length < 2 ? [0] : WIDTH < 400 || days.length === 2
+    ? [0, days.length - 1] : [0, Math.floor(days.length / 2), days.length - 1];
   labels.forEach((i, n) => {
     const anchor = n === 0 ? "start" : n === labels.length - 1 ? "end" : "middle";
     const x = anchor === "start" ? PAD.left : anchor === "end" ? WIDTH - PAD.right

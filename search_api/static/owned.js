@@ -138,16 +138,16 @@ function render() {
   for (const row of rows) {
     for (const { day, count } of row.days) days.set(day, (days.get(day) || 0) + count);
   }
+  $("timeline").hidden = false; // shown first: the chart takes the width it is given
+  $("receipts-section").hidden = false;
   drawDays($("chart"), days, "Receipts");
   $("receipts").tBodies[0].replaceChildren(...rows.map(tableRow));
-  $("timeline").hidden = false;
-  $("receipts-section").hidden = false;
   const times = rows.reduce((n, r) => n + r.count, 0);
   const docs = new Set(rows.map((r) => r.doc_id)).size;
   const partners = new Set(rows.map((r) => r.partner)).size;
-  setStatus(`Received ${times} ${times === 1 ? "time" : "times"}: ${docs} `
-    + `${docs === 1 ? "document" : "documents"}, ${partners} `
-    + `${partners === 1 ? "partner" : "partners"}.`);
+  setStatus(`${docs} ${docs === 1 ? "document" : "documents"} received ${times} `
+    + `${times === 1 ? "time" : "times"} by ${partners} ${partners === 1 ? "partner" : "partners"}`
+    + (filtered ? " in this period." : "."));
 }
 
 function cell(label, text, className) {
