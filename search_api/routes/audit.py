@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-from search_api.audit import AuditQuery
+from search_api.audit import AuditQuery, parse_time
 from search_api.deps import AdminPrincipal, Audit, CurrentIndex, CurrentPrincipal
 from search_api.errors import Forbidden
 from search_api.owned import Receipt as OwnedReceipt
@@ -81,8 +81,14 @@ class AllOwnersReport(BaseModel):
     receipts: list[Receipt]
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
+def _iso(value: object) -> object:
+    """An ISO date or date-time, without a zone UTC; never a bare number (which pydantic would
+    take for seconds since 1970), so `to=0.5` is a 422 as the schema's date-time says."""
+    return parse_time(value) if isinstance(value, str) else value
+
+
+# Every time filter of the audit views: `from` and `to`.
+IsoTime = Annotated[datetime, BeforeValidator(_iso)]
 
 
 @router.get("/v1/admin/audit", response_model=AuditEvents, responses=ERRORS)
@@ -90,12 +96,12 @@ def admin_audit(
     _: AdminPrincipal, audit: Audit,
     partner: Annotated[str | None, Query(description="A partner id, or 'admin'.")] = None,
     document: Annotated[str | None, Query(description="A document id.")] = None,
-    since: Annotated[datetime | None, Query(alias="from", description="ISO time (UTC).")] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="ISO time (UTC).")] = None,
+    since: Annotated[IsoTime | None, Query(alias="from", description="ISO time (UTC).")] = None,
+    until: Annotated[IsoTime | None, Query(alias="to", description="ISO time (UTC).")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> AuditEvents:
     """Every recorded access, newest first (admin keys only)."""
-    found = audit.newest_first(AuditQuery(partner, document, _utc(since), _utc(until), limit))
+    found = audit.newest_first(AuditQuery(partner, document, since, until, limit))
     return AuditEvents(events=[AuditEvent.model_validate(e) for e in found])
 
 
@@ -103,11 +109,11 @@ def receipt_query(
     partner: Annotated[str | None, Query(description="Only receipts of this receiving partner "
                                                      "('admin' for the host).")] = None,
     document: Annotated[str | None, Query(description="Only this document id.")] = None,
-    since: Annotated[datetime | None, Query(alias="from", description="ISO time (UTC).")] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="ISO time (UTC).")] = None,
+    since: Annotated[IsoTime | None, Query(alias="from", description="ISO time (UTC).")] = None,
+    until: Annotated[IsoTime | None, Query(alias="to", description="ISO time (UTC).")] = None,
 ) -> AuditQuery:
     """The filters of the owners' views: a period, a document, a receiving partner."""
-    return AuditQuery(partner, document, _utc(since), _utc(until))
+    return AuditQuery(partner, document, since, until)
 
 
 ReceiptQuery = Annotated[AuditQuery, Depends(receipt_query)]

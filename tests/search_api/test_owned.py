@@ -66,7 +66,10 @@ def test_owners_read_counts_per_day_and_filter_them(site: dict) -> None:
     later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     empty = get(site, "delta", "/v1/audit/owned", **{"from": later}).json()
     assert empty == {"owner": "delta", "documents": 3, "receipts": []}  # owns, none received
-    assert get(site, "delta", "/v1/audit/owned", to="yesterday").status_code == 422
+    for bad in ("yesterday", "0.5"):
+        refused = get(site, "delta", "/v1/audit/owned", to=bad)
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["message"].startswith(f"to: '{bad}' is not an ISO date")
 
 
 def test_an_owner_sees_only_its_own_documents_and_never_queries_or_keys(site: dict) -> None:
