@@ -18,7 +18,8 @@ async function load(done) {
     hideAll();
     askForKey(answer.status === 403 ? "This page needs an admin key (" + answer.message
       + "). Enter an admin key." : apiKey() ? "Key refused: this API key is unknown or has "
-      + "been revoked. Enter another key." : "Enter an admin API key to see the builds.", load);
+      + "been revoked. Enter another key." : "Enter an admin API key to see the builds.", load,
+    "An admin API key (kept in this tab only, until you close it)");
     return;
   }
   if (!answer.ok || !answer.data) {

@@ -39,40 +39,76 @@ export async function callApi(path, options) {
     const response = await fetch(path, init);
     const data = await response.json().catch(() => null);
     const message = data && data.error ? data.error.message : "";
-    return { status: response.status, ok: response.ok, data: data, message: message };
+    return { status: response.status, ok: response.ok, data: data, message: message,
+      retryAfter: response.headers.get("Retry-After") };
   } catch (error) {
-    return { status: 0, ok: false, data: null, message: "" };
+    return { status: 0, ok: false, data: null, message: "", retryAfter: null };
   }
 }
 
-// The key form (#key-form, #key, #key-reason): shown when the API answers 401 or 403; on
-// submit the key is kept for the tab and `onKey` runs again.
-export function askForKey(reason, onKey) {
+// The key form, made once per page just before #status: every page asks the same way.
+function keyForm(label) {
+  if ($("key-form")) return $("key-form");
+  const form = element("form");
+  form.id = "key-form";
+  form.hidden = true;
+  form.setAttribute("aria-labelledby", "key-title");
+  const title = element("h2", "API key");
+  title.id = "key-title";
+  const reason = element("p", "", "notice");
+  reason.id = "key-reason";
+  const caption = element("label", label);
+  caption.htmlFor = "key";
+  const input = document.createElement("input");
+  Object.assign(input, { id: "key", name: "key", type: "password", autocomplete: "off",
+    spellcheck: false, required: true });
+  const button = element("button", "Use this key");
+  button.type = "submit";
+  const row = element("div", null, "row");
+  row.append(input, button);
+  form.append(title, reason, caption, row);
+  $("status").before(form);
+  return form;
+}
+
+// Shown when the API answers 401 (or 403 where another key may do); on submit the key is kept
+// for the tab and `onKey` runs. `label` says which key the page needs.
+export function askForKey(reason, onKey, label) {
   forgetKey();
+  const form = keyForm(label || "Your API key (kept in this tab only, until you close it)");
   $("key-reason").textContent = reason;
-  $("key-form").hidden = false;
+  form.hidden = false;
   setStatus(reason, "error");
   $("key").value = "";
   $("key").focus();
-  $("key-form").onsubmit = (event) => {
+  form.onsubmit = (event) => {
     event.preventDefault();
     const key = $("key").value.trim();
     if (!key) return;
     rememberKey(key);
-    $("key-form").hidden = true;
+    form.hidden = true;
     onKey();
   };
 }
 
-// Shows the links of the page header (#nav) that the caller may follow: its documents' receipts
-// when its partner owns documents, every owner's receipts and the builds for an admin.
+// The page header's links (#nav) that the caller may follow: search; its documents' receipts
+// when its partner owns documents (every owner's for an admin); the builds for an admin.
 export async function showLinks(me) {
   const who = me || (await callApi("/v1/me")).data;
   const nav = $("nav");
   if (!nav || !who || typeof who.admin !== "boolean") return who;
-  $("nav-owned").hidden = !(who.admin || who.owned_documents > 0);
-  $("nav-owned").textContent = who.admin ? "Documents of all owners" : "Your documents";
-  $("nav-builds").hidden = !who.admin;
+  const links = [["/", "search", "Search", true],
+    ["/owned", "owned", who.admin ? "Documents of all owners" : "Your documents",
+      who.admin || who.owned_documents > 0],
+    ["/builds", "builds", "Builds", who.admin]];
+  nav.replaceChildren(...links.filter(([href, , , allowed]) => allowed
+    || href === location.pathname).map(([href, name, text]) => {
+    const link = element("a", text);
+    link.href = href;
+    link.id = "nav-" + name;
+    if (href === location.pathname) link.setAttribute("aria-current", "page");
+    return link;
+  }));
   nav.hidden = false;
   return who;
 }
