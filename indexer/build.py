@@ -93,11 +93,15 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
     files, refused = discover_files(corpus, exclude=index)
     report.skipped += refused
     _phase("loading", f"{len(files)} files")
+    stage_started = time.perf_counter()
     intake = _read(corpus, files, previous, manifest, settings, workers, environ)
+    report.parse_seconds = round(time.perf_counter() - stage_started, 2)
     _phase("chunking")
+    stage_started = time.perf_counter()
     chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
                       embedder.max_tokens)
     docs, records = _assemble(intake, chunker, report)
+    report.chunk_seconds = round(time.perf_counter() - stage_started, 2)
     if not docs:
         raise BuildError(f"no document in {corpus} could be indexed "
                          f"({len(report.skipped)} skipped); the live index is unchanged")
@@ -116,12 +120,13 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
                                 grants[doc.path])
         writer.add_files(records)
         _phase("embedding", f"{report.chunks} chunks")
-        embed_started = time.perf_counter()
+        embed_started, busy = time.perf_counter(), embedding.busy_seconds
         bar = Progress(report.chunks, workers.embed.label("embedding"), "chunks",
                        settings.progress)
         _embed_and_store([c for _, cs in docs for c in cs], embedding, previous, writer,
                          embedder.dim, bar, report)
         report.embed_seconds = round(time.perf_counter() - embed_started, 2)
+        report.stages["embed"]["busy_seconds"] = round(embedding.busy_seconds - busy, 2)
         _phase("publishing", writer.name)
         report.generation = writer.name
         report.seconds = round(time.perf_counter() - started, 2)

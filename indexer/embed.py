@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,6 +69,7 @@ class Embedder:
         self.max_tokens = int(seq) - 2
         self._tokenizer_lock = threading.Lock()
         self.device = device
+        self.busy_seconds = 0.0
         self._openvino: Any = None
         self._torch_bf16 = False
         self.backend = self._start_backend(backend, precision, threads or 1, streams)
@@ -164,9 +166,12 @@ class Embedder:
 
     def embed_blocks(self, blocks: Iterable[Sequence[str]],
                      done: Callable[[int], None] = lambda n: None) -> Iterator[np.ndarray]:
-        """Each block's vectors in turn (the build's way to ask; a cluster answers the same)."""
+        """Each block's vectors in turn (the build's way to ask; a cluster answers the same).
+        `busy_seconds` adds up the time spent in the model."""
         for texts in blocks:
+            started = time.perf_counter()
             vectors = self.embed(texts) if texts else np.zeros((0, self.dim), np.float32)
+            self.busy_seconds += time.perf_counter() - started
             done(len(texts))
             yield vectors
 

@@ -31,10 +31,12 @@ class BuildReport:
     kept_previous: list[Skipped] = field(default_factory=list)  # failed now, last good version
     warnings: list[LoadWarning] = field(default_factory=list)
     seconds: float = 0.0
+    parse_seconds: float = 0.0  # reading files (parsing those that changed)
+    chunk_seconds: float = 0.0  # chunking: always on the machine that runs the build
     embed_seconds: float = 0.0
     # Where each stage ran ("parse", "embed": on "local" or "ray", how many processes or
-    # actors, what each reserves; embed: the backend) and the cluster (address, nodes, CPUs,
-    # GPUs) when there was one.
+    # actors, what each reserves; embed: the backend, and busy_seconds, the time spent in the
+    # model, summed over actors) and the cluster (address, nodes, CPUs, GPUs) if there was one.
     stages: dict[str, dict[str, object]] = field(default_factory=dict)
     cluster: dict[str, object] = field(default_factory=dict)
 
@@ -78,7 +80,8 @@ class BuildReport:
             lines += [f"    - {w.path}: {w.message}" for w in self.warnings]
         lines += [f"  chunks: {self.chunks} ({self.embedded} embedded, {self.reused} reused "
                   "from the previous generation)",
-                  f"  seconds: {self.seconds:.1f} (embedding {self.embed_seconds:.1f}); "
+                  f"  seconds: {self.seconds:.1f} (reading {self.parse_seconds:.1f}, chunking "
+                  f"{self.chunk_seconds:.1f}, embedding {self.embed_seconds:.1f}); "
                   f"{self.chunks_per_second:.1f} chunks/s, "
                   f"{self.embedded_per_second:.1f} texts embedded/s"]
         if self.cluster:

@@ -27,9 +27,11 @@ class WorkersUnavailable(Exception):
 
 
 class BlockEmbedding(Protocol):
-    """Texts to vectors, block by block in the order asked; `done(n)` as n texts finish."""
+    """Texts to vectors, block by block in the order asked; `done(n)` as n texts finish.
+    `busy_seconds`: the time spent in the model so far (summed over a cluster's actors)."""
 
     backend: str
+    busy_seconds: float
 
     def fingerprint(self) -> str: ...
 

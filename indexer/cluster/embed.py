@@ -13,6 +13,7 @@ batch again; the vectors come back in order, block by block, as the build writes
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -54,7 +55,10 @@ class EmbedActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = [str(text) for text in batch["text"]]
-        return {"row": batch["row"], "vector": self._embedder.embed(texts)}
+        started = time.perf_counter()
+        vectors = self._embedder.embed(texts)
+        busy = (time.perf_counter() - started) / max(1, len(texts))  # per row: a column
+        return {"row": batch["row"], "vector": vectors, "busy": np.full(len(texts), busy)}
 
 
 def actor_settings(settings: IndexerSettings, stage: Stage) -> IndexerSettings:
@@ -88,6 +92,7 @@ class ClusterEmbedding:
             raise WorkersUnavailable(f"the cluster's model makes {got}-dimensional vectors, "
                                      f"this machine's {dim}: they load different models")
         self.backend = backend
+        self.busy_seconds = 0.0
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -100,8 +105,12 @@ class ClusterEmbedding:
             for _ in blocks:
                 yield np.zeros((0, self._dim), dtype=np.float32)
             return
+        def arrived(batch: dict[str, np.ndarray]) -> None:
+            self.busy_seconds += float(np.sum(batch["busy"]))
+            done(len(batch["row"]))
+
         try:
-            yield from _in_blocks(self._dataset(texts), sizes, self._dim, done)
+            yield from _in_blocks(self._dataset(texts), sizes, self._dim, arrived)
         except ray.exceptions.RayError as exc:
             lines = [line for line in str(exc).splitlines() if line.strip()]
             raise WorkersUnavailable("embedding on the cluster failed: "
@@ -139,7 +148,7 @@ def _quiet_ray_data() -> None:
 
 
 def _in_blocks(dataset: ray.data.Dataset, sizes: list[int], dim: int,
-               done: Callable[[int], None]) -> Iterator[np.ndarray]:
+               arrived: Callable[[dict[str, np.ndarray]], None]) -> Iterator[np.ndarray]:
     """The dataset's (row, vector) batches regrouped into the build's blocks, in order; a block
     is handed over once every one of its rows has arrived."""
     offsets = np.cumsum([0, *sizes])
@@ -155,7 +164,7 @@ def _in_blocks(dataset: ray.data.Dataset, sizes: list[int], dim: int,
             vectors.setdefault(block, np.zeros((sizes[block], dim), np.float32))[at] = \
                 np.asarray(batch["vector"])[mine]
             have.setdefault(block, np.zeros(sizes[block], bool))[at] = True
-        done(len(rows))
+        arrived(batch)
         while following < len(sizes) and _arrived(have, sizes, following):
             have.pop(following, None)
             yield vectors.pop(following, np.zeros((0, dim), np.float32))
