@@ -9,11 +9,11 @@ one run: chunks/s of each, Ray's overhead per batch, and what they project for 1
    of 2 CPUs and with two actors of 1 CPU (both use the machine's 2 cores), every chunk
    embedded; then rebuilds the local index unchanged (every vector reused): with the cold
    build's chunking, the work left to the machine that runs a build, which no cluster takes.
-2. Ray's overhead per batch: on Ray the build's embedding bar moves once per batch; the time
-   between the first and the last batch gives the steady rate (start-up, Ray's and the actors'
-   model loads, is reported apart), against the same batches embedded here by the same model
-   on 2 threads. (The bar is timed by a subclass of indexer.progress.Progress set on the build
-   module: it only records when the bar moves.)
+2. Ray's overhead per batch: the same texts, 20 times over, through a one-actor Ray Data pool
+   whose actor returns vectors of the right shape without a model (what is left is Ray's),
+   against the same batches embedded here by the model on 2 threads. Each build reports the
+   time its models computed (inside the actors, summed): the embedding stage less that is
+   start-up (Ray, the actors' model loads) and waiting.
 3. A projection for 10M chunks on N nodes of this machine's size and on one GPU node, from
    these figures (the GPU rate is an assumption: no GPU was measured).
 
@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import indexer.build  # noqa: E402
 from benchmarks.scifact_corpus import SHARED  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.embed import Embedder, embedder_for  # noqa: E402
@@ -64,38 +63,9 @@ def cpu_model() -> str:
                  if line.startswith("Model name")), "unknown")
 
 
-class Arrivals:
-    """When the embedding bar of a build moved, and by how much: on Ray, once per batch."""
-
-    seen: list[tuple[float, int]] = []
-
-    @classmethod
-    def steady(cls, texts_per_batch: int) -> dict[str, object]:
-        """After the first batch (start-up: Ray, the actors' models): texts/s and s/batch."""
-        times = [t for t, n in cls.seen if n]
-        texts = sum(n for _, n in cls.seen[1:])
-        if len(times) < 2 or times[-1] == times[0]:
-            return {}
-        rate = texts / (times[-1] - times[0])
-        return {"steady_embedded_per_second": round(rate, 1),
-                "steady_seconds_per_batch": round(texts_per_batch / rate, 3)}
-
-
-class TimedProgress(indexer.build.Progress):
-    def __init__(self, total: int, what: str, unit: str, bar: bool) -> None:
-        super().__init__(total, what, unit, bar)
-        self._timed = what.startswith("embedding")
-        if self._timed:
-            Arrivals.seen = []
-
-    def update(self, n: int = 1) -> None:
-        if self._timed:
-            Arrivals.seen.append((time.perf_counter(), n))
-        super().update(n)
-
-
 def row(name: str, report: BuildReport, settings: IndexerSettings) -> dict[str, object]:
     embed = report.stages.get("embed", {})
+    busy, actors = float(embed.get("busy_seconds") or 0), int(embed.get("actors") or 1)
     out = {"build": name, "actors": embed.get("actors", 0),
            "cpus_per_actor": (embed.get("per_actor") or {}).get("CPU"),
            "chunks": report.chunks, "embedded": report.embedded, "reused": report.reused,
@@ -104,8 +74,11 @@ def row(name: str, report: BuildReport, settings: IndexerSettings) -> dict[str, 
            "chunks_per_second": round(report.chunks_per_second, 1),
            "embedded_per_second": round(report.embedded_per_second, 1),
            "busy_seconds": embed.get("busy_seconds"),
-           "batches": -(-report.embedded // settings.ray_batch_size),
-           **(Arrivals.steady(settings.ray_batch_size) if embed.get("on") == "ray" else {}),
+           # the share of the embedding stage the models computed (start-up, Ray and the
+           # writing are the rest), and the rate of the models while they computed
+           "busy_share": round(busy / max(1e-9, report.embed_seconds * actors), 2),
+           "model_embedded_per_second": round(report.embedded * actors / busy, 1)
+           if busy else None,
            "load_average": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(out), flush=True)
     return out
@@ -114,6 +87,49 @@ def row(name: str, report: BuildReport, settings: IndexerSettings) -> dict[str, 
 def on_ray(settings: IndexerSettings, actors: int) -> IndexerSettings:
     return settings.model_copy(update={"ray_address": "local", "ray_actors": actors,
                                        "ray_actor_cpus": 2 // actors})
+
+
+class NoModel:
+    """An actor that returns vectors of the model's shape without computing any: what is left of
+    a batch's time is Ray's (scheduling, moving texts in and vectors out, the driver's
+    iteration)."""
+
+    def __call__(self, batch: dict[str, object]) -> dict[str, object]:
+        import numpy as np
+
+        rows = batch["row"]
+        return {"row": rows, "vector": np.zeros((len(rows), 384), np.float32),  # type: ignore[arg-type]
+                "busy": np.zeros(len(rows))}  # type: ignore[arg-type]
+
+
+def ray_overhead(texts: list[str], step: int, rounds: int = 20) -> dict[str, object]:
+    """Seconds per batch of `step` texts through a one-actor Ray Data pool that does nothing,
+    over `rounds` passes of the texts, after the first batch (the pool's start)."""
+    import pyarrow as pa
+    import ray
+
+    from indexer.cluster.connect import LOOPBACK_ONLY
+
+    os.environ.setdefault(LOOPBACK_ONLY, "0")
+    every = texts * rounds
+    ray.init(address="local", include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING")
+    try:
+        tables = [pa.table({"row": pa.array(range(i, min(i + step, len(every))), pa.int64()),
+                            "text": pa.array(every[i:i + step], pa.large_string())})
+                  for i in range(0, len(every), step)]
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False
+        started = time.perf_counter()
+        arrivals = [time.perf_counter() for _ in ray.data.from_arrow(tables).map_batches(
+            NoModel, batch_size=step, batch_format="numpy", num_cpus=2,
+            compute=ray.data.ActorPoolStrategy(size=1)).iter_batches(batch_size=None)]
+    finally:
+        ray.shutdown()
+    per_batch = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
+    return {"noop_batches": len(arrivals), "noop_first_batch_seconds":
+            round(arrivals[0] - started, 2), "ray_overhead_seconds_per_batch": round(per_batch, 4)}
 
 
 def local_batches(settings: IndexerSettings, embedder: Embedder,
@@ -131,11 +147,13 @@ def local_batches(settings: IndexerSettings, embedder: Embedder,
             "local_embedded_per_second": round(len(texts) / seconds, 1)}
 
 
-def projection(builds: dict[str, dict[str, object]], ceiling: float) -> dict[str, object]:
+def projection(builds: dict[str, dict[str, object]], ceiling: float,
+               overhead_per_text: float) -> dict[str, object]:
     """Hours for TARGET chunks: embedding spreads over nodes; the driver's share does not."""
     local = float(builds["local"]["embedded_per_second"])  # type: ignore[arg-type]
-    node = max(float(builds[k].get("steady_embedded_per_second", 0))  # type: ignore[arg-type]
-               for k in ("ray, 1 actor", "ray, 2 actors"))
+    model = max(float(builds[k]["model_embedded_per_second"] or 0)  # type: ignore[arg-type]
+                for k in ("ray, 1 actor", "ray, 2 actors"))
+    node = round(1 / (1 / model + overhead_per_text), 1)  # a node's models, plus Ray's share
     out: dict[str, object] = {
         "chunks": TARGET, "local_chunks_per_second": local,
         "ray_node_chunks_per_second": node, "driver_ceiling_chunks_per_second": ceiling,
@@ -160,7 +178,6 @@ def main() -> None:
                         default=ROOT / "benchmarks" / "results" / "cluster_build.json")
     args = parser.parse_args()
     settings = IndexerSettings(progress=False, ray_batch_size=args.batch)
-    indexer.build.Progress = TimedProgress  # type: ignore[misc]  # the batches' arrival times
     embedder = embedder_for(settings)
     builds: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -178,18 +195,10 @@ def main() -> None:
         gen = Generation.open_live(root / "local")
         texts = sorted({p.text for p in gen.passages(gen.all_chunk_ids().tolist()).values()})
         batches = local_batches(settings, embedder, texts)
-    # Ray's overhead per batch: one actor's wall time per batch, once started, less the time
-    # its model spent on the batch (measured inside the actor, in the same build).
-    one = builds["ray, 1 actor"]
-    if "steady_seconds_per_batch" in one:
-        busy = float(one["busy_seconds"]) / float(one["batches"])  # type: ignore[arg-type]
-        wall = float(one["steady_seconds_per_batch"])  # type: ignore[arg-type]
-        batches.update({"ray_seconds_per_batch": round(wall, 3),
-                        "actor_busy_seconds_per_batch": round(busy, 3),
-                        "overhead_seconds_per_batch": round(wall - busy, 3),
-                        "overhead_share": round((wall - busy) / wall, 3),
-                        "actor_vs_local_per_batch": round(
-                            busy / float(batches["local_seconds_per_batch"]), 2)})
+        batches.update(ray_overhead(texts, settings.ray_batch_size))
+    overhead = float(batches["ray_overhead_seconds_per_batch"])  # type: ignore[arg-type]
+    batches["overhead_share_of_a_local_batch"] = round(
+        overhead / float(batches["local_seconds_per_batch"]), 4)  # type: ignore[arg-type]
     print(json.dumps(batches), flush=True)
     # What stays on the driver per chunk however many nodes embed: chunking (cold build) and
     # reading, writing and publishing (the unchanged rebuild does only that).
@@ -199,10 +208,16 @@ def main() -> None:
     result = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(),
                           "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
               "documents": args.documents, "builds": [*builds.values(), rebuild],
+              # the embedding stage (start-up included), and the models while they computed
               "ratios_to_local": {k: round(float(v["embedded_per_second"])  # type: ignore[arg-type]
                                            / float(builds["local"]["embedded_per_second"]), 2)
                                   for k, v in builds.items()},
-              "batches": batches, "projection": projection(builds, ceiling)}
+              "model_ratios_to_local": {
+                  k: round(float(v["model_embedded_per_second"] or 0)  # type: ignore[arg-type]
+                           / float(builds["local"]["model_embedded_per_second"]), 2)
+                  for k, v in builds.items()},
+              "batches": batches, "projection": projection(
+                  builds, ceiling, overhead / settings.ray_batch_size)}
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["ratios_to_local"]), json.dumps(result["projection"], indent=1))
     print(f"wrote {args.json}", file=sys.stderr)

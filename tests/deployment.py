@@ -144,14 +144,12 @@ def ray_cluster(cpus: int = 2) -> Iterator[RayHead]:
             raise RuntimeError(f"the Ray head exited: {log_path.read_text()}")
         yield RayHead(f"127.0.0.1:{port}", head.pid)
     finally:
-        head.send_signal(signal.SIGTERM)  # `ray start --block` stops what it started
-        try:
-            head.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            head.kill()
-        for pid, _ in _session_processes(head.pid):  # and anything that outlived it
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # every process of its session
+            for pid, _ in _session_processes(head.pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            time.sleep(2 if sig == signal.SIGTERM else 0)
+        head.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
 
 

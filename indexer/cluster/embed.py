@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,12 +105,14 @@ class ClusterEmbedding:
             for _ in blocks:
                 yield np.zeros((0, self._dim), dtype=np.float32)
             return
+
         def arrived(batch: dict[str, np.ndarray]) -> None:
             self.busy_seconds += float(np.sum(batch["busy"]))
             done(len(batch["row"]))
 
         try:
-            yield from _in_blocks(self._dataset(texts), sizes, self._dim, arrived)
+            batches = self._dataset(texts).iter_batches(batch_size=None, batch_format="numpy")
+            yield from in_blocks(batches, sizes, self._dim, arrived)
         except ray.exceptions.RayError as exc:
             lines = [line for line in str(exc).splitlines() if line.strip()]
             raise WorkersUnavailable("embedding on the cluster failed: "
@@ -147,15 +149,15 @@ def _quiet_ray_data() -> None:
             handler.setLevel(logging.WARNING)
 
 
-def _in_blocks(dataset: ray.data.Dataset, sizes: list[int], dim: int,
-               arrived: Callable[[dict[str, np.ndarray]], None]) -> Iterator[np.ndarray]:
-    """The dataset's (row, vector) batches regrouped into the build's blocks, in order; a block
-    is handed over once every one of its rows has arrived."""
+def in_blocks(batches: Iterable[dict[str, np.ndarray]], sizes: list[int], dim: int,
+              arrived: Callable[[dict[str, np.ndarray]], None]) -> Iterator[np.ndarray]:
+    """(row, vector) batches, in any order, regrouped into blocks of `sizes` rows, in order; a
+    block is handed over once every one of its rows has arrived."""
     offsets = np.cumsum([0, *sizes])
     vectors: dict[int, np.ndarray] = {}
     have: dict[int, np.ndarray] = {}
     following = 0
-    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+    for batch in batches:
         rows = np.asarray(batch["row"], dtype=np.int64)
         owners = np.searchsorted(offsets, rows, side="right") - 1
         for block in np.unique(owners).tolist():

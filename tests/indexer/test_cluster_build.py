@@ -192,13 +192,13 @@ def test_an_unreachable_cluster_is_exit_1_naming_it_and_nothing_is_published(
 @needs_files
 def test_workers_killed_mid_build_are_restarted_and_the_build_completes(
         tmp_path: Path, head: RayHead, embedder: Embedder) -> None:
-    corpus, index = mixed_corpus(tmp_path / "corpus", scans=3), tmp_path / "index"
+    corpus, index = mixed_corpus(tmp_path / "corpus", scans=2), tmp_path / "index"
     for name in ("locked", "broken"):  # this build has no file to skip
         shutil.rmtree(corpus / "beta" / name)
     bulk(corpus, 20)
     driver = start_build(corpus, index, "--ray", head.address)
     try:
-        wait_for_line(driver, "phase loading")  # three scans to OCR: seconds per file
+        wait_for_line(driver, "phase loading")  # two scans to OCR: seconds per file
         parser = kill_first(head, "ray::ParseActor", after=1.0)
         wait_for_line(driver, "chunks (10 %)")  # the first embedding batches are in
         embedding = kill_first(head, "ray::MapWorker(MapBatches(EmbedActor))")
@@ -216,7 +216,7 @@ def test_workers_killed_mid_build_are_restarted_and_the_build_completes(
     gen = Generation.open_live(index)
     passages = list(gen.passages(gen.all_chunk_ids().tolist()).values())
     assert {p.doc_id for p in passages if p.ocr} == {f"alpha/scans/linn-{i}.pdf"
-                                                     for i in range(3)}
+                                                     for i in range(2)}
     assert {f"bulk-{i}" for i in range(20)} <= {p.doc_id for p in passages}
     vectors = gen.vectors.vectors(np.array([p.chunk_id for p in passages]))
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)  # none left empty
