@@ -174,14 +174,13 @@ def test_an_unreachable_cluster_is_exit_1_naming_it_and_nothing_is_published(
     live, generations = (index / CURRENT).read_text(), sorted((index / GENERATIONS).iterdir())
     write(corpus / "alpha/new-finding.txt", "KESTREL batch 9 reached 15.8 mS/cm.")
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    started = time.monotonic()
-    for how in (("--ray", address), ()):
+    for how in (("--ray", address), ()):  # the flag, and PKS_RAY_ADDRESS alone
         code, err, report = build(corpus, index, *how, env={"PKS_RAY_ADDRESS": address})
         assert code == 1, err
-        assert f"cannot reach the Ray cluster at {address}" in err
+        # refused by the build's own check, before Ray's many minutes of retries
+        assert f"cannot reach the Ray cluster at {address}: Connection refused" in err
         assert "nothing was published" in err and "Traceback" not in err
         assert report["exit_code"] == 1 and address in str(report["error"])
-    assert time.monotonic() - started < 60  # refused at once, not after Ray's retries
     code, err, report = build(corpus, index, "--ray", "head-node")  # no port
     assert code == 2 and "ray_address" in err, err
     assert (index / CURRENT).read_text() == live
