@@ -32,7 +32,11 @@ def cluster_workers(settings: IndexerSettings) -> Iterator[Workers]:
     else:
         _check_reachable(address, settings.ray_connect_timeout_seconds)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a nightly job reports to no one
-    import ray
+    try:
+        import ray
+    except ImportError as exc:
+        raise WorkersUnavailable("a build on Ray needs the 'cluster' extra: pip install -e "
+                                 "'.[cluster]' (docs/CLUSTER.md)") from exc
 
     try:
         if address == "local":

@@ -183,6 +183,10 @@ def test_an_unreachable_cluster_is_exit_1_naming_it_and_nothing_is_published(
         assert report["exit_code"] == 1 and address in str(report["error"])
     code, err, report = build(corpus, index, "--ray", "head-node")  # no port
     assert code == 2 and "ray_address" in err, err
+    with pytest.MonkeyPatch.context() as without:
+        without.setitem(sys.modules, "ray", None)  # as where the extra is not installed
+        code, err, report = build(corpus, index, "--ray", "local")
+    assert code == 1 and "needs the 'cluster' extra: pip install" in err, err
     assert (index / CURRENT).read_text() == live
     assert sorted((index / GENERATIONS).iterdir()) == generations
     assert "alpha/new-finding.txt" not in served(index)
