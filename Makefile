@@ -23,6 +23,13 @@ $(STAMP): pyproject.toml
 
 install: ocr-engine $(STAMP)
 
+# The tests also build on a real Ray cluster: the `cluster` extra (Ray), which `make serve`
+# and a local build never need.
+CLUSTER := $(VENV)/.installed-cluster
+$(CLUSTER): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	@touch $(CLUSTER)
+
 # OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
 # pages are reported as skipped, nothing else changes.
 ocr-engine:
@@ -42,10 +49,10 @@ serve: index
 
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-test: install lint chromium promtool
+test: install $(CLUSTER) lint chromium promtool
 	$(PYTEST) --durations=15
 
-test-fast: install
+test-fast: install $(CLUSTER)
 	$(PYTEST) -m "not slow" --durations=10
 
 # The browser tests drive Debian's chromium, never a browser build downloaded by Playwright.

@@ -49,6 +49,18 @@ class IndexerSettings(BaseSettings):
     sheet_max_rows: int = Field(5000, ge=1, description="rows kept per spreadsheet sheet")
     max_unzipped_mb: float = Field(500.0, gt=0, description="Office files expanding to more "
                                    "are refused (zip bombs)")
+    # The build on a Ray cluster (indexer/cluster/, the `cluster` extra); None: on this machine.
+    ray_address: str | None = Field(
+        None, pattern=r"^(local|([a-z]+://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5})$",
+        description="parse and embed on the Ray cluster at this address "
+                                        "(host:port or ray://host:port); 'local' starts one here")
+    ray_actors: int = Field(0, ge=0, description="embedding actors on the cluster; 0: one per "
+                                                 "GPU, else one per ray_actor_cpus CPUs")
+    ray_actor_cpus: int = Field(2, ge=1, description="CPUs (and threads) one CPU actor reserves")
+    ray_batch_size: int = Field(256, ge=1, le=65536,
+                                description="texts per Ray Data batch sent to an actor")
+    ray_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="an address that does not answer within this is unreachable")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> IndexerSettings:
