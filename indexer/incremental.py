@@ -105,6 +105,6 @@ class Previous:
         found = [i for i, t in enumerate(texts) if t in ids]
         if not found:
             return [], np.zeros((0, 0), dtype=np.float32)
-        vectors = self.gen.vectors.vectors(np.array([ids[texts[i]] for i in found],
-                                                    dtype=np.int64))
+        vectors = self.gen.stored_vectors(np.array([ids[texts[i]] for i in found],
+                                                   dtype=np.int64))
         return found, vectors

@@ -57,7 +57,7 @@ class KeyNames(Protocol):
 class AccessObserver(Protocol):
     """What the metrics want to know of each access (bounded labels only)."""
 
-    def access(self, surface: str, mode: str | None) -> None: ...
+    def access(self, surface: str, mode: str | None, plan: str | None = None) -> None: ...
 
     def audit_write_failed(self) -> None: ...
 
@@ -124,13 +124,18 @@ class AuditLog:
 
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200) -> None:
-        """Record one access. The one call every surface makes; it never raises."""
+               on_behalf_of: str | None = None, status: int = 200,
+               approximate: bool | None = None) -> None:
+        """Record one access. The one call every surface makes; it never raises.
+        `approximate`: whether the dense search ran on the IVF index (None: no dense search
+        was made); recorded as `dense_plan`, never shown to the caller."""
+        plan = None if approximate is None else "approximate" if approximate else "exact"
         if self.observer is not None:
-            self.observer.access(surface, mode)
+            self.observer.access(surface, mode, plan)
         try:
             event = self._event(principal, surface, generation, query, doc_ids, mode,
                                 on_behalf_of, status)
+            event["dense_plan"] = plan
             self._append(event)
         except Exception:
             with self._lock:

@@ -76,7 +76,8 @@ def build_server(services: Callable[[], Services], token_of: TokenOf) -> MCPServ
         result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
         services().audit.record(principal, "mcp", generation=index.generation,
                                 query=body.query,
-                                doc_ids=[p.first.doc_id for p in result.passages])
+                                doc_ids=[p.first.doc_id for p in result.passages],
+                                approximate=result.approximate)
         response = to_response(result, model_name(index.embedder.model))
         text = response.context or "No passage this key may see matches the question."
         return CallToolResult(content=[TextContent(type="text", text=text)],

@@ -80,3 +80,4 @@ class Services:
         """Stop following CURRENT and flush the audit (it reopens if used again)."""
         self._stop.set()
         self.audit.close()
+        self.holder.close()

@@ -16,17 +16,18 @@ import numpy as np
 
 from indexer.store import lexical
 from indexer.store.layout import (
-    FILES,
     GENERATIONS,
     META_DB,
     REPORT,
+    SHARDS,
     StoreError,
     fsync_dir,
     live_generation_dir,
     point_current,
+    shard_of,
 )
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument, text_sha
-from indexer.store.vectors import VectorStore
+from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile
 
 SCHEMA = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,35 +51,101 @@ CREATE TABLE files(
 """
 
 
-class GenerationWriter:
-    """Writes one new generation beside the live one; `publish` makes it live atomically."""
+class _Rows:
+    """One meta.sqlite being written, and the vectors beside it (none for the top level of a
+    sharded generation, whose vectors live in its shards)."""
 
-    def __init__(self, root: Path, dim: int, info: dict[str, str], partners: Sequence[str]):
+    def __init__(self, directory: Path, dim: int, info: dict[str, str],
+                 partners: Sequence[str], vectors: bool) -> None:
+        directory.mkdir(parents=True)
+        self.dir = directory
+        self.db = sqlite3.connect(directory / META_DB)
+        self.db.executescript(SCHEMA)
+        self.db.executemany("INSERT INTO info VALUES (?, ?)", sorted(info.items()))
+        self.db.executemany("INSERT INTO partners VALUES (?)", [(p,) for p in partners])
+        self.vectors = VectorFile(directory, dim) if vectors else None
+
+    def add_document(self, doc: StoredDocument, grant: Grant) -> None:
+        self.db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                        (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
+                         grant.owner))
+        until = grant.until.isoformat() if grant.until else None
+        self.db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
+                            [(doc.doc_id, p, until) for p in sorted(grant.partners)])
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        self.db.executemany(
+            "INSERT INTO chunks (chunk_id, doc_id, ordinal, page, char_start, char_end, text, "
+            "section, ocr, text_sha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text,
+              c.section, int(c.ocr), text_sha(c.text)) for c in chunks],
+        )
+        if self.vectors is not None:
+            self.vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
+
+    def finish(self, ann_min_rows: int) -> None:
+        """The lexical index, the rows committed, then the vectors in layout order."""
+        lexical.fill(self.db)  # the FTS5 index of these chunks
+        self.db.commit()
+        layout = self._layout()
+        self.db.close()
+        if self.vectors is not None:
+            self.vectors.write(layout, ann_min_rows)
+        with open(self.dir / META_DB, "rb") as handle:
+            os.fsync(handle.fileno())
+
+    def _layout(self) -> np.ndarray:
+        """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
+        runs of vector rows, so searching what it may see reads only those (planner.py)."""
+        rows = self.db.execute(
+            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def close(self) -> None:
+        if self.vectors is not None:
+            self.vectors.close()
+        self.db.close()
+
+
+class GenerationWriter:
+    """Writes one new generation beside the live one; `publish` makes it live atomically.
+
+    With `shards` > 1 the generation is written as that many shards, by document (layout.py's
+    `shard_of`): each shard a store of its documents' rows, lexical index and vectors, which a
+    shard server loads alone; the top level keeps every row for the API (passages, grants).
+    """
+
+    def __init__(self, root: Path, dim: int, info: dict[str, str], partners: Sequence[str],
+                 ann_min_rows: int = ANN_MIN_ROWS, shards: int = 1):
+        if shards < 1:
+            raise StoreError(f"a generation has at least one shard, not {shards}")
         self.root = root
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sorts by time
         self.name = f"{stamp}-{secrets.token_hex(3)}"
         self.final_dir = root / GENERATIONS / self.name
         self.dir = root / GENERATIONS / f"{self.name}.tmp"
-        self.dir.mkdir(parents=True)
-        self._db = sqlite3.connect(self.dir / META_DB)
-        self._db.executescript(SCHEMA)
-        self._db.executemany("INSERT INTO info VALUES (?, ?)",
-                             sorted({**info, "generation": self.name}.items()))
-        self._db.executemany("INSERT INTO partners VALUES (?)", [(p,) for p in partners])
-        self._vectors = VectorStore.create(dim)
+        info = {**info, "generation": self.name}
+        if shards > 1:
+            info["shards"] = str(shards)
+        self._main = _Rows(self.dir, dim, info, partners, vectors=shards == 1)
+        self._shards = [_Rows(self.dir / SHARDS / str(i), dim, {**info, "shard": str(i)},
+                              partners, vectors=True) for i in range(shards)] if shards > 1 \
+            else []
+        self._doc_shard: dict[str, int] = {}
+        self._ann_min_rows = ann_min_rows
         self._ids: set[int] = set()
 
     def add_document(self, doc: StoredDocument, grant: Grant) -> None:
         """A document with the grant today's access rules give it."""
-        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                         (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
-                          grant.owner))
-        until = grant.until.isoformat() if grant.until else None
-        self._db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
-                             [(doc.doc_id, p, until) for p in sorted(grant.partners)])
+        self._main.add_document(doc, grant)
+        if self._shards:
+            number = shard_of(doc.doc_id, len(self._shards))
+            self._shards[number].add_document(doc, grant)
+            self._doc_shard[doc.doc_id] = number
 
     def add_files(self, records: Iterable[FileRecord]) -> None:
-        self._db.executemany(
+        self._main.db.executemany(
             "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(r.path, r.size, r.mtime_ns, r.sha256, json.dumps(list(r.doc_ids)), r.status,
               r.reason) for r in records])
@@ -88,42 +155,33 @@ class GenerationWriter:
             if chunk.chunk_id in self._ids:  # a 53-bit hash collision: refuse, never overwrite
                 raise StoreError(f"duplicate chunk id {chunk.chunk_id} ({chunk.doc_id})")
             self._ids.add(chunk.chunk_id)
-        self._db.executemany(
-            "INSERT INTO chunks (chunk_id, doc_id, ordinal, page, char_start, char_end, text, "
-            "section, ocr, text_sha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text,
-              c.section, int(c.ocr), text_sha(c.text)) for c in chunks],
-        )
-        self._vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
+        self._main.add_chunks(chunks, vectors)
+        if self._shards:
+            by_shard: dict[int, list[int]] = {}
+            for at, chunk in enumerate(chunks):
+                by_shard.setdefault(self._doc_shard[chunk.doc_id], []).append(at)
+            for number, picked in sorted(by_shard.items()):
+                self._shards[number].add_chunks([chunks[i] for i in picked], vectors[picked])
 
     def publish(self, report: dict[str, object], keep: int) -> Path:
         """Sync everything, rename into place, then point CURRENT at it in one rename."""
-        lexical.fill(self._db)  # the FTS5 index of this generation's chunks
-        self._db.commit()
-        layout = self._layout()
-        self._db.close()
-        self._vectors.save(self.dir, order=layout)
+        for part in (self._main, *self._shards):
+            part.finish(self._ann_min_rows)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        for name in FILES:
-            with open(self.dir / name, "rb") as handle:
-                os.fsync(handle.fileno())
+        with open(self.dir / REPORT, "rb") as handle:
+            os.fsync(handle.fileno())
+        for part in self._shards:
+            fsync_dir(part.dir)
         os.rename(self.dir, self.final_dir)
         fsync_dir(self.final_dir.parent)
         point_current(self.root, self.name)
         prune_generations(self.root, keep)
         return self.final_dir
 
-    def _layout(self) -> np.ndarray:
-        """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
-        runs of vector rows, so searching what it may see reads only those (indexer/planner.py)."""
-        rows = self._db.execute(
-            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
     def abort(self) -> None:
         try:
-            self._db.close()
+            for part in (self._main, *self._shards):
+                part.close()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
