@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# The sharded-serving tests run shards on a local Ray cluster: `make test` installs Ray.
+CLUSTER_STAMP := $(VENV)/.installed-cluster
+$(CLUSTER_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	@touch $(CLUSTER_STAMP)
+
 install: ocr-engine $(STAMP)
 
 # OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
@@ -42,7 +48,7 @@ serve: index
 
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-test: install lint chromium
+test: install lint chromium $(CLUSTER_STAMP)
 	$(PYTEST) --durations=15
 
 test-fast: install

@@ -13,16 +13,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore
 from search_api.limits import TokenBuckets
 from search_api.live import IndexHolder
 from search_api.metrics import OpsMetrics
+from search_api.retrieval.shards import LocalShards
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
 
 log = logging.getLogger(__name__)
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 def utc_today() -> date:
@@ -39,6 +45,7 @@ class Services:
     sso: SsoGate
     rate: TokenBuckets | None  # per-key request budget; None when PKS_RATE_LIMIT_PER_MINUTE=0
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
+    cluster: Closeable | None = None  # the Ray cluster of `serve --ray`, closed last
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
@@ -48,8 +55,19 @@ class Services:
         before the slow index load), StoreError or ModelLoadError for an unusable index.
         `holder` lets tests share one loaded index between services."""
         sso = SsoGate.from_settings(settings)
-        holder = holder or IndexHolder(settings.index, settings.torch_threads,
-                                       settings.batching())
+        cluster = None
+        if holder is None and settings.ray is not None:
+            from search_api.cluster.ingress import RayCluster  # only with --ray: Ray is optional
+
+            cluster = RayCluster.connect(settings)
+        try:
+            holder = holder or IndexHolder(
+                settings.index, settings.torch_threads, settings.batching(),
+                cluster.shards_for if cluster is not None else LocalShards)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            raise
         keys = KeyStore(settings.index)
         metrics = OpsMetrics(holder.get)
         audit = AuditLog(settings.index, keys, max_bytes=settings.audit_max_bytes,
@@ -57,7 +75,7 @@ class Services:
                          fsync_seconds=settings.audit_fsync_seconds, observer=metrics)
         rate = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst) \
             if settings.rate_limit_per_minute > 0 else None
-        return cls(settings, holder, keys, audit, metrics, sso, rate, today)
+        return cls(settings, holder, keys, audit, metrics, sso, rate, today, cluster)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""
@@ -80,4 +98,8 @@ class Services:
         """Stop following CURRENT and flush the audit (it reopens if used again)."""
         self._stop.set()
         self.audit.close()
-        self.holder.close()
+        try:
+            self.holder.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()

@@ -129,7 +129,8 @@ class GenerationWriter:
         if shards > 1:
             info["shards"] = str(shards)
         self._main = _Rows(self.dir, dim, info, partners, vectors=shards == 1)
-        self._shards = [_Rows(self.dir / SHARDS / str(i), dim, {**info, "shard": str(i)},
+        own = {key: value for key, value in info.items() if key != "shards"}  # a shard is whole
+        self._shards = [_Rows(self.dir / SHARDS / str(i), dim, {**own, "shard": f"{i}/{shards}"},
                               partners, vectors=True) for i in range(shards)] if shards > 1 \
             else []
         self._doc_shard: dict[str, int] = {}

@@ -1,0 +1,74 @@
+"""A generation written as two shards by document, served in one process (the shards opened
+locally and merged), answers every partner's dense, lexical and hybrid queries exactly as the
+single index does. The same on a Ray cluster: tests/test_ray_shards.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.embed import Embedder
+from indexer.settings import IndexerSettings
+from indexer.store.layout import SHARDS, is_complete, live_generation_dir
+from indexer.store.reader import Generation
+from tests.deployment import app_client
+from tests.sharding import (
+    QUERIES,
+    Pair,
+    Post,
+    answers,
+    assert_canary,
+    assert_equal,
+    build_pair,
+    keys_for,
+)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
+         embedder: Embedder) -> Pair:
+    return build_pair(tmp_path_factory.mktemp("shards"), settings, embedder)
+
+
+def poster(client: TestClient) -> Post:
+    def post(path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+        response = client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+    return post
+
+
+@pytest.fixture(scope="module")
+def clients(pair: Pair) -> Iterator[tuple[Post, Post, dict[str, str], dict[str, str]]]:
+    today = lambda: date(2026, 11, 23)  # noqa: E731
+    with app_client(pair.single, today=today) as single, \
+            app_client(pair.sharded, today=today) as sharded:
+        yield poster(single), poster(sharded), keys_for(pair.single), keys_for(pair.sharded)
+
+
+def test_the_generation_is_two_stores_of_whole_documents(pair: Pair) -> None:
+    whole = Generation.open_live(pair.sharded)
+    assert whole.sharded and is_complete(whole.path) and (whole.path / SHARDS).is_dir()
+    shards = whole.shards()
+    docs = [{p.doc_id for p in s.passages(s.all_chunk_ids().tolist()).values()} for s in shards]
+    assert all(docs) and not docs[0] & docs[1]  # both used, no document split
+    assert sorted(int(i) for s in shards for i in s.all_chunk_ids()) == \
+        whole.all_chunk_ids().tolist() == Generation.open_live(pair.single).all_chunk_ids().tolist()
+    live = live_generation_dir(pair.sharded)
+    assert live is not None and not (live / "vectors.npy").exists()  # vectors only in shards
+
+
+def test_sharded_answers_equal_the_single_index(
+        clients: tuple[Post, Post, dict[str, str], dict[str, str]]) -> None:
+    single, sharded, single_keys, sharded_keys = clients
+    assert_equal(answers(sharded, sharded_keys, QUERIES), answers(single, single_keys, QUERIES))
+
+
+def test_the_canary_holds_on_the_sharded_deployment(
+        clients: tuple[Post, Post, dict[str, str], dict[str, str]], pair: Pair) -> None:
+    _, sharded, _, keys = clients
+    assert_canary(sharded, keys, pair.sharded)
