@@ -72,7 +72,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT / "corpora/demo")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/shard_overhead.json")
+    parser.add_argument("--json", type=Path,
+                        default=ROOT / "benchmarks/results/shard_overhead.json")
     args = parser.parse_args()
     base = ROOT / "var/bench/shard-overhead"
     shutil.rmtree(base, ignore_errors=True)

@@ -35,6 +35,7 @@ Post = Callable[[str, dict[str, Any], str], dict[str, Any]]  # (path, body, key)
 class Pair:
     single: Path
     sharded: Path
+    corpus: Path
 
 
 def build_pair(base: Path, settings: IndexerSettings, embedder: Embedder) -> Pair:
@@ -42,7 +43,7 @@ def build_pair(base: Path, settings: IndexerSettings, embedder: Embedder) -> Pai
     single, sharded = base / "single", base / "sharded"
     build(corpus, single, settings, embedder)
     build(corpus, sharded, settings.model_copy(update={"shards": 2}), embedder)
-    return Pair(single, sharded)
+    return Pair(single, sharded, corpus)
 
 
 def keys_for(index: Path) -> dict[str, str]:

@@ -195,7 +195,8 @@ class VectorStore:
 
     def is_packed(self, allowed: np.ndarray) -> bool:
         """Whether this (cached) allowed set is read from a packed copy of its rows."""
-        return self._planned(allowed)[1] is not None
+        chosen, extra = self._planned(allowed)
+        return extra is not None and chosen.strategy is not Strategy.APPROXIMATE
 
     def _planned(self, allowed: np.ndarray) -> tuple[Plan, np.ndarray | None]:
         """The plan, and the packed copy of its rows (or, for the approximate plan, the bitmap

@@ -114,10 +114,18 @@ class RayShards:
             self._refs.pop(key, None)
 
     def dense(self, vector: np.ndarray, allowed: AllowedSet, k: int) -> list[DenseAnswer]:
-        ref = [self._allowed_ref(allowed)]
+        ref = self._allowed_ref(allowed)
+        key = ref.hex()
         calls: list[Callable[[], Any]] = [
-            partial(h.dense.remote, vector, ref, k) for h in self.handles]
-        return self._gather(calls)
+            partial(h.dense.remote, vector, key, k) for h in self.handles]
+        answers = self._gather(calls)
+        missing = [at for at, answer in enumerate(answers) if answer is None]
+        if missing:  # replicas that do not hold this allowed set yet: send its reference
+            again = self._gather([partial(self.handles[at].dense.remote, vector, key, k, [ref])
+                                  for at in missing])
+            for at, answer in zip(missing, again, strict=True):
+                answers[at] = answer
+        return answers
 
     def _gather(self, calls: list[Callable[[], Any]]) -> list[Any]:
         """Send every call, then collect each answer, retrying a failed one until the

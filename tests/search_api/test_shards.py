@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.layout import SHARDS, is_complete, live_generation_dir
@@ -72,3 +73,36 @@ def test_the_canary_holds_on_the_sharded_deployment(
         clients: tuple[Post, Post, dict[str, str], dict[str, str]], pair: Pair) -> None:
     _, sharded, _, keys = clients
     assert_canary(sharded, keys, pair.sharded)
+
+
+def test_the_audit_and_the_metrics_say_which_plan_ran_and_the_answer_does_not(
+        pair: Pair) -> None:
+    """A dense or hybrid search records `dense_plan` in the audit and counts it in /metrics;
+    a lexical one records none; the results themselves carry no trace of the plan."""
+    from search_api.audit import AuditLog
+    from search_api.keys import KeyStore
+    from search_api.schemas import SearchResult
+
+    key = keys_for(pair.sharded)["alpha"]
+    with app_client(pair.sharded, today=lambda: date(2026, 11, 23)) as client:
+        for mode in ("dense", "hybrid", "lexical"):
+            response = client.post("/v1/search", json={"query": "KESTREL", "mode": mode},
+                                   headers={"Authorization": f"Bearer {key}"})
+            assert response.status_code == 200
+            for result in response.json()["results"]:
+                assert set(result) <= set(SearchResult.model_fields)  # nothing about plans
+        metrics = client.get("/metrics").text
+    events = AuditLog(pair.sharded, KeyStore(pair.sharded)).events()
+    plans = {e["mode"]: e["dense_plan"] for e in events if e["query"] == "KESTREL"}
+    assert plans == {"dense": "exact", "hybrid": "exact", "lexical": None}
+    assert 'pks_dense_searches_total{plan="exact"} 2.0' in metrics
+
+
+def test_a_rebuild_of_a_sharded_index_reuses_every_embedding(
+        pair: Pair, settings: IndexerSettings, embedder: Embedder) -> None:
+    """The next night's build reads the live generation's vectors from its shards."""
+    before = Generation.open_live(pair.sharded).name
+    report = build(pair.corpus, pair.sharded, settings.model_copy(update={"shards": 2}),
+                   embedder)
+    assert report.embedded == 0 and report.reused == report.chunks > 0
+    assert Generation.open_live(pair.sharded).name != before
