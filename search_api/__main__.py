@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings({"index": args.index, "host": args.host, "port": args.port,
                           "ray": args.ray, "ray_replicas": args.replicas})
+    if settings is not None and settings.ray == "local":
+        # A cluster of this machine only: Ray then binds and connects on loopback (read by Ray
+        # when it is imported, which happens after this line).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     services = _services(settings) if settings is not None else None
     if services is None:
         return EXIT_CONFIG

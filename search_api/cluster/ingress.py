@@ -51,8 +51,7 @@ class RayCluster:
             raise ValueError("no Ray address")
         owned = address == "local"
         if owned:
-            ray.init(include_dashboard=False, namespace="pks", log_to_driver=False,
-                     _node_ip_address="127.0.0.1")  # this machine's cluster, on loopback
+            ray.init(include_dashboard=False, namespace="pks", log_to_driver=False)
         else:
             ray.init(address=address, namespace="pks", log_to_driver=False)
         serve.start(proxy_location="Disabled")  # the API server is the only HTTP ingress
