@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 # The sharded-serving tests run shards on a local Ray cluster: `make test` installs Ray.
 CLUSTER_STAMP := $(VENV)/.installed-cluster
 $(CLUSTER_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
 	@touch $(CLUSTER_STAMP)
 
 install: ocr-engine $(STAMP)

@@ -27,7 +27,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.api_throughput import free_port  # noqa: E402
+from benchmarks.api_throughput import start_server  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
@@ -37,26 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["cell cycling results", "sensor calibration drift", "battery management firmware",
            "steering committee minutes", "pilot line coating", "state of charge estimation",
            "field trial data", "charter amendment signature", "thermal runaway", "roadmap"]
-
-
-def start(index: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    log = open(index.parent / f"{index.name}-server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0",
-                       "PKS_RATE_LIMIT_PER_MINUTE": "0", **extra},
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline and server.poll() is None:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    server.kill()
-    raise SystemExit(f"server for {index} did not start; see its log beside it")
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -85,8 +65,11 @@ def main() -> None:
     keys = {index: {"admin": KeyStore(index).create("bench", None, True)[1],
                     partner: KeyStore(index).create("bench", partner, False)[1]}
             for index in (single, sharded)}
-    servers = [start(single, {}), start(sharded, {"PKS_RAY": "local",
-                                                  "PKS_RAY_SHARD_CPUS": "0.5"})]
+    unlimited = {"PKS_RATE_LIMIT_PER_MINUTE": "0"}
+    servers = [start_server(single, unlimited),
+               start_server(sharded, {**unlimited, "PKS_RAY": "local",
+                                      "PKS_RAY_SHARD_CPUS": "0.5",
+                                      "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})]
     rows = []
     try:
         clients = [httpx.Client(base_url=url, timeout=60) for _, url in servers]

@@ -21,18 +21,10 @@ import pytest
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
+from tests import sharding
 from tests.deployment import app_client, serve
 from tests.search_api.test_shards import poster
-from tests.sharding import (
-    QUERIES,
-    Pair,
-    Post,
-    answers,
-    assert_canary,
-    assert_equal,
-    build_pair,
-    keys_for,
-)
+from tests.sharding import Pair, Post
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +32,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
          embedder: Embedder) -> Pair:
-    return build_pair(tmp_path_factory.mktemp("ray-shards"), settings, embedder)
+    return sharding.build_pair(tmp_path_factory.mktemp("ray-shards"), settings, embedder)
 
 
 # A cluster of this machine on loopback only (Ray otherwise binds and dials the machine's
@@ -96,15 +88,15 @@ def test_two_shards_on_ray_answer_as_the_single_index(pair: Pair, cluster: str) 
     import ray
 
     with app_client(pair.single, today=lambda: date.today()) as client:
-        want = answers(poster(client), keys_for(pair.single), QUERIES)
-    keys = keys_for(pair.sharded)
+        want = sharding.answers(poster(client), sharding.keys_for(pair.single), sharding.QUERIES)
+    keys = sharding.keys_for(pair.sharded)
     generation = Generation.open_live(pair.sharded).name
     env = {"PKS_RAY": cluster, "PKS_RAY_SHARD_CPUS": "0.5", "PKS_RAY_RETRY_SECONDS": "90",
            **RAY_ENV}
     with serve(pair.sharded, env=env) as url:
         post = http_poster(url)
-        assert_equal(answers(post, keys, QUERIES), want)
-        assert_canary(post, keys, pair.sharded)
+        sharding.assert_equal(sharding.answers(post, keys, sharding.QUERIES), want)
+        sharding.assert_canary(post, keys, pair.sharded)
 
         # A replica of shard 0 is killed while partners keep asking.
         before = shard_replicas(generation, 0)
@@ -142,7 +134,7 @@ def test_two_shards_on_ray_answer_as_the_single_index(pair: Pair, cluster: str) 
         assert errors == []
         for question, body in outcomes:
             got = [(r["chunk_id"], r["doc_id"], r["score"]) for r in body["results"]]
-            assert_equal({question: got}, {question: want[question]})
+            sharding.assert_equal({question: got}, {question: want[question]})
 
 
 class Flaky:
