@@ -34,11 +34,13 @@ SEQ_US_PER_ROW = 0.075  # sequential pass, one 1.5 kB row
 GATHER_US_PER_ROW = 0.25  # by position, rows scattered
 CALL_US = 3.0  # one kernel call from Python (per run)
 # The approximate plan: a fixed cost per search (the coarse quantiser's scan of the centroids is
-# counted as sequential rows), a test of the selector per entry of each probed list, and an
-# 8-bit code scored per allowed entry; then `depth` rows re-scored by position.
+# counted as sequential rows), a test of the selector per entry of each probed list (reading
+# the list), and an 8-bit code scored per allowed entry; then `depth` rows re-scored by position.
+# Fitted to the query thread's CPU time in benchmarks/filtered_search.py at 4M (whole index,
+# 30 % and 10 % contiguous: 2.22, 1.35, 1.42 ms); they predict the 1M run's 1.44 ms within 25 %.
 ANN_CALL_US = 40.0
-ANN_ENTRY_US = 0.004
-ANN_CODE_US = 0.03
+ANN_ENTRY_US = 0.026
+ANN_CODE_US = 0.036
 EXACT_BUDGET_US = 20_000.0
 
 

@@ -18,7 +18,6 @@ into memory).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,12 @@ import numpy as np
 
 from indexer.store.ann import AnnIndex, bitmap_of, depth_for
 from indexer.store.layout import ANN, LEGACY_VECTORS, VECTOR_IDS, VECTORS
+from indexer.store.plan_cache import PlanCache, cacheable
 from indexer.store.planner import Approximate, Plan, Strategy, plan, top_k
 from indexer.store.vector_file import read_legacy, write_ordered
 
 # FAISS's plain SIMD kernels (one thread, no index object); its type stubs omit them.
 kernels: Any = faiss
-PLAN_CACHE = 256  # allowed sets kept mapped to rows (one per partner and day in the server)
 # A broad allowed set whose rows lie scattered (grants made document by document) is read by
 # position, about 4x slower per byte than a sequential pass (10 % of 1M: 19 ms against 5 ms).
 # Such a set, once cached, gets its rows copied together ("packed") and is then scanned like a
@@ -42,7 +41,6 @@ PLAN_CACHE = 256  # allowed sets kept mapped to rows (one per partner and day in
 # least recently planned lose their copy first.
 PACK_MIN_ROWS = 20_000  # below this, reading by position is already fast (1 % of 1M: 1.5 ms)
 PACK_BUDGET = 0.25
-SELECTORS = 32  # allowed-row bitmaps kept for the approximate plan (n / 8 bytes each)
 PLAN_K = 10  # the k a cached plan is costed for
 
 
@@ -57,9 +55,7 @@ class VectorStore:
 
     def __init__(self, ids: np.ndarray, matrix: np.ndarray, ann: AnnIndex | None = None) -> None:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._plans: OrderedDict[int, tuple[np.ndarray, Plan]] = OrderedDict()
-        self._packed: OrderedDict[int, np.ndarray] = OrderedDict()  # by the key of _plans
-        self._bitmaps: OrderedDict[int, np.ndarray] = OrderedDict()  # by the key of _plans
+        self._cache = PlanCache()
         self._lock = threading.Lock()
         self._set(np.asarray(ids, dtype=np.int64), matrix)
         if ann is not None and ann.total != len(self):
@@ -77,9 +73,7 @@ class VectorStore:
         self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self._sorted_ids = sorted_ids
         self._row_of_sorted = order.astype(np.int32 if ids.size < 2**31 else np.int64)
-        self._plans.clear()
-        self._packed.clear()
-        self._bitmaps.clear()
+        self._cache.clear()
         self.ann = None  # its entries are row positions of the matrix it was built on
 
     @classmethod
@@ -124,13 +118,11 @@ class VectorStore:
     @property
     def plan_cache_bytes(self) -> int:
         """Bytes of cached plans (row lists), packed copies and selector bitmaps included."""
-        return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes
-                   for _, p in list(self._plans.values())) + self.packed_bytes + \
-            sum(b.nbytes for b in list(self._bitmaps.values()))
+        return self._cache.nbytes
 
     @property
     def packed_bytes(self) -> int:
-        return sum(m.nbytes for m in list(self._packed.values()))
+        return self._cache.packed_bytes
 
     def __len__(self) -> int:
         return int(self._ids.size) + sum(ids.size for ids, _ in self._pending)
@@ -202,17 +194,20 @@ class VectorStore:
         """The plan, and the packed copy of its rows (or, for the approximate plan, the bitmap
         of its rows) if the set has one."""
         self._consolidate()
-        key = id(allowed)
-        cached = self._plans.get(key)
-        if cached is not None and cached[0] is allowed:
-            if cached[1].strategy is Strategy.APPROXIMATE:
-                return cached[1], self._bitmap(key, cached[1])
-            packed = self._packed.get(key)
-            if packed is not None:
-                with self._lock:
-                    if key in self._packed:
-                        self._packed.move_to_end(key)
-            return cached[1], packed
+        chosen = self._cache.plan(allowed)
+        if chosen is None:
+            chosen = self._plan(allowed)
+            if cacheable(allowed):
+                self._cache.remember(allowed, chosen)
+                if (packed := self._pack(chosen)) is not None:
+                    kept = self._cache.keep_packed(allowed, packed,
+                                                   PACK_BUDGET * self._matrix.nbytes)
+                    return chosen, packed if kept else None
+        if chosen.strategy is Strategy.APPROXIMATE:
+            return chosen, self._cache.bitmap(allowed, lambda: bitmap_of(chosen.rows, len(self)))
+        return chosen, self._cache.packed(allowed) if cacheable(allowed) else None
+
+    def _plan(self, allowed: np.ndarray) -> Plan:
         ids = np.asarray(allowed, dtype=np.int64).reshape(-1)
         if ids.size == self._ids.size and np.array_equal(ids, self._sorted_ids):
             rows = np.arange(ids.size, dtype=np.int64)  # everything: no lookup needed
@@ -223,46 +218,7 @@ class VectorStore:
             depth = depth_for(PLAN_K)
             approximate = Approximate(self.ann.lists, self.ann.first_nprobe(rows.size, depth),
                                       depth)
-        chosen = plan(rows, len(self), approximate)
-        if chosen.strategy is Strategy.APPROXIMATE:
-            cacheable = isinstance(allowed, np.ndarray) and not allowed.flags.writeable
-            if cacheable:
-                with self._lock:
-                    self._remember(key, allowed, chosen)
-            return chosen, self._bitmap(key if cacheable else None, chosen)
-        packed = None
-        if isinstance(allowed, np.ndarray) and not allowed.flags.writeable:
-            packed = self._pack(chosen)
-            with self._lock:  # the cache holds the array, so its id cannot be reused
-                self._remember(key, allowed, chosen)
-                if packed is not None:
-                    self._packed[key] = packed
-                    budget = PACK_BUDGET * self._matrix.nbytes
-                    while self.packed_bytes > budget:
-                        self._packed.popitem(last=False)
-                    if key not in self._packed:
-                        packed = None
-        return chosen, packed
-
-    def _remember(self, key: int, allowed: np.ndarray, chosen: Plan) -> None:
-        """Cache a plan (under the lock), dropping the oldest with their copies and bitmaps."""
-        self._plans[key] = (allowed, chosen)
-        while len(self._plans) > PLAN_CACHE:
-            old, _ = self._plans.popitem(last=False)
-            self._packed.pop(old, None)
-            self._bitmaps.pop(old, None)
-
-    def _bitmap(self, key: int | None, chosen: Plan) -> np.ndarray:
-        """The allowed rows as the IVF's selector bitmap; kept for the SELECTORS latest sets."""
-        found = self._bitmaps.get(key) if key is not None else None
-        if found is None:
-            found = bitmap_of(chosen.rows, len(self))
-            if key is not None:
-                with self._lock:
-                    self._bitmaps[key] = found
-                    while len(self._bitmaps) > SELECTORS:
-                        self._bitmaps.popitem(last=False)
-        return found
+        return plan(rows, len(self), approximate)
 
     def _pack(self, chosen: Plan) -> np.ndarray | None:
         """The rows of a broad, scattered plan copied together, if they fit the budget. Not
