@@ -60,14 +60,14 @@ def search(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
 def _retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
               mode: Mode) -> tuple[Ranked, bool | None]:
     if mode == "lexical":
-        return lexical(index.generation, query, allowed, top_k), None
+        return lexical(index.shards, query, allowed, top_k), None
     vector = index.embedder.embed_query(query)
     if mode == "dense":
         answer = dense(index.shards, vector, allowed, top_k)
         return answer.ranked, answer.approximate
     depth = max(top_k, CANDIDATES)
     answer = dense(index.shards, vector, allowed, depth)
-    lists = [answer.ranked, lexical(index.generation, query, allowed, depth)]
+    lists = [answer.ranked, lexical(index.shards, query, allowed, depth)]
     spans = index.generation.chunk_spans(list({c for ranked in lists for c, _ in ranked}))
     return document_aware(lists, WEIGHTS, {c: span.doc_id for c, span in spans.items()}), \
         answer.approximate

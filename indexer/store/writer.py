@@ -9,6 +9,7 @@ import secrets
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from indexer.store import lexical
 from indexer.store.layout import (
+    BY_RULE,
     GENERATIONS,
+    LEXICAL,
     META_DB,
     REPORT,
     SHARDS,
@@ -29,6 +32,7 @@ from indexer.store.layout import (
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument, text_sha
 from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile
 
+LEXICAL_DIGEST = "lexical_digest"  # info key: lexical.content_digest of the generation
 SCHEMA = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE partners(partner TEXT PRIMARY KEY);
@@ -83,24 +87,47 @@ class _Rows:
         if self.vectors is not None:
             self.vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
 
-    def finish(self, ann_min_rows: int) -> None:
-        """The lexical index, the rows committed, then the vectors in layout order."""
-        lexical.fill(self.db)  # the FTS5 index of these chunks
+    def finish(self, ann_min_rows: int, live: Path | None) -> None:
+        """The lexical index and its postings (linked from `live`, the same store of the live
+        generation, when its chunks are the same), the rows committed, then the vectors in
+        layout order. The top level of a sharded generation has neither: its shards are
+        searched."""
+        searched = self.vectors is not None  # not the top level of a sharded generation
+        if searched:
+            lexical.fill(self.db)  # the FTS5 index of these chunks
+            digest = lexical.content_digest(self.db)
+            self.db.execute("INSERT INTO info VALUES (?, ?)", (LEXICAL_DIGEST, digest))
         self.db.commit()
+        if searched and not self._reuse_postings(live, digest):  # what BM25 reads (bm25.py)
+            lexical.postings_of(self.db).save(self.dir / LEXICAL)
         layout = self._layout()
         self.db.close()
         if self.vectors is not None:
             self.vectors.write(layout, ann_min_rows)
-        with open(self.dir / META_DB, "rb") as handle:
-            os.fsync(handle.fileno())
+        for name in (META_DB, LEXICAL) if searched else (META_DB,):
+            with open(self.dir / name, "rb") as handle:
+                os.fsync(handle.fileno())
+
+    def _reuse_postings(self, live: Path | None, digest: str) -> bool:
+        """Link the live generation's postings when they were exported from the same chunks:
+        a nightly re-build of an unchanged corpus does not export them again."""
+        if live is None or not (live / LEXICAL).is_file() or not (live / META_DB).is_file():
+            return False
+        uri = f"file:{live / META_DB}?mode=ro&immutable=1"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            row = db.execute("SELECT value FROM info WHERE key = ?", (LEXICAL_DIGEST,)).fetchone()
+        if row is None or row[0] != digest:
+            return False
+        try:
+            os.link(live / LEXICAL, self.dir / LEXICAL)  # generations never change: share it
+        except OSError:
+            shutil.copyfile(live / LEXICAL, self.dir / LEXICAL)
+        return True
 
     def _layout(self) -> np.ndarray:
         """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
         runs of vector rows, so searching what it may see reads only those (planner.py)."""
-        rows = self.db.execute(
-            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        return np.array([r[0] for r in self.db.execute(BY_RULE)], dtype=np.int64)
 
     def close(self) -> None:
         if self.vectors is not None:
@@ -166,8 +193,10 @@ class GenerationWriter:
 
     def publish(self, report: dict[str, object], keep: int) -> Path:
         """Sync everything, rename into place, then point CURRENT at it in one rename."""
-        for part in (self._main, *self._shards):
-            part.finish(self._ann_min_rows)
+        live = live_generation_dir(self.root)
+        self._main.finish(self._ann_min_rows, live)
+        for number, part in enumerate(self._shards):
+            part.finish(self._ann_min_rows, live / SHARDS / str(number) if live else None)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
         with open(self.dir / REPORT, "rb") as handle:
             os.fsync(handle.fileno())

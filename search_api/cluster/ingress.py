@@ -25,10 +25,12 @@ import numpy as np
 import ray
 from ray import serve
 
+from indexer.store.bm25 import LexicalStats
 from indexer.store.reader import Generation
 from search_api.access import AllowedSet
 from search_api.cluster.shard import ShardServer
-from search_api.retrieval.shards import DenseAnswer
+from search_api.retrieval.fusion import Ranked
+from search_api.retrieval.shards import DenseAnswer, Weights
 from search_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -113,15 +115,27 @@ class RayShards:
             self._refs.pop(key, None)
 
     def dense(self, vector: np.ndarray, allowed: AllowedSet, k: int) -> list[DenseAnswer]:
+        return self._ask("dense", allowed, vector, k)
+
+    def lexical_stats(self, terms: list[str], allowed: AllowedSet) -> list[LexicalStats]:
+        return self._ask("lexical_stats", allowed, terms)
+
+    def lexical_search(self, terms: list[str], allowed: AllowedSet, k: int, weights: Weights,
+                       stats: LexicalStats) -> list[Ranked]:
+        return self._ask("lexical_search", allowed, terms, k, weights, stats)
+
+    def _ask(self, method: str, allowed: AllowedSet, *args: Any) -> list[Any]:
+        """Every shard's answer to `method(key, *args)`. The allowed set is named by its key;
+        a replica that does not hold it yet answers None and is asked again with the set's
+        reference (search_api/cluster/shard.py)."""
         ref = self._allowed_ref(allowed)
         key = ref.hex()
-        calls: list[Callable[[], Any]] = [
-            partial(h.dense.remote, vector, key, k) for h in self.handles]
-        answers = self._gather(calls)
+        answers = self._gather([partial(getattr(h, method).remote, key, *args)
+                                for h in self.handles])
         missing = [at for at, answer in enumerate(answers) if answer is None]
-        if missing:  # replicas that do not hold this allowed set yet: send its reference
-            again = self._gather([partial(self.handles[at].dense.remote, vector, key, k, [ref])
-                                  for at in missing])
+        if missing:
+            again = self._gather([partial(getattr(self.handles[at], method).remote, key, *args,
+                                          allowed=[ref]) for at in missing])
             for at, answer in zip(missing, again, strict=True):
                 answers[at] = answer
         return answers

@@ -1,21 +1,26 @@
-"""Lexical retrieval: BM25 over the generation's FTS5 index, restricted to the allowed set
-inside the query. A person's query becomes plain terms here; the store searches terms."""
+"""Lexical retrieval: BM25 within the allowed set, with the statistics of the allowed set (what
+the caller may not see never shapes its scores or their order). A person's query becomes plain
+terms here; the store stems them as it stemmed the chunks, counts and scores."""
 
 from __future__ import annotations
 
+import operator
 import re
+from functools import reduce
 
-from indexer.store.reader import Generation
+from indexer.store.bm25 import LexicalStats
 from search_api.access import AllowedSet
+from search_api.retrieval.merge import merge_top_k
+from search_api.retrieval.shards import Shards
 
 # Weights of the indexed columns (chunk text, document title, heading path) in bm25(). The
 # title counts half a chunk's text: every chunk of a document then matches its title's words.
 # SciFact train nDCG@10: lexical 0.680 / 0.687 / 0.688 at title weight 0 / 0.5 / 1, hybrid
 # best at 0.5 (docs/QUALITY.md). Heading paths are already in the chunk's own text.
 WEIGHTS = (1.0, 0.5, 0.0)
-# Runs of letters and digits: the same split FTS5's unicode61 tokenizer makes, so every term of
-# the query is a term FTS5 can have indexed; everything else (quotes, *, -, :, ^, parentheses)
-# is a separator and never reaches the FTS5 query parser.
+# Runs of letters and digits: the words of a query, for the stop-word test below. The store runs
+# each through the index's own tokenizer (FTS5's porter unicode61), which stems it and may split
+# it further; quotes, *, -, :, ^ and parentheses are separators and never query syntax.
 TERM = re.compile(r"[^\W_]+")
 # Lucene's English stop words (EnglishAnalyzer, Elasticsearch's `_english_`), left out of the
 # query when it has other words: BM25 gives them almost no weight, yet each one matches nearly
@@ -34,9 +39,14 @@ def query_terms(query: str) -> list[str]:
     return [term for term in terms if term not in STOP_WORDS] or terms
 
 
-def lexical(generation: Generation, query: str, allowed: AllowedSet, k: int,
+def lexical(shards: Shards, query: str, allowed: AllowedSet, k: int,
             weights: tuple[float, float, float] = WEIGHTS) -> list[tuple[int, float]]:
-    """The k best chunks of `allowed` by BM25, best first: (chunk id, BM25 score)."""
-    if len(allowed) == 0:
+    """The k best chunks of `allowed` by BM25, best first: (chunk id, BM25 score), with N, the
+    average length and each term's document frequency of `allowed` alone: counted by every
+    shard over its part, summed, then every shard scores with the totals (retrieval/shards.py)
+    and the best k of their answers are kept."""
+    if len(allowed) == 0 or k <= 0:
         return []
-    return generation.lexical(query_terms(query), allowed.ids, k, weights)
+    terms = query_terms(query)
+    stats = reduce(operator.add, shards.lexical_stats(terms, allowed), LexicalStats())
+    return merge_top_k(shards.lexical_search(terms, allowed, k, weights, stats), k)

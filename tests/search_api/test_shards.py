@@ -83,7 +83,8 @@ def test_the_audit_and_the_metrics_say_which_plan_ran_and_the_answer_does_not(
     from search_api.keys import KeyStore
     from search_api.schemas import SearchResult
 
-    key = keys_for(pair.sharded)["alpha"]
+    keys = keys_for(pair.sharded)
+    key = keys["alpha"]
     with app_client(pair.sharded, today=lambda: date(2026, 11, 23)) as client:
         for mode in ("dense", "hybrid", "lexical"):
             response = client.post("/v1/search", json={"query": "KESTREL", "mode": mode},
@@ -91,7 +92,7 @@ def test_the_audit_and_the_metrics_say_which_plan_ran_and_the_answer_does_not(
             assert response.status_code == 200
             for result in response.json()["results"]:
                 assert set(result) <= set(SearchResult.model_fields)  # nothing about plans
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {keys['admin']}"}).text
     events = AuditLog(pair.sharded, KeyStore(pair.sharded)).events()
     plans = {e["mode"]: e["dense_plan"] for e in events if e["query"] == "KESTREL"}
     assert plans == {"dense": "exact", "hybrid": "exact", "lexical": None}
@@ -106,3 +107,24 @@ def test_a_rebuild_of_a_sharded_index_reuses_every_embedding(
                    embedder)
     assert report.embedded == 0 and report.reused == report.chunks > 0
     assert Generation.open_live(pair.sharded).name != before
+
+
+def test_the_shards_statistics_add_up_to_the_single_index(pair: Pair) -> None:
+    """dfs_query_then_fetch: each shard counts BM25's statistics over its part of a partner's
+    allowed set; their sum is the single index's count over the whole set, which no shard has
+    alone, so scoring with the sum gives each chunk its single-index score."""
+    from functools import reduce
+    from operator import add
+
+    from search_api.access import AccessIndex, Principal
+    from search_api.retrieval.lexical import query_terms
+
+    single, sharded = Generation.open_live(pair.single), Generation.open_live(pair.sharded)
+    terms = query_terms("strain sensors inside pouch cells KESTREL")
+    for partner in ("alpha", "beta", "gamma", "delta"):
+        allowed = AccessIndex(single).allowed_for(Principal("k", partner, False),
+                                                  date(2026, 11, 23))
+        parts = [shard.lexical_stats(terms, allowed.ids) for shard in sharded.shards()]
+        assert reduce(add, parts) == single.lexical_stats(terms, allowed.ids), partner
+        assert all(part.chunks < len(allowed) for part in parts), partner
+    assert sharded.lexical_index() is None  # the top level is not searched: its shards are
