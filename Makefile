@@ -18,16 +18,16 @@ PORT   ?= 8000
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 install: ocr-engine $(STAMP)
 
-# The tests also build on a real Ray cluster: the `cluster` extra (Ray), which `make serve`
-# and a local build never need.
+# The tests also build and serve shards on a real Ray cluster: the `cluster` extra (Ray),
+# which `make serve`, a local build and a single-index server never need.
 CLUSTER := $(VENV)/.installed-cluster
 $(CLUSTER): pyproject.toml $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
 	@touch $(CLUSTER)
 
 # OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned

@@ -1,6 +1,6 @@
 """Command line of the indexer.
 
-    python -m indexer build --corpus DIR --index DIR [--report FILE] [--quiet]
+    python -m indexer build --corpus DIR --index DIR [--shards N] [--report FILE] [--quiet]
                             [--ray ADDRESS|local [--ray-actors N]]
     python -m indexer generations --index DIR
     python -m indexer rollback --index DIR [--to NAME]
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--ray-actors", type=int, metavar="N",
                    help="embedding actors on the cluster (env PKS_RAY_ACTORS; default: one "
                         "per GPU, else one per PKS_RAY_ACTOR_CPUS CPUs)")
+    b.add_argument("--shards", type=int, help="write the generation as N shards by document, "
+                   "each served by its own Ray Serve deployment (`serve --ray`); default 1")
     b.add_argument("--report", type=Path, help="also write the build report to FILE as JSON")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.add_argument("--quiet", action="store_true", help="print only the summary and errors")
@@ -65,7 +67,7 @@ def _settings(args: argparse.Namespace):  # -> IndexerSettings, imported late: k
         "model": args.model, "chunk_tokens": args.chunk_tokens,
         "chunk_overlap": args.chunk_overlap, "batch_size": args.batch_size,
         "parse_timeout_seconds": args.parse_timeout, "ray_address": args.ray_address,
-        "ray_actors": args.ray_actors,
+        "ray_actors": args.ray_actors, "shards": args.shards,
     }.items() if v is not None}
     if args.no_progress or args.quiet or not sys.stderr.isatty():
         overrides["progress"] = False  # under cron: timestamped log lines instead of a bar

@@ -112,7 +112,7 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
         "model": embedder.model, "model_probe": probe, "dim": str(embedder.dim),
         "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline_key(settings),
         "chunk_overlap": str(settings.chunk_overlap), "corpus": str(corpus.resolve()),
-    }, manifest.partners)
+    }, manifest.partners, ann_min_rows=settings.ann_min_chunks, shards=settings.shards)
     try:
         _phase("writing", f"{len(docs)} documents")
         for doc, _ in docs:

@@ -109,4 +109,4 @@ class Previous:
         """The live generation's vectors of these chunks (ids from `embedded`)."""
         if self.gen is None or not chunk_ids:
             return np.zeros((0, 0), dtype=np.float32)
-        return self.gen.vectors.vectors(np.array(chunk_ids, dtype=np.int64))
+        return self.gen.stored_vectors(np.array(chunk_ids, dtype=np.int64))

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.store.vector_file import ANN_MIN_ROWS
+
 
 def default_model() -> str:
     """The packaged all-MiniLM-L6-v2: the only model reachable without a model hub."""
@@ -37,6 +39,12 @@ class IndexerSettings(BaseSettings):
     max_file_mb: float = Field(100.0, gt=0, description="files larger than this are skipped")
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     keep_generations: int = Field(3, ge=1, description="published generations kept for rollback")
+    shards: int = Field(1, ge=1, le=1024, description="write the generation as this many shards "
+                        "(by document), each served by its own process: `serve --ray`")
+    ann_min_chunks: int = Field(
+        ANN_MIN_ROWS, ge=1, description="a generation (or shard) with at least this many chunks "
+        "also gets an IVF index for broad allowed sets (indexer/store/ann.py); the default is "
+        "where a whole exact scan exceeds the planner's exact budget")
     progress: bool = Field(True, description="show tqdm progress bars on stderr")
     parse_timeout_seconds: float = Field(
         120.0, gt=0, description="a file whose parsing takes longer is skipped (a looping PDF)")

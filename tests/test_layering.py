@@ -120,12 +120,13 @@ for _ in range(600):
 else:
     raise SystemExit("the server did not start")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
-                        ("indexer", "langchain", "langchain_core", "langchain_text_splitters"))))
+                        ("indexer", "langchain", "langchain_core", "langchain_text_splitters",
+                         "ray"))))
 """
 
 
 @pytest.mark.slow
-def test_a_running_server_has_loaded_no_pipeline_module_and_no_langchain(
+def test_a_running_server_has_loaded_no_pipeline_module_no_langchain_and_no_ray(
         access_index: tuple[Path, object]) -> None:
     """`serve` as a process runs it, up to answering /healthz; then its sys.modules."""
     run = subprocess.run([sys.executable, "-c", SERVER, str(access_index[0]), str(free_port())],
@@ -134,6 +135,7 @@ def test_a_running_server_has_loaded_no_pipeline_module_and_no_langchain(
     loaded = json.loads(run.stdout.strip().splitlines()[-1])
     assert "indexer.store.reader" in loaded and "indexer.embed" in loaded  # it did serve
     assert [m for m in loaded if m.startswith("langchain")] == []
+    assert [m for m in loaded if m.split(".")[0] == "ray"] == []  # Ray only with --ray
     assert [m for m in loaded if m != "indexer" and not inside(m, STORE, *EMBEDDER)] == []
 
 
