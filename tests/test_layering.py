@@ -80,11 +80,13 @@ def test_the_pipeline_never_imports_the_api() -> None:
 
 
 def test_only_the_cluster_package_imports_ray_and_only_the_workers_import_it() -> None:
-    """Ray is the cluster build's (indexer/cluster/); the pipeline reaches it through
-    indexer/workers.py alone, and only when a build is given a Ray address."""
+    """Ray is the cluster build's (indexer/cluster/) and the sharded server's
+    (search_api/cluster/); the pipeline reaches it through indexer/workers.py alone, and only
+    when a build is given a Ray address."""
     for package in ("indexer", "search_api"):
         assert [v for v in violations(package, (), ("ray",))
-                if not v.startswith(f"indexer{os.sep}cluster{os.sep}")] == []
+                if not v.startswith((f"indexer{os.sep}cluster{os.sep}",
+                                     f"search_api{os.sep}cluster{os.sep}"))] == []
     assert [v for v in violations("indexer", (), (CLUSTER,))
             if not v.startswith((f"indexer{os.sep}cluster{os.sep}",
                                  f"indexer{os.sep}workers.py "))] == []

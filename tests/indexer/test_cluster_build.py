@@ -33,6 +33,7 @@ from indexer.embed import Embedder
 from indexer.store.layout import CURRENT, GENERATIONS
 from indexer.store.lock import LOCK
 from indexer.store.reader import Generation
+from indexer.store.runs import RUNS
 from tests.conftest import MANIFEST, make_access_corpus
 from tests.deployment import ENV, ROOT, RayHead, free_port, ray_cluster, run
 from tests.environment import EVAL
@@ -252,7 +253,7 @@ def test_a_build_killed_on_the_driver_publishes_nothing_and_the_next_is_clean(
     assert "removed what an interrupted build left" in err
     assert served(index) == docs | {f"bulk-{i}" for i in range(20)}
     assert not [p for p in (index / GENERATIONS).iterdir() if p.name.endswith(".tmp")]
-    assert {p.name for p in index.iterdir()} == {LOCK, CURRENT, GENERATIONS}
+    assert {p.name for p in index.iterdir()} == {LOCK, CURRENT, GENERATIONS, RUNS}
     assert (index / LOCK).read_text() == ""
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.build import BuildReport
 from indexer.store.generations import list_generations
 from indexer.store.layout import CURRENT
 from indexer.store.lock import build_lock
@@ -102,7 +101,7 @@ def test_rollback_switches_what_is_served_and_is_audited(site: dict) -> None:
         ("rollback", 200, f"{older} -> {newest}", newest),
         ("rollback", 200, f"{newest} -> {older}", older)]
     assert events[0]["key_name"] == "ops" and events[0]["documents"] == []
-    metrics = call(site, None, "/metrics").text
+    metrics = call(site, "admin", "/metrics").text
     assert 'surface="other"' not in metrics  # a rollback is recorded, not counted as a search
 
 
@@ -130,7 +129,7 @@ def sample(metrics: str, name: str) -> float:
 
 def test_metrics_export_the_last_successful_build_and_the_last_run(site: dict) -> None:
     newest = call(site, "admin", "/v1/admin/builds").json()["builds"][0]
-    text = call(site, None, "/metrics").text
+    text = call(site, "admin", "/metrics").text
     finished = datetime.fromisoformat(newest["finished_at"]).timestamp()
     assert sample(text, "pks_build_last_success_timestamp_seconds") == finished
     assert sample(text, "pks_build_duration_seconds") == newest["seconds"]
@@ -143,9 +142,9 @@ def test_metrics_export_the_last_successful_build_and_the_last_run(site: dict) -
 
 
 def test_without_recorded_runs_only_the_published_build_is_exported(
-        client: TestClient, access_index: tuple[Path, BuildReport]) -> None:
+        client: TestClient, keys: dict[str, str]) -> None:
     """An index built by `build()` itself (as this session's shared one is) has reports but
     no runs: no exit code is made up."""
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=auth(keys["admin"])).text
     assert sample(text, "pks_build_last_success_timestamp_seconds") > 0
     assert "pks_build_last_run_exit_code" not in text

@@ -19,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.deployment import app_client, create_key
 from tests.search_api.conftest import auth
 
+SCRAPE_TOKEN = "scrape-token-of-the-monitoring-test"  # what Prometheus sends (PKS_METRICS_TOKEN)
+
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "docs" / "monitoring"
 RULES = MONITORING / "pks-alerts.yml"
@@ -73,12 +75,12 @@ def exported(history: tuple[Path, Path]) -> set[str]:
     search, a refused request and a lost audit record."""
     index = history[1]
     key = create_key(index, "alpha", "monitoring")
-    with app_client(index) as client:
+    with app_client(index, metrics_token=SCRAPE_TOKEN) as client:
         assert client.post("/v1/search", json={"query": "KESTREL", "top_k": 3},
                            headers=auth(key)).status_code == 200
         assert client.get("/v1/admin/builds", headers=auth(key)).status_code == 403
         client.app.state.services.metrics.audit_write_failed()
-        text = client.get("/metrics").text
+        text = client.get("/metrics", headers=auth(SCRAPE_TOKEN)).text  # as Prometheus asks
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 
 
