@@ -13,15 +13,22 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium postgresql
+.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium promtool postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,postgres]'
 	@touch $(STAMP)
 
 install: ocr-engine $(STAMP)
+
+# The tests also build and serve shards on a real Ray cluster: the `cluster` extra (Ray),
+# which `make serve`, a local build and a single-index server never need.
+CLUSTER := $(VENV)/.installed-cluster
+$(CLUSTER): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster,postgres]'
+	@touch $(CLUSTER)
 
 # OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
 # pages are reported as skipped, nothing else changes.
@@ -42,10 +49,10 @@ serve: index
 
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-test: install lint chromium postgresql
+test: install $(CLUSTER) lint chromium promtool postgresql
 	$(PYTEST) --durations=15
 
-test-fast: install
+test-fast: install $(CLUSTER)
 	$(PYTEST) -m "not slow" --durations=10
 
 # The browser tests drive Debian's chromium, never a browser build downloaded by Playwright.
@@ -68,6 +75,17 @@ postgresql:
 	  || echo "WARNING: could not install postgresql (it needs root and Debian's apt);" \
 	          "the PostgreSQL tests will be skipped (a failure under CI=true)." \
 	          "Install it with: apt-get install postgresql"; }
+
+# The alerting rules in docs/monitoring are checked with promtool, from Debian's prometheus
+# package. The tests run only promtool; on a host with systemd the package also enables its
+# Prometheus server (`systemctl disable --now prometheus` if that host should not run one).
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "Installing Debian's prometheus for promtool (apt-get install prometheus)"; \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends prometheus; } \
+	  || echo "WARNING: could not install prometheus (it needs root and Debian's apt);" \
+	          "the alerting rules' tests will be skipped (a failure under CI=true)." \
+	          "Install it with: apt-get install prometheus"; }
 
 lint: install
 	$(BIN)/ruff check .

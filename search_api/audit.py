@@ -49,6 +49,7 @@ AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
 DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
+ACTIONS = frozenset({"rollback"})  # what an admin changed: recorded, never counted as an access
 
 
 class KeyList(Protocol):
@@ -67,7 +68,8 @@ class Audit(Protocol):
 
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200) -> None: ...
+               on_behalf_of: str | None = None, status: int = 200,
+               approximate: bool | None = None) -> None: ...
 
     def events(self) -> Iterator[dict[str, Any]]: ...
 
@@ -103,19 +105,25 @@ class Recorder:
 
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200) -> None:
+               on_behalf_of: str | None = None, status: int = 200,
+               approximate: bool | None = None) -> None:
         """Record one access: the one call every surface makes, before it answers. Raises
-        AuditUnavailable when the record cannot be written (`_lost` says why, and raises)."""
+        AuditUnavailable when the record cannot be written (`_lost` says why, and raises).
+        `approximate`: whether the dense search ran on the IVF index (None: no dense search
+        was made); recorded as `dense_plan`, never shown to the caller."""
+        plan = None if approximate is None else "approximate" if approximate else "exact"
         try:
-            self._write(access_event(self._names, principal, surface, generation, query,
-                                     doc_ids, mode, on_behalf_of, status))
+            event = access_event(self._names, principal, surface, generation, query, doc_ids,
+                                 mode, on_behalf_of, status)
+            event["dense_plan"] = plan
+            self._write(event)
         except Exception as exc:
             if self.observer is not None:
                 self.observer.audit_write_failed()
             self._lost(principal, surface, exc)
             raise AuditUnavailable(f"audit record lost: {exc}") from exc  # _lost must raise
-        if self.observer is not None:  # counted once recorded: an unrecorded one is refused
-            self.observer.access(surface, mode)
+        if self.observer is not None and surface not in ACTIONS:  # counted once recorded
+            self.observer.access(surface, mode, plan)
 
     def _write(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -146,7 +154,7 @@ def access_event(names: KeyNames, principal: Principal, surface: str,
 class AccessObserver(Protocol):
     """What the metrics want to know of each access (bounded labels only)."""
 
-    def access(self, surface: str, mode: str | None) -> None: ...
+    def access(self, surface: str, mode: str | None, plan: str | None = None) -> None: ...
 
     def audit_write_failed(self) -> None: ...
 

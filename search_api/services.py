@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from search_api.audit import Audit
 from search_api.keys import Keys
@@ -21,11 +22,16 @@ from search_api.limits import RequestLimits, TokenBuckets
 from search_api.live import IndexHolder
 from search_api.metrics import OpsMetrics
 from search_api.readiness import Readiness
+from search_api.retrieval.shards import LocalShards
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
 from search_api.state import open_state
 
 log = logging.getLogger(__name__)
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 def utc_today() -> date:
@@ -43,6 +49,7 @@ class Services:
     limits: RequestLimits  # request budgets per principal, refused sign-ins per address
     readiness: Readiness
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
+    cluster: Closeable | None = None  # the Ray cluster of `serve --ray`, closed last
     release: Callable[[], None] = lambda: None  # the shared state's connections
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -54,9 +61,21 @@ class Services:
         StateUnavailable for an unreachable database. `holder` lets tests share one loaded
         index between services."""
         sso = SsoGate.from_settings(settings)
-        holder = holder or IndexHolder(settings.index, settings.torch_threads,
-                                       settings.batching(), settings.pack_budget / settings.workers)
-        metrics = OpsMetrics(holder.get)
+        cluster = None
+        if holder is None and settings.ray is not None:
+            from search_api.cluster.ingress import RayCluster  # only with --ray: Ray is optional
+
+            cluster = RayCluster.connect(settings)
+        try:
+            holder = holder or IndexHolder(
+                settings.index, settings.torch_threads, settings.batching(),
+                cluster.shards_for if cluster is not None else LocalShards,
+                settings.pack_budget / settings.workers)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            raise
+        metrics = OpsMetrics(holder.get, settings.index)
         state = open_state(settings, observer=metrics)
         limits = RequestLimits(
             TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
@@ -65,7 +84,7 @@ class Services:
             if settings.auth_failures_per_minute > 0 else None)
         readiness = Readiness(holder, settings.ready_check_seconds)
         return cls(settings, holder, state.keys, state.audit, metrics, sso, limits, readiness,
-                   today, state.close)
+                   today, cluster, state.close)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""
@@ -89,3 +108,8 @@ class Services:
         connections (a file audit reopens if used again; a database's pool does not)."""
         self._stop.set()
         self.release()
+        try:
+            self.holder.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()

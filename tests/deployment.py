@@ -11,13 +11,15 @@ import importlib
 import io
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -116,6 +118,67 @@ class Server:
     log: Path
 
 
+@dataclass(frozen=True)
+class RayHead:
+    """A Ray head the tests started: its address, and its processes (one session)."""
+
+    address: str
+    session: int
+
+    def processes(self, title: str) -> list[int]:
+        """Ids of this cluster's processes whose title starts with `title` ("ray::...")."""
+        return [pid for pid, cmd in _session_processes(self.session) if cmd.startswith(title)]
+
+
+@contextmanager
+def ray_cluster(cpus: int = 2) -> Iterator[RayHead]:
+    """A Ray head on loopback (`ray start --head --block`) with `cpus` CPUs and a small object
+    store, until the block ends. Everything it started, workers included, lives in the session
+    it leads, and is gone when the block ends."""
+    temp = Path(tempfile.mkdtemp(prefix="pks-ray-", dir="/tmp"))  # Ray's socket paths are short
+    port = free_port()
+    log_path = temp / "head.log"
+    with open(log_path, "w") as log:
+        head = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+             f"--port={port}", f"--num-cpus={cpus}", "--object-store-memory=300000000",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+            cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while "Ray runtime started" not in log_path.read_text() and head.poll() is None:
+            if time.time() > deadline:
+                raise RuntimeError(f"the Ray head did not start: {log_path.read_text()}")
+            time.sleep(0.5)
+        if head.poll() is not None:
+            raise RuntimeError(f"the Ray head exited: {log_path.read_text()}")
+        yield RayHead(f"127.0.0.1:{port}", head.pid)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # every process of its session
+            for pid, _ in _session_processes(head.pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            time.sleep(2 if sig == signal.SIGTERM else 0)
+        head.wait(timeout=30)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _session_processes(session: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes of one session."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit():
+                continue
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[3]) == session and fields[0] != "Z":
+                found.append((int(proc.name),
+                              (proc / "cmdline").read_text().replace("\0", " ").strip()))
+        except (OSError, ValueError, IndexError):
+            pass  # gone meanwhile
+    return found
+
+
 @contextmanager
 def server(index: Path, env: dict[str, str] | None = None, *args: str) -> Iterator[Server]:
     """Serve `index` until the block ends (extra `args` for serve, e.g. --workers 2).
@@ -199,3 +262,27 @@ def make_owned_corpus(root: Path) -> Path:
     make_access_corpus(root)
     write(root / "access.yaml", OWNED_MANIFEST)
     return root
+
+
+BROKEN_PDF = "alpha/broken.pdf"
+NEW_DOC = "alpha/batch-11.txt"
+
+
+def make_build_history(base: Path) -> tuple[Path, Path]:
+    """An index with a history, built with the CLI as cron does (so every run is recorded): a
+    clean first build of the owned corpus (exit 0); a second that adds a document and skips a
+    broken PDF (exit 3, live); a third that fails (exit 2: a corpus that does not exist).
+    Returns (corpus, index)."""
+    from tests.factory import write
+
+    corpus, index = make_owned_corpus(base / "corpus"), base / "index"
+    args = ("--index", str(index), "--chunk-tokens", "64", "--chunk-overlap", "8", "--quiet")
+    first = run("indexer", "build", "--corpus", str(corpus), *args)
+    assert first.returncode == 0, first.stderr
+    write(corpus / NEW_DOC, "KESTREL batch 11 reached 16.1 mS/cm after a longer anneal.")
+    write(corpus / BROKEN_PDF, b"%PDF-1.4 cut off in the middle of the copy")
+    second = run("indexer", "build", "--corpus", str(corpus), *args)
+    assert second.returncode == 3, second.stderr
+    failed = run("indexer", "build", "--corpus", str(base / "no-such-corpus"), *args)
+    assert failed.returncode == 2, failed.stderr
+    return corpus, index

@@ -53,6 +53,19 @@ def _copy(source: Path, target: Path) -> int:
     return copied
 
 
+def _copy_tree(source: Path, target: Path) -> int:
+    """A generation's files, and a sharded one's shard directories, each synced."""
+    copied = 0
+    for path in sorted(source.iterdir()):
+        if path.is_dir():
+            (target / path.name).mkdir()
+            copied += _copy_tree(path, target / path.name)
+        elif path.is_file():
+            copied += _copy(path, target / path.name)
+    fsync_dir(target)
+    return copied
+
+
 def ship(source_root: Path, target_root: Path, keep: int) -> Shipped:
     """Make the source's live generation live in `target_root` (created if new); keep the
     receiver's newest `keep` generations, the live one included. Raises StoreError when the
@@ -71,10 +84,7 @@ def ship(source_root: Path, target_root: Path, keep: int) -> Shipped:
         if not is_complete(final):
             shutil.rmtree(staging, ignore_errors=True)  # a ship that died before
             staging.mkdir()
-            for path in sorted(source.iterdir()):
-                if path.is_file():
-                    copied += _copy(path, staging / path.name)
-            fsync_dir(staging)
+            copied = _copy_tree(source, staging)
             if final.exists():  # an incomplete copy under the final name: never served
                 shutil.rmtree(final)
             os.rename(staging, final)
