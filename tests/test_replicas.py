@@ -153,7 +153,8 @@ def test_two_replicas_share_keys_and_audit_and_follow_shipped_generations(
         after = [status for started, _, status in on_b.sent if started > revoked]
         print(f"revoked through A's CLI: B got {len(after)} requests with the key after the "
               f"revocation returned and answered {after.count(200)} of them")  # pytest -s
-        assert len(after) >= 20 and set(after) == {401}
+        # 401, then 429 once the refused sign-ins from this address pass their limit
+        assert len(after) >= 20 and after[0] == 401 and set(after) <= {401, 429}
 
         # One replica killed: the other goes on answering.
         one.process.send_signal(signal.SIGKILL)
