@@ -81,7 +81,7 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
         intake = _read(corpus, files, previous, manifest, settings, environ)
         _phase("chunking")
         chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
-                          embedder.max_tokens)
+                          embedder.max_tokens, settings.chunk_window_tokens)
         docs, records = _assemble(intake, chunker, report)
         if not docs:
             raise BuildError(f"no document in {corpus} could be indexed "
