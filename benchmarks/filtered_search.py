@@ -131,9 +131,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         built = VectorStore.create(DIM)
         built.add(ids, matrix)
-        built.save(Path(scratch) / "vectors.faiss", order=ids)  # rows in generation order
+        built.save(Path(scratch), order=ids)  # rows in generation order
         del built
-        store = VectorStore.load(Path(scratch) / "vectors.faiss")
+        store = VectorStore.load(Path(scratch))
     load_s = time.perf_counter() - started
     print(f"n={n}: stored and loaded in {load_s:.1f} s", file=sys.stderr, flush=True)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from indexer.store.layout import (
     CURRENT,
-    FILES,
     GENERATIONS,
     REPORT,
+    is_complete,
     live_generation_dir,
     point_current,
 )
@@ -34,11 +34,6 @@ class GenerationInfo:
     documents: int | None
     chunks: int | None
     live: bool
-
-
-def _complete(path: Path) -> bool:
-    return not path.name.endswith(".tmp") and all(
-        (path / name).is_file() for name in FILES)
 
 
 def _built_at(name: str, report: dict[str, object]) -> str:
@@ -59,7 +54,7 @@ def list_generations(root: Path) -> list[GenerationInfo]:
         return []
     live = live_generation_dir(root)
     out = []
-    for path in sorted(p for p in base.iterdir() if p.is_dir() and _complete(p)):
+    for path in sorted(p for p in base.iterdir() if p.is_dir() and is_complete(p)):
         try:
             report = json.loads((path / REPORT).read_text(encoding="utf-8"))
         except (OSError, ValueError):

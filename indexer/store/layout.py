@@ -1,8 +1,10 @@
 """The index directory's layout, and the two moves that change what is live.
 
     INDEX/CURRENT                  name of the live generation (replaced atomically)
-    INDEX/generations/NAME/        one complete, immutable build: meta.sqlite, vectors.faiss,
-                                   report.json (NAME sorts by build time)
+    INDEX/generations/NAME/        one complete, immutable build: meta.sqlite, vectors.npy and
+                                   vector_ids.npy (memory-mapped when served), report.json
+                                   (NAME sorts by build time); generations written before
+                                   2026-12 hold vectors.faiss instead of the two .npy files
     INDEX/generations/NAME.tmp/    a build in progress; never read, removed if a build died
     INDEX/.build.lock              one build or rollback at a time (lock.py)
 
@@ -17,9 +19,11 @@ from pathlib import Path
 CURRENT = "CURRENT"
 GENERATIONS = "generations"
 META_DB = "meta.sqlite"
-VECTORS = "vectors.faiss"
+VECTORS = "vectors.npy"  # float32 rows in layout order, memory-mapped by every reader
+VECTOR_IDS = "vector_ids.npy"  # the chunk id of each row
+LEGACY_VECTORS = "vectors.faiss"  # one FAISS IndexIDMap(IndexFlatIP), before 2026-12
 REPORT = "report.json"
-FILES = (META_DB, VECTORS, REPORT)  # what a complete generation holds
+FILES = (META_DB, VECTORS, VECTOR_IDS, REPORT)  # what a generation written today holds
 
 
 class StoreError(Exception):
@@ -34,6 +38,15 @@ def live_generation_dir(root: Path) -> Path | None:
         return None
     path = root / GENERATIONS / name
     return path if name and path.is_dir() else None
+
+
+def is_complete(path: Path) -> bool:
+    """A whole generation (of today's layout or the one before), not a build in progress."""
+    if path.name.endswith(".tmp") or not (path / META_DB).is_file() or \
+            not (path / REPORT).is_file():
+        return False
+    return all((path / name).is_file() for name in (VECTORS, VECTOR_IDS)) or \
+        (path / LEGACY_VECTORS).is_file()
 
 
 def fsync_dir(path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.store import lexical
-from indexer.store.layout import META_DB, VECTORS, StoreError, live_generation_dir
+from indexer.store.layout import META_DB, StoreError, live_generation_dir
 from indexer.store.records import (
     Chunk,
     ChunkSpan,
@@ -48,7 +48,7 @@ class Generation:
         self.path = path
         self._local = threading.local()
         self._members = lexical.Memberships()
-        self.vectors = VectorStore.load(path / VECTORS)
+        self.vectors = VectorStore.load(path)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]

@@ -6,12 +6,16 @@ A search maps the caller's allowed ids to rows once (cached per allowed set), le
 choose how to read them, and scores exactly those rows with FAISS's single-thread SIMD kernels:
 its cost grows with what the caller may see, not with the whole index. Every plan is exact.
 
-On disk it is one FAISS file (an IndexIDMap over an IndexFlatIP, rows in layout order), so any
-FAISS reader, and generations written before the planner, still load.
+On disk the matrix is a plain `.npy` file (rows in layout order) beside the chunk id of each
+row; a reader memory-maps it, so the server's worker processes on one host share one copy in the
+page cache and a new generation is served without reading it all first. Generations written
+before hold one FAISS file (an IndexIDMap over an IndexFlatIP), which is still read (copied
+into memory).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexer.store.layout import LEGACY_VECTORS, VECTOR_IDS, VECTORS
 from indexer.store.planner import Plan, Strategy, plan, top_k
 
 # FAISS's plain SIMD kernels (one thread, no index object); its type stubs omit them.
@@ -32,6 +37,7 @@ PLAN_CACHE = 256  # allowed sets kept mapped to rows (one per partner and day in
 # contiguous one. Packed copies are bounded to PACK_BUDGET of the matrix's bytes (384 bytes per
 # chunk at most, so vectors, ids and every search structure stay under 2 kB per chunk); the
 # least recently planned lose their copy first.
+SAVE_BLOCK = 65_536  # rows copied to disk per step (100 MB of 384-d vectors)
 PACK_MIN_ROWS = 20_000  # below this, reading by position is already fast (1 % of 1M: 1.5 ms)
 PACK_BUDGET = 0.25
 
@@ -71,7 +77,19 @@ class VectorStore:
         return cls(np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
 
     @classmethod
-    def load(cls, path: Path) -> VectorStore:
+    def load(cls, directory: Path) -> VectorStore:
+        """The vectors of a generation directory: memory-mapped, read-only."""
+        if not (directory / VECTORS).is_file() and (directory / LEGACY_VECTORS).is_file():
+            return cls._load_faiss(directory / LEGACY_VECTORS)
+        matrix = np.load(directory / VECTORS, mmap_mode="r")
+        ids = np.load(directory / VECTOR_IDS)
+        if matrix.ndim != 2 or matrix.dtype != np.float32 or ids.shape != (matrix.shape[0],):
+            raise ValueError(f"{directory / VECTORS}: {matrix.shape} {matrix.dtype} rows for "
+                             f"{ids.shape} ids; not a vector file of this index")
+        return cls(ids, matrix)
+
+    @classmethod
+    def _load_faiss(cls, path: Path) -> VectorStore:
         index: Any = faiss.read_index(str(path))
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
         flat: Any = faiss.downcast_index(index.index)
@@ -79,18 +97,27 @@ class VectorStore:
         del flat, index  # the matrix is a copy; FAISS's own buffers are freed here
         return cls(ids, matrix)
 
-    def save(self, path: Path, order: np.ndarray | None = None) -> None:
+    def save(self, directory: Path, order: np.ndarray | None = None) -> None:
         """Write rows in `order` (chunk ids; ids it omits follow in id order) so that each
-        partner's chunks are contiguous when the store is loaded again."""
+        partner's chunks are contiguous when the store is loaded again; synced to disk. Rows
+        are copied in blocks, never a second copy of the whole matrix."""
         self._consolidate()
+        rows = np.arange(len(self))
         if order is not None:
             first = self._rows(np.asarray(order, dtype=np.int64), sort=False)
-            rest = np.setdiff1d(np.arange(len(self)), first, assume_unique=True)
+            rest = np.setdiff1d(rows, first, assume_unique=True)
             rows = np.concatenate((first, rest[np.argsort(self._ids[rest])]))
-            self._set(self._ids[rows], self._matrix[rows])
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(self.dim))
-        index.add_with_ids(self._matrix, self._ids)
-        faiss.write_index(index, str(path))
+        out = np.lib.format.open_memmap(directory / VECTORS, mode="w+", dtype=np.float32,
+                                        shape=(len(self), self.dim))
+        for start in range(0, rows.size, SAVE_BLOCK):
+            out[start:start + SAVE_BLOCK] = self._matrix[rows[start:start + SAVE_BLOCK]]
+        out.flush()
+        del out
+        with open(directory / VECTOR_IDS, "wb") as handle:
+            np.save(handle, self._ids[rows])
+        for name in (VECTORS, VECTOR_IDS):
+            with open(directory / name, "rb") as handle:
+                os.fsync(handle.fileno())
 
     @property
     def dim(self) -> int:

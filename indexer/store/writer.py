@@ -20,7 +20,6 @@ from indexer.store.layout import (
     GENERATIONS,
     META_DB,
     REPORT,
-    VECTORS,
     StoreError,
     fsync_dir,
     live_generation_dir,
@@ -103,7 +102,7 @@ class GenerationWriter:
         self._db.commit()
         layout = self._layout()
         self._db.close()
-        self._vectors.save(self.dir / VECTORS, order=layout)
+        self._vectors.save(self.dir, order=layout)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
         for name in FILES:
             with open(self.dir / name, "rb") as handle:

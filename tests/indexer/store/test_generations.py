@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from indexer.store.generations import RollbackError, clean_debris, list_generations, rollback
-from indexer.store.layout import CURRENT, GENERATIONS
+from indexer.store.layout import CURRENT, GENERATIONS, VECTOR_IDS
 from indexer.store.reader import Generation
 from tests.indexer.store.conftest import DOCS, write_generation
 
@@ -36,7 +36,7 @@ def test_list_and_roll_back(tmp_path: Path) -> None:
 
 def test_an_incomplete_generation_is_neither_listed_nor_a_rollback_target(tmp_path: Path) -> None:
     first, second = write_generation(tmp_path), write_generation(tmp_path)
-    (tmp_path / GENERATIONS / first / "vectors.faiss").unlink()
+    (tmp_path / GENERATIONS / first / VECTOR_IDS).unlink()
     assert [g.name for g in list_generations(tmp_path)] == [second]
     with pytest.raises(RollbackError, match="no generation older"):
         rollback(tmp_path)

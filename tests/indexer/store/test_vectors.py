@@ -21,9 +21,10 @@ def test_search_is_exact_within_the_allowed_set_and_never_outside_it(tmp_path) -
     assert len(store.search(query, allowed, 100)) == 37  # min(k, allowed)
     assert store.search(query, np.zeros(0, dtype=np.int64), 10) == []
 
-    path = tmp_path / "v.faiss"
-    store.save(path)
-    loaded = VectorStore.load(path)
+    store.save(tmp_path)
+    loaded = VectorStore.load(tmp_path)
+    assert isinstance(loaded._matrix, np.memmap) or isinstance(loaded._matrix.base, np.memmap)
+    assert not loaded._matrix.flags.writeable  # memory-mapped, shared, never written
     assert [h.chunk_id for h in loaded.search(query, allowed, 10)] == expected.tolist()
     assert np.allclose(loaded.vectors(allowed[:3]), vectors[rows[:3]])
 
