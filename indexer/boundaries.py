@@ -8,9 +8,10 @@ near it (a greedy packer from the top, as the splitter alone does, moves every b
 it). Two winners are at least `window` apart, so `window` is also the smallest chunk they make.
 A stretch between two winners longer than `max_tokens` is cut inside itself after its highest
 ranked unit (into two chunks where two suffice), again and again: chosen by its own content.
-A segment (a page, or what lies between headings) that fits in two chunks is cut once, as a
-greedy splitter would. Headings are fixed points: a heading standing alone always begins a
-chunk, and a unit of heading lines never ends one.
+A segment (a page, or what lies between headings) that fits in two chunks is cut once, where
+a greedy splitter would (an edit there changes at most its two or three chunks anyway).
+Headings are fixed points: a heading standing alone always begins a chunk, and a unit of
+heading lines never ends one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def _split(units: Sequence[Unit], lo: int, hi: int, window: int, max_tokens: int
     if hi - lo == 1 or ends[-1] <= max_tokens:
         return [(lo, hi)]
     cuts = _winners(units, lo, hi, ends, window)
-    if ends[-1] <= 2 * max_tokens:  # two chunks suffice: one cut, a winner if one fits
+    if ends[-1] <= 2 * max_tokens:  # two chunks suffice: cut where the greedy splitter would
+        fits = [k for k in range(hi - lo - 1) if not units[lo + k].title
+                and ends[k] <= max_tokens and ends[-1] - ends[k] <= max_tokens]
+        if fits:
+            return [(lo, lo + fits[-1] + 1), (lo + fits[-1] + 1, hi)]
         return _halve(units, lo, hi, max_tokens, window // 2, cuts)
     out: list[Span] = []
     start = lo

@@ -20,7 +20,7 @@ from indexer.load import Document, Page
 from indexer.store.records import Chunk
 from indexer.units import HEADING_LINE, Unit, UnitSplitter
 
-__all__ = ["CHUNK_ID_BITS", "HEADING_LINE", "Chunk", "Chunker", "chunk_id_for"]
+__all__ = ["CHUNK_ID_BITS", "HEADING_LINE", "Chunk", "Chunker", "chunk_id_for", "run_together"]
 
 # 53 bits: the ids stay exact as JSON numbers in a browser (Number.MAX_SAFE_INTEGER).
 CHUNK_ID_BITS = 53
@@ -61,8 +61,7 @@ class Chunker:
         chunks: list[Chunk] = []
         seen: dict[tuple[int | None, str], int] = {}
         for flow in _flows(doc.pages):
-            text = "\n".join(page.text for page in flow)
-            starts = list(_page_starts(flow))
+            text, starts = run_together(flow)
             for start, piece in self._pieces(text):
                 at = bisect_right(starts, start) - 1
                 end_at = bisect_right(starts, start + len(piece) - 1) - 1
@@ -138,9 +137,18 @@ def _flows(pages: Sequence[Page]) -> list[list[Page]]:
     return flows
 
 
-def _page_starts(flow: Sequence[Page]) -> list[int]:
-    starts, at = [], 0
-    for page in flow:
+def run_together(pages: Sequence[Page]) -> tuple[str, list[int]]:
+    """The pages' texts as one text, and where each page starts in it: one line break between
+    two pages, none added where a page already ends with one (a blank line there would read as
+    a paragraph break wherever the layout happened to break the page)."""
+    parts: list[str] = []
+    starts: list[int] = []
+    at = 0
+    for page in pages:
+        if parts and not parts[-1].endswith("\n"):
+            parts.append("\n")
+            at += 1
         starts.append(at)
-        at += len(page.text) + 1
-    return starts
+        parts.append(page.text)
+        at += len(page.text)
+    return "".join(parts), starts

@@ -5,8 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from indexer.build import build
+from indexer.embed import Embedder
 from indexer.formats.encoding import UndecodableText, decode
 from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_file
+from indexer.settings import IndexerSettings
+from tests.deployment import app_client, create_key
 from tests.factory import write
 
 SAMPLES = [
@@ -55,3 +59,25 @@ def test_the_loader_reports_the_encoding_it_assumed(tmp_path: Path) -> None:
     assert [w.message for w in warnings] == ["not UTF-8: read as cp1252 (detected by chardet)"]
     assert docs and docs[0].title == "Genève" and "Café crème" in docs[0].pages[0].text
     assert not [o for o in out if isinstance(o, Skipped)]
+
+
+def test_a_cp1252_file_is_indexed_and_found_by_a_query_quoting_it(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """Through the real build and search: the Windows-1252 note a partner's old tool wrote."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(corpus / "access.yaml", "partners: [acme]\nrules:\n  - match: '**'\n    allow: [acme]\n")
+    write(corpus / "notes/geneva.txt", (
+        "Café crème at the Genève site: the partners reviewed the thermal runaway tests of the "
+        "pouch cells. Résumé: the vent opened at 142 °C, as specified.").encode("cp1252"))
+    write(corpus / "notes/other.txt", "The coating line in Lyon runs at two metres per minute.")
+    report = build(corpus, index, IndexerSettings(progress=False), embedder)
+    assert report.skipped == [] and report.documents == 2
+    assert [(w.path, w.message) for w in report.warnings] == [
+        ("notes/geneva.txt", "not UTF-8: read as cp1252 (detected by chardet)")]
+    key = create_key(index, "acme", "acme")
+    with app_client(index) as client:
+        got = client.post("/v1/search", json={"query": "Café crème at the Genève site"},
+                          headers={"Authorization": f"Bearer {key}"})
+    assert got.status_code == 200
+    top = got.json()["results"][0]
+    assert top["doc_id"] == "notes/geneva.txt" and "Café crème at the Genève site" in top["text"]
