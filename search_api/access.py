@@ -22,6 +22,7 @@ from indexer.store.reader import Generation
 SEARCH, RETRIEVE, DOCUMENTS, ACT_AS = "search", "retrieve", "documents", "act-as"
 SCOPES = (SEARCH, RETRIEVE, DOCUMENTS, ACT_AS)
 DEFAULT_SCOPES = frozenset({SEARCH, RETRIEVE, DOCUMENTS})  # act-as is opt-in only
+NO_CHUNK = -1  # no chunk has this id (they are non-negative hashes)
 
 
 class AccessDenied(Exception):
@@ -58,9 +59,11 @@ class AllowedSet:
         pos = int(np.searchsorted(self.ids, chunk_id))
         return pos < self.ids.size and int(self.ids[pos]) == chunk_id
 
-    def intersects(self, chunk_ids: np.ndarray) -> bool:
-        """True if any of these chunks is in the set: a document is visible iff one of its is."""
-        return bool(np.isin(chunk_ids, self.ids, assume_unique=True).any())
+    def shows(self, first_chunk_id: int | None) -> bool:
+        """Whether the document whose first chunk this is (None: no such document) is visible:
+        rights, folder filters and act-as all apply per document, so its first chunk tells.
+        A missing document costs the same membership test as a hidden one."""
+        return (NO_CHUNK if first_chunk_id is None else first_chunk_id) in self
 
 
 def _frozen(ids: np.ndarray) -> AllowedSet:

@@ -11,7 +11,7 @@ import faiss
 from fastapi import FastAPI
 
 from search_api.errors import install_error_handlers
-from search_api.limits import BodyLimit, RateLimit
+from search_api.limits import BodyLimit
 from search_api.metrics import RequestMetrics
 from search_api.routes import audit, docs, documents, error_responses, ops, page, retrieve
 from search_api.routes import mcp as mcp_routes
@@ -62,13 +62,11 @@ def create_app(services: Services) -> FastAPI:
 
 
 def _install_limits(app: FastAPI, services: Services) -> None:
-    """Metrics and limits (docs/OPERATIONS.md, "Metrics and limits").
+    """Metrics and the body limit (docs/OPERATIONS.md, "Metrics and limits"); the rate limit is
+    charged where the caller is known (deps.py).
 
     Middleware order, outermost first: metrics (sees every answer, 413 and 429 included),
-    body size, rate limit.
+    body size.
     """
-    settings = services.settings
-    app.add_middleware(RateLimit, buckets=services.rate,
-                       user_header=settings.user_header if settings.trust_user_header else None)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=services.metrics, router=app.router)

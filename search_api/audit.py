@@ -16,8 +16,11 @@ nothing. fsync (a disk flush, milliseconds on the request path) runs at most eve
 `audit_fsync_seconds`, so only a power loss can lose the last second of records; set it to 0 to
 flush after every record where that second matters more than latency.
 
-A failed write never fails the caller's request: it is logged and counted (`failures`, and the
-`pks_audit_write_failures_total` metric).
+No answer without its record: a write that fails raises `AuditUnavailable`, which the API
+answers with 503 (errors.py) and MCP with a tool error, before anything is sent; it is also
+logged and counted (`failures`, and the `pks_audit_write_failures_total` metric). Texts are
+recorded as given, whatever their characters: one that UTF-8 cannot encode (a lone surrogate)
+is written as its JSON escape, never dropped.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
 DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
+
+
+class AuditUnavailable(Exception):
+    """The access could not be recorded, so it must not be answered (503)."""
 
 
 class KeyNames(Protocol):
@@ -125,20 +132,24 @@ class AuditLog:
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
                on_behalf_of: str | None = None, status: int = 200) -> None:
-        """Record one access. The one call every surface makes; it never raises."""
-        if self.observer is not None:
-            self.observer.access(surface, mode)
+        """Record one access: the one call every surface makes, before it answers. Raises
+        AuditUnavailable when the record cannot be written."""
         try:
             event = self._event(principal, surface, generation, query, doc_ids, mode,
                                 on_behalf_of, status)
             self._append(event)
-        except Exception:
+        except Exception as exc:
             with self._lock:
                 self.failures += 1
             if self.observer is not None:
                 self.observer.audit_write_failed()
-            log.exception("audit record lost (%s by key %s); the request itself is answered",
+            log.exception("audit record not written (%s by key %s); the request is refused",
                           surface, principal.key_id)
+            raise AuditUnavailable(
+                "the audit log cannot record this request, so it is not answered; "
+                "retry later (operators: see the server log)") from exc
+        if self.observer is not None:  # counted once recorded: an unrecorded one is refused
+            self.observer.access(surface, mode)
 
     def _event(self, principal: Principal, surface: str, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None,
@@ -174,7 +185,10 @@ class AuditLog:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 event["time"] = iso(utc_now())
-                data = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
+                # backslashreplace: a lone surrogate becomes its JSON escape (\\ud800), which
+                # reads back as the same text; everything else stays readable UTF-8.
+                data = (json.dumps(event, ensure_ascii=False) + "\n").encode(
+                    "utf-8", "backslashreplace")
                 fd = self._open_segment()
                 size = os.fstat(fd).st_size
                 if size >= self.max_bytes or (size and time.time() - self._started >= self.max_age):

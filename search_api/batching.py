@@ -8,6 +8,10 @@ is embedded at once, with no wait; under load, the queries that arrive while a b
 computed form the next batch. A worker that has just seen concurrency may wait up to
 `window_ms` for more (0 by default: on 2 cores the wait cost more than it gained).
 
+Each request gets its own outcome: when a batch fails (one query the tokenizer refuses), its
+queries are embedded again one by one, so only the query that fails gets the error and every
+other caller in the batch its vector.
+
 `BatchingEmbedder` is the loaded Embedder itself (same model, tokenizer, sizes, same `embed` for
 documents) whose `embed_query` goes through the batcher, so every caller keeps the Embedder
 interface and nothing else changes.
@@ -51,7 +55,7 @@ class BatchingEmbedder(Embedder):
         self._concurrent = False  # did the last batch hold more than one query?
         self.batches = 0  # counters, read by tests and benchmarks
         self.queries = 0
-        for i in range(batching.workers):
+        for i in range(batching.workers):  # 0: none (tests call work_once themselves)
             threading.Thread(target=self._work, name=f"query-embed-{i}", daemon=True).start()
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -81,16 +85,28 @@ class BatchingEmbedder(Embedder):
 
     def _work(self) -> None:
         while True:
-            batch = self._collect()
-            self._concurrent = len(batch) > 1
-            self.batches += 1
-            self.queries += len(batch)
-            try:
-                vectors = self.embed_queries([text for text, _ in batch])
-            except Exception as exc:  # every waiting request gets the error, the worker lives
-                log.exception("embedding a batch of %d queries failed", len(batch))
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, future), vector in zip(batch, vectors, strict=True):
-                future.set_result(vector)
+            self.work_once()
+
+    def work_once(self) -> None:
+        """Wait for queries, embed what is waiting as one batch, answer each caller."""
+        batch = self._collect()
+        self._concurrent = len(batch) > 1
+        self.batches += 1
+        self.queries += len(batch)
+        self._answer(batch)
+
+    def _answer(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+        try:
+            vectors = self.embed_queries([text for text, _ in batch])
+        except Exception as exc:  # the worker lives on, and one query never fails another's
+            if len(batch) == 1:
+                log.warning("a query could not be embedded: %s", exc)
+                batch[0][1].set_exception(exc)
+                return
+            log.warning("a batch of %d queries failed (%s); embedding them one by one",
+                        len(batch), exc)
+            for item in batch:
+                self._answer([item])
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            future.set_result(vector)

@@ -59,20 +59,35 @@ def principal_for(keys: KeyStore, token: str | None) -> Principal:
     return principal
 
 
+def signed_in(services: Services, token: str | None, address: str | None) -> Principal:
+    """A presented key as a principal, charged one request of its budget; a refused key is
+    charged to the client's address instead (limits.py). HTTP routes and /mcp alike."""
+    try:
+        principal = principal_for(services.keys, token)
+    except Unauthorized as exc:
+        raise services.limits.refusal(address, exc) from None
+    services.limits.charge(principal)
+    return principal
+
+
 def resolve_principal(
     request: Request,
     services: AppServices,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The SSO proxy's user (only when enabled and from a trusted proxy), else the API key."""
+    """The SSO proxy's user (only when enabled and from a trusted proxy), else the API key;
+    resolved once per request, and the request charged to it."""
+    address = request.client.host if request.client else None
     user = services.sso.user_of(request)
-    if user is not None:
-        signed_in = services.sso.principal_for(user)
-        if signed_in is None:
-            raise Unauthorized(f"user '{user}' is signed in but not in the users table; ask an "
-                               "administrator to add you to a partner")
-        return signed_in
-    return principal_for(services.keys, bearer_token(request.headers.get("authorization")))
+    if user is None:
+        return signed_in(services, bearer_token(request.headers.get("authorization")), address)
+    principal = services.sso.principal_for(user)
+    if principal is None:
+        raise services.limits.refusal(address, Unauthorized(
+            f"user '{user}' is signed in but not in the users table; ask an administrator to "
+            "add you to a partner"))
+    services.limits.charge(principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(resolve_principal)]

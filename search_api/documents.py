@@ -1,8 +1,10 @@
 """Original documents, with the same rights as search: visible iff one of its chunks is in the
 caller's allowed set.
 
-A document the caller may not see and one that does not exist raise the same error, so the
-answers are byte for byte equal. A file is served only while it is byte for byte the one that was
+A document the caller may not see and one that does not exist raise the same error after the
+same reads (one indexed probe of the document's first chunk, one membership test), so neither
+the answers nor the work behind them tell the two apart (tests/search_api/test_documents.py
+counts the store's reads). A file is served only while it is byte for byte the one that was
 indexed (its SHA-256 is kept in the generation) and only from inside the corpus root; a JSONL
 record is served as the text that was indexed.
 """
@@ -49,9 +51,11 @@ class DocumentContent:
 
 def fetch_document(index: LoadedIndex, allowed: AllowedSet, doc_id: str,
                    corpus: Path | None) -> DocumentContent:
-    """The document's bytes as indexed, if `allowed` covers at least one of its chunks."""
+    """The document's bytes as indexed, if `allowed` covers it."""
+    if not allowed.shows(index.generation.first_chunk_id(doc_id)):
+        raise DocumentNotFound()
     row = index.generation.document(doc_id)
-    if row is None or not allowed.intersects(row.chunk_ids):
+    if row is None:  # cannot happen within one generation; never a different answer
         raise DocumentNotFound()
     name = row.path.rsplit("/", 1)[-1]
     if row.doc_id != row.path:  # one record of an export (JSONL): its indexed text

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.access import AccessDenied
+from search_api.audit import AuditUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class Forbidden(ApiError):
 
 def error_response(status: int, code: str, message: str,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
+    # A message may quote the request (a field name, a glob); what UTF-8 cannot encode (a lone
+    # surrogate) is shown as its escape, so that an error can always be sent.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
                         headers=headers)
 
@@ -86,6 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AccessDenied)
     async def _forbidden(_: Request, exc: AccessDenied) -> JSONResponse:
         return error_response(403, "forbidden", str(exc))
+
+    @app.exception_handler(AuditUnavailable)
+    async def _unaudited(_: Request, exc: AuditUnavailable) -> JSONResponse:
+        return error_response(503, "audit_unavailable", str(exc), {"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,17 +1,18 @@
-"""Request limits, enforced as ASGI middleware before any routing or parsing.
+"""Request limits: the body size, as ASGI middleware before any routing or parsing; the request
+rate, charged to whoever the request turns out to be.
 
 - BodyLimit: a body over `max_body_bytes` gets 413 unread: a declared Content-Length is checked
   before a byte is read; a chunked body is counted while it streams in and refused at the first
   byte over the limit (it is buffered up to the limit, then replayed to the app).
-- RateLimit: a token bucket per API key (the presented key, hashed: a wrong key cannot drain a
-  real key's bucket), answering 429 with Retry-After. Behind the SSO proxy (when enabled), a
-  request without a key is counted against its user header instead. Other requests without a
-  key are not limited here: authentication refuses them, or they are health and metrics.
+- RequestLimits: a token bucket per resolved principal (an API key's id, or the signed-in SSO
+  user), charged once the caller is known (deps.py), so that neither a fresh junk key per
+  request nor anyone else's requests change a caller's budget; and a bucket per client address
+  for failed sign-ins (401), so that guessing keys or user names costs the guesser, never a
+  named user. Over either: 429 with Retry-After.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -20,14 +21,14 @@ from collections import OrderedDict
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from search_api.bearer import bearer_token
-from search_api.errors import error_response
+from search_api.access import Principal
+from search_api.errors import ApiError, Unauthorized, error_response
 
-MAX_BUCKETS = 10_000  # distinct keys remembered; the least recently seen is forgotten first
+MAX_BUCKETS = 10_000  # distinct callers remembered; the least recently seen is forgotten first
 
 
 class TokenBuckets:
-    """`rate_per_minute` tokens a minute per key, at most `burst` saved up."""
+    """`rate_per_minute` tokens a minute per caller, at most `burst` saved up."""
 
     def __init__(self, rate_per_minute: int, burst: int) -> None:
         self.rate = rate_per_minute / 60.0
@@ -52,34 +53,35 @@ class TokenBuckets:
             return wait
 
 
-def _caller(scope: Scope, user_header: str | None) -> str | None:
-    """Who is asking, as presented: the bearer key, else the SSO user header (if honoured)."""
-    headers = Headers(scope=scope)
-    token = bearer_token(headers.get("authorization"))
-    if token is not None:
-        return "key:" + token
-    user = headers.get(user_header, "").strip() if user_header else ""
-    return "user:" + user if user else None
+class RateLimited(ApiError):
+    def __init__(self, wait: float, whose: str) -> None:
+        retry = max(1, math.ceil(wait))
+        super().__init__(429, "rate_limited", f"too many requests {whose}; retry after {retry} s",
+                         {"Retry-After": str(retry)})
 
 
-class RateLimit:
-    def __init__(self, app: ASGIApp, buckets: TokenBuckets | None,
-                 user_header: str | None = None) -> None:
-        self.app, self.buckets, self.user_header = app, buckets, user_header
+class RequestLimits:
+    """Per-principal request budgets and per-address budgets of failed sign-ins (None: off)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        caller = _caller(scope, self.user_header) if scope["type"] == "http" else None
-        if caller is not None and self.buckets is not None:
-            wait = self.buckets.take(hashlib.sha256(caller.encode()).hexdigest())
+    def __init__(self, principals: TokenBuckets | None, failures: TokenBuckets | None) -> None:
+        self.principals, self.failures = principals, failures
+
+    def charge(self, principal: Principal) -> None:
+        """Spend one of the principal's requests; RateLimited when it has none left."""
+        if self.principals is not None:
+            wait = self.principals.take(principal.key_id)
             if wait > 0:
-                retry = max(1, math.ceil(wait))
-                response = error_response(
-                    429, "rate_limited",
-                    f"too many requests with this key; retry after {retry} s",
-                    {"Retry-After": str(retry)})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+                raise RateLimited(wait, "with this key" if not principal.key_id.startswith(
+                    "user:") else "by this user")
+
+    def refusal(self, address: str | None, refused: Unauthorized) -> ApiError:
+        """What a failed sign-in from `address` gets: its 401, or 429 once that address has
+        failed too often."""
+        if self.failures is not None:
+            wait = self.failures.take(address or "unknown")
+            if wait > 0:
+                return RateLimited(wait, "without a valid key from this address")
+        return refused
 
 
 class BodyLimit:

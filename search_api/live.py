@@ -38,6 +38,7 @@ def load_index(generation: Generation, embedder: Embedder | None,
         embedder = BatchingEmbedder(
             Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
                      precision=batching.precision, streams=batching.workers), batching)
+    generation.lexical_index()  # loaded now, not by the first lexical query after a swap
     return LoadedIndex(generation, AccessIndex(generation), embedder)
 
 

@@ -18,12 +18,13 @@ from mcp.types import CallToolResult, TextContent
 from pydantic import Field, ValidationError
 
 from search_api.access import DOCUMENTS, RETRIEVE, AccessDenied, AllowedSet, Principal
+from search_api.audit import AuditUnavailable
 from search_api.deps import principal_for
 from search_api.errors import ApiError
 from search_api.live import LoadedIndex
 from search_api.retrieve import retrieve
 from search_api.routes.retrieve import model_name, to_response
-from search_api.schemas import RetrieveRequest
+from search_api.schemas import RetrieveRequest, require_text
 from search_api.services import Services
 from search_api.stitching import document_text
 
@@ -50,6 +51,16 @@ def _caller(services: Services, token: str | None,
     return principal, index, index.access.allowed_for(principal, services.today())
 
 
+def _audited(services: Services, principal: Principal, surface: str, *, index: LoadedIndex,
+             query: str, doc_ids: list[str], status: int = 200) -> None:
+    """The audit record comes before the answer; without it there is no answer (as HTTP 503)."""
+    try:
+        services.audit.record(principal, surface, generation=index.generation, query=query,
+                              doc_ids=doc_ids, status=status)
+    except AuditUnavailable as exc:
+        raise ToolError(str(exc)) from None
+
+
 def build_server(services: Callable[[], Services], token_of: TokenOf) -> MCPServer:
     """`services` is read per call (the HTTP app's, or the stdio process's own)."""
     server: MCPServer = MCPServer(NAME, instructions=INSTRUCTIONS)
@@ -74,9 +85,8 @@ def build_server(services: Callable[[], Services], token_of: TokenOf) -> MCPServ
                                       for e in exc.errors())) from None
         principal, index, allowed = _caller(services(), token_of(ctx), RETRIEVE)
         result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
-        services().audit.record(principal, "mcp", generation=index.generation,
-                                query=body.query,
-                                doc_ids=[p.first.doc_id for p in result.passages])
+        _audited(services(), principal, "mcp", index=index, query=body.query,
+                 doc_ids=[p.first.doc_id for p in result.passages])
         response = to_response(result, model_name(index.embedder.model))
         text = response.context or "No passage this key may see matches the question."
         return CallToolResult(content=[TextContent(type="text", text=text)],
@@ -92,10 +102,13 @@ def build_server(services: Callable[[], Services], token_of: TokenOf) -> MCPServ
     ) -> CallToolResult:
         """The text of one document this key may see, page by page (rebuilt from the index)."""
         principal, index, allowed = _caller(services(), token_of(ctx), DOCUMENTS)
+        try:
+            require_text(doc_id)
+        except ValueError as exc:
+            raise ToolError(f"doc_id: {exc}") from None
         document = document_text(index, doc_id, allowed)
-        services().audit.record(principal, "mcp-document", generation=index.generation,
-                                query=doc_id, doc_ids=[doc_id] if document else [],
-                                status=200 if document else 404)
+        _audited(services(), principal, "mcp-document", index=index, query=doc_id,
+                 doc_ids=[doc_id] if document else [], status=200 if document else 404)
         if document is None:  # the same answer as for a document that does not exist
             raise ToolError(f"no document with doc_id '{doc_id}'")
         pages, room = [], max_chars

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from indexer.store.names import PARTNER_RE, glob_problem
@@ -18,6 +20,20 @@ MAX_GLOB_CHARS = 300
 # test) know them: some character other than white space; a glob relative to the corpus root.
 NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 RELATIVE_GLOB = r"^(?!/)(?!(.*/)?\.\.(/|$))(?=.*[^\s\x1c-\x1f\x85])[^\x00-\x1f]*$"
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def require_text(value: str) -> str:
+    """Refuse what is not Unicode text: JSON's \\uD800-\\uDFFF escapes, unpaired, decode to
+    lone surrogates, which no encoding (UTF-8 for the tokenizer, SQLite, the audit) accepts."""
+    found = SURROGATE.search(value)
+    if found is not None:
+        raise ValueError(
+            f"character {found.start() + 1} is U+{ord(found.group()):04X}, half of a surrogate "
+            "pair without its other half, which is not text; send Unicode text (UTF-8, or a "
+            "\\u escape pair for characters beyond U+FFFF)")
+    return value
 
 
 class SearchRequest(BaseModel):
@@ -43,6 +59,7 @@ class SearchRequest(BaseModel):
     @field_validator("query")
     @classmethod
     def _query_text(cls, value: str) -> str:
+        require_text(value)
         if not value.strip():
             raise ValueError("must not be empty")
         if len(value) > MAX_QUERY_CHARS:
@@ -62,6 +79,10 @@ class SearchRequest(BaseModel):
 
 def _check_glob(position: int, pattern: str) -> str:
     """A folder filter such as 'shared/**': relative, readable, and one wcmatch accepts."""
+    try:
+        require_text(pattern)
+    except ValueError as exc:
+        raise ValueError(f"glob {position + 1}: {exc}") from None
     where = f"glob {position + 1} ({pattern[:60]!r})"
     if len(pattern) > MAX_GLOB_CHARS:
         raise ValueError(f"{where} is {len(pattern)} characters long; the limit is "

@@ -1,5 +1,5 @@
 """The service, assembled once from its settings: the index (with its embedder), keys, audit,
-metrics, sign-in and limits.
+metrics, sign-in, limits and readiness.
 
 `serve`, `mcp` and the tests all build it here, and each component receives what it needs
 instead of opening it (the audit gets the key store, the metrics the index holder). The HTTP
@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime
 
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore
-from search_api.limits import TokenBuckets
+from search_api.limits import RequestLimits, TokenBuckets
 from search_api.live import IndexHolder
 from search_api.metrics import OpsMetrics
+from search_api.readiness import Readiness
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
 
@@ -37,7 +38,8 @@ class Services:
     audit: AuditLog
     metrics: OpsMetrics
     sso: SsoGate
-    rate: TokenBuckets | None  # per-key request budget; None when PKS_RATE_LIMIT_PER_MINUTE=0
+    limits: RequestLimits  # request budgets per principal, refused sign-ins per address
+    readiness: Readiness
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -55,9 +57,13 @@ class Services:
         audit = AuditLog(settings.index, keys, max_bytes=settings.audit_max_bytes,
                          max_age_seconds=settings.audit_max_age_hours * 3600,
                          fsync_seconds=settings.audit_fsync_seconds, observer=metrics)
-        rate = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst) \
-            if settings.rate_limit_per_minute > 0 else None
-        return cls(settings, holder, keys, audit, metrics, sso, rate, today)
+        limits = RequestLimits(
+            TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+            if settings.rate_limit_per_minute > 0 else None,
+            TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_per_minute)
+            if settings.auth_failures_per_minute > 0 else None)
+        readiness = Readiness(holder, settings.ready_check_seconds)
+        return cls(settings, holder, keys, audit, metrics, sso, limits, readiness, today)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""

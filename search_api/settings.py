@@ -66,12 +66,20 @@ class ApiSettings(BaseSettings):
         24.0, gt=0, description="start a new audit segment when the open one is this old")
     audit_fsync_seconds: float = Field(
         1.0, ge=0, description="fsync the audit at most this often (0: after every record)")
-    metrics_require_admin: bool = Field(
-        False, description="answer /metrics only to admin keys (default: open to a scraper)")
+    metrics_token: SecretStr | None = Field(
+        None, description="a bearer token that may read /metrics (a Prometheus scraper's "
+                          "`authorization` credentials); admin keys may always read it")
+    ready_check_seconds: float = Field(
+        10.0, gt=0, description="/readyz runs its query through the index at most this often "
+                                "and answers from the last outcome in between")
     rate_limit_per_minute: int = Field(
-        600, ge=0, description="requests per minute per API key (0: no limit)")
+        600, ge=0, description="requests per minute per API key or signed-in user (0: no limit)")
     rate_limit_burst: int = Field(
-        600, ge=1, description="requests a key may send at once before the per-minute rate applies")
+        600, ge=1, description="requests a caller may send at once before the per-minute rate "
+                               "applies")
+    auth_failures_per_minute: int = Field(
+        60, ge=0, description="refused sign-ins (401) per minute per client address, bursts "
+                              "as large; beyond: 429 (0: no limit)")
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="larger request bodies are refused with 413 unread")
 
@@ -96,6 +104,14 @@ class ApiSettings(BaseSettings):
     def _header(cls, value: str) -> str:
         if not HEADER_RE.match(value):
             raise ValueError(f"'{value}' is not a valid HTTP header name")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("a scrape token needs at least 16 characters, e.g. the output of "
+                             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         return value
 
     @model_validator(mode="after")

@@ -83,7 +83,10 @@ class DocumentText:
 def document_text(index: LoadedIndex, doc_id: str, allowed: AllowedSet) -> DocumentText | None:
     """A document's text rebuilt from its chunks' offsets, page by page, if the caller may see
     it; None both when it does not exist and when the caller may not see it. MCP's
-    fetch_document returns its pages; the REST download of an export record, its `text`."""
+    fetch_document returns its pages; the REST download of an export record, its `text`.
+    A hidden and a missing document take the same reads (documents.py)."""
+    if not allowed.shows(index.generation.first_chunk_id(doc_id)):
+        return None
     ids = [c for c in index.generation.document_chunk_ids(doc_id) if c in allowed]
     hits: list[Hit] = []
     for first in range(0, len(ids), 500):  # bounded IN (...) lists

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -154,6 +155,28 @@ def settings() -> IndexerSettings:
 @pytest.fixture(scope="session")
 def embedder(settings: IndexerSettings) -> Embedder:
     return shared_embedder_for(settings)
+
+
+@pytest.fixture(scope="session")
+def owned_server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
+                 embedder: Embedder) -> Iterator[dict[str, object]]:
+    """`serve` on loopback over the owned access corpus, with a key of partner alpha and an admin
+    key, no rate limits, and one search already in the audit: what the fuzz tests send arbitrary
+    requests to (tests/test_fuzz.py within the schema, tests/test_bad_input.py outside it)."""
+    from tests.deployment import create_key, make_owned_corpus, serve
+
+    base = tmp_path_factory.mktemp("served")
+    corpus, index = make_owned_corpus(base / "corpus"), base / "index"
+    build(corpus, index, settings, embedder)
+    keys = {"alpha": create_key(index, "alpha", "fuzzing partner"),
+            "admin": create_key(index, None, "fuzzing admin")}
+    env = {"PKS_RELOAD_SECONDS": "0", "PKS_RATE_LIMIT_BURST": "100000",
+           "PKS_AUTH_FAILURES_PER_MINUTE": "0"}
+    with serve(index, env) as url:
+        # Seed the audit so that the owners' view has something to (not) show.
+        httpx.post(f"{url}/v1/search", json={"query": "KESTREL electrolyte", "top_k": 5},
+                   headers={"Authorization": f"Bearer {keys['alpha']}"}, timeout=30)
+        yield {"url": url, "keys": keys}
 
 
 @pytest.fixture(scope="session")

@@ -80,16 +80,17 @@ def run(*args: str, env: dict[str, str] | None = None) -> Ran:
 def app_client(index: Path, *, holder: IndexHolder | None = None,
                today: Callable[[], date] = lambda: date(2026, 11, 23),
                services: Callable[[Services], Services] = lambda s: s,
-               **settings: Any) -> Iterator[TestClient]:
+               address: str = "testclient", **settings: Any) -> Iterator[TestClient]:
     """The app over `index` in process, assembled as `serve` does; `holder` shares a loaded
-    index (and its model) between tests, `services` may swap one component (a failing audit)."""
+    index (and its model) between tests, `services` may swap one component (a failing audit);
+    requests come from the client `address` (an SSO proxy's, say)."""
     from search_api.app import create_app
     from search_api.services import Services
     from search_api.settings import ApiSettings
 
     opened = Services.open(ApiSettings(index=index, reload_seconds=0, **settings),
                            holder=holder, today=today)
-    with TestClient(create_app(services(opened))) as client:
+    with TestClient(create_app(services(opened)), client=(address, 50000)) as client:
         yield client
 
 

@@ -4,7 +4,6 @@ says, and never a passage or a document outside the caller's rights."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -13,12 +12,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from indexer.build import build
-from indexer.embed import Embedder
-from indexer.settings import IndexerSettings
 from search_api.app import openapi_schema
 from tests.conftest import VISIBLE
-from tests.deployment import OWNED_BY, create_key, make_owned_corpus, serve
+from tests.deployment import OWNED_BY
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +25,8 @@ FUZZ = settings(max_examples=15, deadline=None, derandomize=True,
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
-           embedder: Embedder) -> Iterator[dict[str, Any]]:
-    base = tmp_path_factory.mktemp("fuzz")
-    corpus, index = make_owned_corpus(base / "corpus"), base / "index"
-    build(corpus, index, settings, embedder)
-    key = create_key(index, PARTNER, "fuzzing partner")
-    with serve(index, {"PKS_RELOAD_SECONDS": "0", "PKS_RATE_LIMIT_BURST": "100000"}) as url:
-        # Seed the audit so that the owners' view has something to (not) show.
-        httpx.post(f"{url}/v1/search", json={"query": "KESTREL electrolyte", "top_k": 5},
-                   headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        yield {"url": url, "key": key}
+def fuzzed(owned_server: dict[str, Any]) -> dict[str, Any]:
+    return {"url": owned_server["url"], "key": owned_server["keys"][PARTNER]}
 
 
 # The app's own schema, built without an index; test_the_served_schema_is_the_one_fuzzed pins

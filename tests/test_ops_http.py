@@ -25,6 +25,7 @@ from tests.factory import write
 PARTNERS = ("alpha", "beta", "gamma", "delta")
 SHARED_QUERY = "steering committee meetings in Rotterdam every quarter"
 JOINT_QUERY = "HERON prototype swelling of pouch cells during fast charging"
+SCRAPE_TOKEN = "the-prometheus-job-scrape-token"
 pytestmark = pytest.mark.slow  # a real server
 
 
@@ -36,7 +37,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettin
     build(corpus, index, settings, embedder)
     keys = {p: create_key(index, p, f"{p} secret bot name") for p in PARTNERS}
     keys["admin"] = create_key(index, None, "host auditor")
-    with serve(index, {"PKS_RELOAD_SECONDS": "0.5"}) as url:
+    keys["scraper"] = SCRAPE_TOKEN
+    with serve(index, {"PKS_RELOAD_SECONDS": "0.5", "PKS_METRICS_TOKEN": SCRAPE_TOKEN}) as url:
         yield {"url": url, "keys": keys, "index": index, "corpus": corpus}
 
 
@@ -106,7 +108,7 @@ def test_owners_read_who_received_their_documents_without_queries_or_keys(
         assert response.status_code == 200
         text = response.text
         for needle in (secret, JOINT_QUERY, SHARED_QUERY, "secret bot name", "host auditor",
-                       *(k.split("_")[1] for k in deployment["keys"].values())):
+                       *(k.split("_")[1] for k in deployment["keys"].values() if "_" in k)):
             assert needle not in text  # never a query, a key id or a key name
         body = response.json()
         assert body["owner"] == owner
@@ -142,7 +144,7 @@ def test_downloads_are_recorded_and_shown_to_the_owner_as_downloads(deployment: 
     receipts = get(deployment, "/v1/audit/owned", "alpha").json()["receipts"]
     downloads = [r for r in receipts if r["kind"] == "download"]
     assert [(r["doc_id"], r["partner"], r["count"]) for r in downloads] == [(doc, "alpha", 1)]
-    metrics = get(deployment, "/metrics").text
+    metrics = get(deployment, "/metrics", "admin").text
     assert 'endpoint="/v1/documents/{doc_id}",method="GET",status="404"' in metrics
     assert re.search(r'pks_searches_total\{mode="default",surface="document"\} 2', metrics)
 
@@ -189,7 +191,7 @@ def test_audit_files_are_private_and_survive_a_reindex(deployment: dict) -> None
     assert stat.S_IMODE(os.stat(audit_dir).st_mode) == 0o700
 
 
-def test_metrics_health_and_readiness_without_a_key(deployment: dict) -> None:
+def test_metrics_for_the_scraper_health_and_readiness_without_a_key(deployment: dict) -> None:
     search(deployment, "alpha", "secret-metrics-probe quarterly committee")
     assert get(deployment, "/v1/no-such-thing-42", "alpha").status_code == 404
     assert get(deployment, "/healthz").json()["status"] == "ok"
@@ -197,7 +199,9 @@ def test_metrics_health_and_readiness_without_a_key(deployment: dict) -> None:
     generation = Generation.open_live(deployment["index"])
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "generation": generation.name}
-    response = get(deployment, "/metrics")
+    assert get(deployment, "/metrics").status_code == 401  # never public
+    assert get(deployment, "/metrics", "alpha").status_code == 403
+    response = get(deployment, "/metrics", "scraper")
     assert response.status_code == 200 and response.headers["content-type"].startswith(
         "text/plain")
     text = response.text
@@ -213,7 +217,7 @@ def test_metrics_health_and_readiness_without_a_key(deployment: dict) -> None:
     assert f"pks_index_chunks {float(chunks)}" in text
     assert "pks_audit_write_failures_total 0.0" in text
     for needle in ("secret-metrics-probe", "no-such-thing", *PARTNERS,
-                   *(k.split("_")[1] for k in deployment["keys"].values())):
+                   *(k.split("_")[1] for k in deployment["keys"].values() if "_" in k)):
         assert needle not in text  # totals only: no partner, query, path or key
 
 

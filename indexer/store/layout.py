@@ -3,8 +3,9 @@
     INDEX/CURRENT                  name of the live generation (replaced atomically)
     INDEX/generations/NAME/        one complete, immutable build: meta.sqlite, vectors.npy and
                                    vector_ids.npy (memory-mapped when served), report.json
-                                   (NAME sorts by build time); generations written before
-                                   2026-12 hold vectors.faiss instead of the two .npy files
+                                   (NAME sorts by build time), lexical.npz (the BM25 postings);
+                                   generations written before 2026-12 hold vectors.faiss instead
+                                   of the two .npy files, and may lack lexical.npz
     INDEX/generations/NAME.tmp/    a build in progress; never read, removed if a build died
     INDEX/.build.lock              one build or rollback at a time (lock.py)
 
@@ -23,7 +24,14 @@ VECTORS = "vectors.npy"  # float32 rows in layout order, memory-mapped by every 
 VECTOR_IDS = "vector_ids.npy"  # the chunk id of each row
 LEGACY_VECTORS = "vectors.faiss"  # one FAISS IndexIDMap(IndexFlatIP), before 2026-12
 REPORT = "report.json"
+LEXICAL = "lexical.npz"  # the BM25 postings (bm25.py)
 FILES = (META_DB, VECTORS, VECTOR_IDS, REPORT)  # what a generation written today holds
+# Written by every generation since per-caller BM25; older ones compute it when first searched.
+OPTIONAL_FILES = (LEXICAL,)
+# The order of the rows of the vectors and of the postings: chunks by access rule, then document,
+# so that what one partner may see lies in a few runs of rows, and a search reads those runs.
+BY_RULE = ("SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+           "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal")
 
 
 class StoreError(Exception):

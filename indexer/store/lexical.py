@@ -1,11 +1,14 @@
-"""The lexical index: SQLite FTS5 (BM25, porter stemming) over the chunks of one generation.
+"""The lexical index: SQLite FTS5 (porter stemming) analyses and inverts the chunks of a
+generation; its postings, exported once, are what BM25 reads at query time (bm25.py).
 
-The writer fills it once per generation from the `chunks` table (`fill`); the reader searches it
-with `search`, which restricts matches to the caller's allowed chunk ids inside the query, so
-LIMIT applies after the restriction and the result is the true top-k within what the caller may
-see. Ranking is FTS5's own `bm25()`; nothing here re-implements it. Turning a person's query
-into terms is the search API's business (search_api/retrieval/lexical.py); this module takes
-terms.
+FTS5 stays the analyser: the writer fills it from the `chunks` table (`fill`), then exports its
+postings through `fts5vocab` (`postings_of`) into the generation's lexical.npz. Queries are
+analysed by the same tokenizer (`Analyzer`, read from the generation's own FTS5 schema), so a
+query's stems are exactly the stems indexed. Scoring is not FTS5's: its `bm25()` only knows the
+whole table's statistics, and Python's sqlite3 cannot give it others (an FTS5 auxiliary function
+needs the C API), whereas a caller must be scored with the statistics of what it may see.
+Turning a person's query into terms is the search API's business (search_api/retrieval/
+lexical.py); this module takes terms.
 
 The table is contentless (`content=''`): the text is stored once, in `chunks`; FTS5 keeps only
 its inverted index, keyed by rowid = chunk id.
@@ -13,18 +16,26 @@ its inverted index, keyed by rowid = chunk id.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 import threading
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
+
+from indexer.store.bm25 import Postings
+from indexer.store.layout import BY_RULE
 
 TABLE = "chunks_fts"
 # Columns, in order: the chunk's own text, its document's title, its heading path.
 COLUMNS = ("text", "title", "section")
+TOKENIZE = "porter unicode61 remove_diacritics 2"
 SCHEMA = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
-          f"{', '.join(COLUMNS)}, content='', tokenize='porter unicode61 remove_diacritics 2')")
+          f"{', '.join(COLUMNS)}, content='', tokenize='{TOKENIZE}')")
+_TOKENIZE_RE = re.compile(r"tokenize\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
+MAX_COUNT = np.iinfo(np.uint16).max  # a term's count in one column saturates here
 
 
 def fill(db: sqlite3.Connection) -> int:
@@ -44,52 +55,118 @@ def has_index(db: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def any_of(terms: Sequence[str]) -> str:
-    """An FTS5 query matching any of the terms, each a quoted string: never FTS5 syntax."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms if term)
+def tokenizer_of(db: sqlite3.Connection) -> str:
+    """The `tokenize` argument the generation's FTS5 table was created with."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()
+    found = _TOKENIZE_RE.search(row[0]) if row else None
+    return found.group(1).replace("''", "'") if found else "unicode61"  # FTS5's default
 
 
-class Memberships:
-    """Constant-time membership tests of allowed sets, which SQLite calls per matching row.
+def content_digest(db: sqlite3.Connection) -> str:
+    """What a generation's postings are a function of: the tokenizer, the order of rows, and
+    every chunk's id, text (by its sha), title and heading path. Equal digests, equal postings:
+    an unchanged re-build reuses the previous generation's instead of exporting them again."""
+    digest = hashlib.sha256((SCHEMA + BY_RULE).encode("utf-8"))  # the analysis, the row order
+    rows = db.execute("SELECT c.chunk_id, c.text_sha, d.title, coalesce(c.section, '') "
+                      "FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
+    for row in rows:
+        digest.update(repr(row).encode("utf-8", "backslashreplace"))
+    return digest.hexdigest()
 
-    Kept per array for as long as the array lives (the server caches each allowed set per
-    partner and day), so the hash set is built once per allowed set, not per query.
+
+def postings_of(db: sqlite3.Connection) -> Postings:
+    """Export the FTS5 index's postings: per term, the chunks holding it and how often in each
+    column; per chunk, its length in tokens. Reads FTS5's own analysis, so nothing here decides
+    what a token is. Works on a read-only connection (the vocabulary tables are temporary).
+
+    fts5vocab lists every token instance, by term, then chunk, then column; SQLite hands them
+    over as one string of integers (chunk id * 4 + column) and numpy counts the runs: about a
+    sixth of the time of grouping them in SQL and reading one row per posting.
     """
+    try:  # rows by access rule, as the vectors' (a partner's chunks in a few runs of rows)
+        chunk_ids = np.array([r[0] for r in db.execute(BY_RULE)], dtype=np.int64)
+    except sqlite3.OperationalError:  # a generation from before rules were recorded
+        chunk_ids = np.array([r[0] for r in db.execute("SELECT chunk_id FROM chunks")],
+                             dtype=np.int64)
+    for kind in ("row", "instance"):
+        db.execute(f"DROP TABLE IF EXISTS temp.pks_{kind}")
+        db.execute(f"CREATE VIRTUAL TABLE temp.pks_{kind} USING fts5vocab(main, {TABLE}, {kind})")
+    column = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(COLUMNS))
+    try:
+        vocabulary = db.execute("SELECT term, doc, cnt FROM temp.pks_row").fetchall()
+        (listed,) = db.execute(f"SELECT group_concat(doc * 4 + CASE col {column} END) "
+                               "FROM temp.pks_instance").fetchone()
+    finally:
+        for kind in ("row", "instance"):
+            db.execute(f"DROP TABLE temp.pks_{kind}")
+    keys = np.array(listed.split(","), dtype=np.int64) if listed else np.zeros(0, np.int64)
+    instances = np.array([count for _, _, count in vocabulary], dtype=np.int64)
+    if int(instances.sum()) != keys.size:
+        raise ValueError("fts5vocab's row and instance tables disagree; cannot export postings")
+    term_of = np.repeat(np.arange(len(vocabulary), dtype=np.int64), instances)
+    if keys.size > 1 and not bool(np.all((term_of[1:] > term_of[:-1]) | (keys[1:] >= keys[:-1]))):
+        order = np.lexsort((keys, term_of))  # not in the documented order: sort it
+        keys, term_of = keys[order], term_of[order]
+    # Runs of one (term, chunk, column): a count each; runs of one (term, chunk): a posting.
+    run = np.flatnonzero(np.r_[True, (term_of[1:] != term_of[:-1]) | (keys[1:] != keys[:-1])])
+    run_count = np.diff(np.r_[run, keys.size])
+    run_term, run_doc, run_column = term_of[run], keys[run] >> 2, keys[run] & 3
+    first = np.r_[True, (run_term[1:] != run_term[:-1]) | (run_doc[1:] != run_doc[:-1])]
+    posting_of_run = np.cumsum(first) - 1
+    counts = np.zeros((int(first.sum()), len(COLUMNS)), dtype=np.uint16)
+    counts[posting_of_run, run_column] = np.minimum(run_count, MAX_COUNT)
+    by_id = np.argsort(chunk_ids)
+    rows = by_id[np.searchsorted(chunk_ids[by_id], run_doc[first])].astype(np.int32)
+    posting_term = run_term[first]
+    order = np.lexsort((rows, posting_term))  # each term's postings by row
+    rows, counts, posting_term = rows[order], counts[order], posting_term[order]
+    starts = np.searchsorted(posting_term, np.arange(len(vocabulary) + 1)).astype(np.int64)
+    if not np.array_equal(np.diff(starts), [chunks for _, chunks, _ in vocabulary]):
+        raise ValueError("fts5vocab's instances are not in term order; cannot export postings")
+    lengths = np.bincount(rows, weights=counts.sum(axis=1), minlength=chunk_ids.size)
+    terms = [term.encode("utf-8") for term, _, _ in vocabulary]
+    offsets = np.cumsum([0] + [len(t) for t in terms], dtype=np.int64)
+    blob = np.frombuffer(b"".join(terms), dtype=np.uint8)
+    return Postings(chunk_ids, lengths.astype(np.int64), blob, offsets, starts, rows, counts)
 
-    def __init__(self) -> None:
-        self._tests: dict[int, tuple[weakref.ref[np.ndarray], Callable[[int], bool]]] = {}
-        self._lock = threading.Lock()
 
-    def test(self, allowed: np.ndarray) -> Callable[[int], bool]:
-        key = id(allowed)
-        cached = self._tests.get(key)
-        if cached is not None and cached[0]() is allowed:
-            return cached[1]
-        test = frozenset(allowed.tolist()).__contains__
-        with self._lock:
-            self._tests[key] = (weakref.ref(allowed), test)
-        weakref.finalize(allowed, self._forget, key)
-        return test
+class Analyzer:
+    """Query terms -> the tokens the index holds, by the index's own FTS5 tokenizer (porter
+    stems, folded diacritics) run on an in-memory table, one per thread."""
 
-    def _forget(self, key: int) -> None:
-        with self._lock:
-            self._tests.pop(key, None)
+    def __init__(self, tokenize: str) -> None:
+        self.tokenize = tokenize
+        self._local = threading.local()
+        self.tokens = lru_cache(maxsize=4096)(self._tokens)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(":memory:", check_same_thread=False)
+            quoted = self.tokenize.replace("'", "''")
+            db.execute(f"CREATE VIRTUAL TABLE q USING fts5(t, tokenize='{quoted}')")
+            db.execute("CREATE VIRTUAL TABLE temp.qv USING fts5vocab(main, q, instance)")
+            self._local.db = db
+        return db
+
+    def _tokens(self, terms: tuple[str, ...]) -> tuple[str, ...]:
+        """Each term's tokens, in order (a term of several tokens gives each of them)."""
+        db = self._db()
+        try:
+            db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)", enumerate(terms))
+            found = db.execute("SELECT term FROM qv ORDER BY doc, offset").fetchall()
+        finally:
+            db.rollback()  # the table stays empty
+        return tuple(term for (term,) in found)
+
+    def __call__(self, terms: Sequence[str]) -> tuple[str, ...]:
+        """Terms that are not text (a lone surrogate has no UTF-8 form) match nothing."""
+        return self.tokens(tuple(t for t in terms if _encodable(t)))
 
 
-def search(db: sqlite3.Connection, terms: Sequence[str], allowed: Callable[[int], bool], k: int,
-           weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-    """The k best chunks by BM25 among those `allowed` accepts, best first: (chunk id, score).
-
-    `allowed` is evaluated by SQLite for each matching row, inside the query, before ORDER BY
-    and LIMIT. Scores are FTS5's bm25() negated, so that higher is better.
-    """
-    expression = any_of(terms)
-    if not expression or k <= 0:
-        return []
-    db.create_function("pks_allowed", 1, allowed, deterministic=True)
-    rows = db.execute(
-        f"SELECT rowid, -bm25({TABLE}, ?, ?, ?) AS score FROM {TABLE} "
-        f"WHERE {TABLE} MATCH ? AND pks_allowed(rowid) ORDER BY score DESC, rowid LIMIT ?",
-        (*weights, expression, k),
-    ).fetchall()
-    return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+def _encodable(term: str) -> bool:
+    try:
+        term.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

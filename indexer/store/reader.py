@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from indexer.store import lexical
-from indexer.store.layout import META_DB, StoreError, live_generation_dir
+from indexer.store.bm25 import LexicalStats, Postings
+from indexer.store.layout import LEXICAL, META_DB, StoreError, live_generation_dir
 from indexer.store.records import (
     Chunk,
     ChunkSpan,
@@ -47,7 +48,8 @@ class Generation:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._members = lexical.Memberships()
+        self._lexical: tuple[Postings, lexical.Analyzer] | None = None
+        self._lexical_lock = threading.Lock()
         self.vectors = VectorStore.load(path)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
@@ -92,13 +94,42 @@ class Generation:
             for (partner, until), ids in groups.items()
         ]
 
-    def lexical(self, terms: Sequence[str], allowed: np.ndarray, k: int,
-                weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-        """BM25 top-k of chunks matching any of `terms`, among the sorted chunk ids `allowed`
-        (see lexical.py); [] for a generation published before it had a lexical index."""
-        if not lexical.has_index(self._db()):
+    def lexical_index(self) -> tuple[Postings, lexical.Analyzer] | None:
+        """The BM25 postings and the index's query analyser, loaded on first use (the server
+        loads them before it serves the generation). Generations written before lexical.npz
+        existed have them computed from their FTS5 index; those before FTS5 have none."""
+        if self._lexical is None:
+            with self._lexical_lock:
+                if self._lexical is None:
+                    db = self._db()
+                    if not lexical.has_index(db):
+                        return None
+                    path = self.path / LEXICAL
+                    postings = Postings.load(path) if path.is_file() else lexical.postings_of(db)
+                    self._lexical = (postings, lexical.Analyzer(lexical.tokenizer_of(db)))
+        return self._lexical
+
+    def lexical_stats(self, terms: Sequence[str], allowed: np.ndarray) -> LexicalStats:
+        """BM25's statistics over the sorted chunk ids `allowed` only: how many there are,
+        their length, and how many hold each of the terms (keyed by indexed token). Stats of
+        disjoint sets add up (`a + b`): shards count their part, then all score with the sum."""
+        found = self.lexical_index()
+        if found is None:
+            return LexicalStats()
+        postings, analyze = found
+        return postings.stats(analyze(terms), allowed)
+
+    def lexical_search(self, terms: Sequence[str], allowed: np.ndarray, k: int,
+                       weights: tuple[float, float, float],
+                       stats: LexicalStats) -> list[tuple[int, float]]:
+        """BM25 top-k, (chunk id, score) best first, of the chunks of `allowed` holding any of
+        the terms, scored with `stats` (the caller's own: `lexical_stats`, or their sum over
+        shards); [] for a generation published before it had a lexical index."""
+        found = self.lexical_index()
+        if found is None:
             return []
-        return lexical.search(self._db(), terms, self._members.test(allowed), k, weights)
+        postings, analyze = found
+        return postings.search(analyze(terms), allowed, k, weights, stats)
 
     def passages(self, chunk_ids: Sequence[int]) -> dict[int, Passage]:
         if not chunk_ids:
@@ -120,6 +151,12 @@ class Generation:
             "SELECT chunk_id, doc_id, ordinal, page, char_start, char_end FROM chunks "
             f"WHERE chunk_id IN ({marks})", list(chunk_ids)).fetchall()
         return {row[0]: ChunkSpan(*row) for row in rows}
+
+    def first_chunk_id(self, doc_id: str) -> int | None:
+        """One indexed read: the document's first chunk id, None for an unknown document."""
+        row = self._db().execute("SELECT chunk_id FROM chunks WHERE doc_id = ? "
+                                 "ORDER BY ordinal LIMIT 1", (doc_id,)).fetchone()
+        return None if row is None else int(row[0])
 
     def document_chunk_ids(self, doc_id: str) -> list[int]:
         """A document's chunk ids in reading order (empty for an unknown document)."""

@@ -9,6 +9,7 @@ import secrets
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,9 +17,12 @@ import numpy as np
 
 from indexer.store import lexical
 from indexer.store.layout import (
+    BY_RULE,
     FILES,
     GENERATIONS,
+    LEXICAL,
     META_DB,
+    OPTIONAL_FILES,
     REPORT,
     StoreError,
     fsync_dir,
@@ -28,6 +32,7 @@ from indexer.store.layout import (
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument, text_sha
 from indexer.store.vectors import VectorStore
 
+LEXICAL_DIGEST = "lexical_digest"  # info key: lexical.content_digest of the generation
 SCHEMA = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE partners(partner TEXT PRIMARY KEY);
@@ -99,12 +104,16 @@ class GenerationWriter:
     def publish(self, report: dict[str, object], keep: int) -> Path:
         """Sync everything, rename into place, then point CURRENT at it in one rename."""
         lexical.fill(self._db)  # the FTS5 index of this generation's chunks
+        digest = lexical.content_digest(self._db)
+        self._db.execute("INSERT INTO info VALUES (?, ?)", (LEXICAL_DIGEST, digest))
         self._db.commit()
+        if not self._reuse_postings(digest):  # what BM25 reads (bm25.py)
+            lexical.postings_of(self._db).save(self.dir / LEXICAL)
         layout = self._layout()
         self._db.close()
         self._vectors.save(self.dir, order=layout)
         (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        for name in FILES:
+        for name in (*FILES, *OPTIONAL_FILES):
             with open(self.dir / name, "rb") as handle:
                 os.fsync(handle.fileno())
         os.rename(self.dir, self.final_dir)
@@ -113,13 +122,27 @@ class GenerationWriter:
         prune_generations(self.root, keep)
         return self.final_dir
 
+    def _reuse_postings(self, digest: str) -> bool:
+        """Link the live generation's postings when they were exported from the same chunks:
+        a nightly re-build of an unchanged corpus does not export them again."""
+        live = live_generation_dir(self.root)
+        if live is None or not (live / LEXICAL).is_file():
+            return False
+        uri = f"file:{live / META_DB}?mode=ro&immutable=1"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            row = db.execute("SELECT value FROM info WHERE key = ?", (LEXICAL_DIGEST,)).fetchone()
+        if row is None or row[0] != digest:
+            return False
+        try:
+            os.link(live / LEXICAL, self.dir / LEXICAL)  # generations never change: share it
+        except OSError:
+            shutil.copyfile(live / LEXICAL, self.dir / LEXICAL)
+        return True
+
     def _layout(self) -> np.ndarray:
         """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
-        runs of vector rows, so searching what it may see reads only those (indexer/planner.py)."""
-        rows = self._db.execute(
-            "SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        runs of vector rows, so searching what it may see reads only those (planner.py)."""
+        return np.array([r[0] for r in self._db.execute(BY_RULE)], dtype=np.int64)
 
     def abort(self) -> None:
         try:

@@ -1,5 +1,6 @@
-"""Lexical retrieval: BM25 over the generation's FTS5 index, restricted to the allowed set
-inside the query. A person's query becomes plain terms here; the store searches terms."""
+"""Lexical retrieval: BM25 within the allowed set, with the statistics of the allowed set (what
+the caller may not see never shapes its scores or their order). A person's query becomes plain
+terms here; the store stems them as it stemmed the chunks, counts and scores."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from search_api.access import AllowedSet
 # SciFact train nDCG@10: lexical 0.680 / 0.687 / 0.688 at title weight 0 / 0.5 / 1, hybrid
 # best at 0.5 (docs/QUALITY.md). Heading paths are already in the chunk's own text.
 WEIGHTS = (1.0, 0.5, 0.0)
-# Runs of letters and digits: the same split FTS5's unicode61 tokenizer makes, so every term of
-# the query is a term FTS5 can have indexed; everything else (quotes, *, -, :, ^, parentheses)
-# is a separator and never reaches the FTS5 query parser.
+# Runs of letters and digits: the words of a query, for the stop-word test below. The store runs
+# each through the index's own tokenizer (FTS5's porter unicode61), which stems it and may split
+# it further; quotes, *, -, :, ^ and parentheses are separators and never query syntax.
 TERM = re.compile(r"[^\W_]+")
 # Lucene's English stop words (EnglishAnalyzer, Elasticsearch's `_english_`), left out of the
 # query when it has other words: BM25 gives them almost no weight, yet each one matches nearly
@@ -36,7 +37,10 @@ def query_terms(query: str) -> list[str]:
 
 def lexical(generation: Generation, query: str, allowed: AllowedSet, k: int,
             weights: tuple[float, float, float] = WEIGHTS) -> list[tuple[int, float]]:
-    """The k best chunks of `allowed` by BM25, best first: (chunk id, BM25 score)."""
+    """The k best chunks of `allowed` by BM25, best first: (chunk id, BM25 score), with N, the
+    average length and each term's document frequency of `allowed` alone."""
     if len(allowed) == 0:
         return []
-    return generation.lexical(query_terms(query), allowed.ids, k, weights)
+    terms = query_terms(query)
+    stats = generation.lexical_stats(terms, allowed.ids)
+    return generation.lexical_search(terms, allowed.ids, k, weights, stats)

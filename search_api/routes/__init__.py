@@ -17,8 +17,9 @@ ERRORS = {401: "Missing, unknown or revoked key",
           410: "No longer available as indexed",
           413: "Request body over PKS_MAX_BODY_BYTES",
           422: "Invalid request",
-          429: "Too many requests with this key; see the Retry-After header",
-          503: "Not ready: no index, or the query path fails"}
+          429: "Too many requests by this key or user, or refused sign-ins from this address; "
+               "see the Retry-After header",
+          503: "The audit cannot record this request, so it is not answered; retry later"}
 
 
 def error_responses(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:

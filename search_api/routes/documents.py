@@ -18,7 +18,7 @@ router = APIRouter(tags=["documents"])
 @router.get("/v1/documents/{doc_id:path}", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "The document as indexed"},
-                       **error_responses(401, 403, 404, 410)})
+                       **error_responses(401, 403, 404, 410, 503)})
 def get_document(doc_id: str, index: CurrentIndex, allowed: Allowed,
                  settings: AppSettings, principal: DocumentsCaller, audit: Audit) -> Response:
     """The original file (a JSONL record: its indexed text). PDFs open at a page with `#page=N`.

@@ -1,8 +1,9 @@
 """/mcp: the MCP server over streamable HTTP, mounted on the API with the API's own keys.
 
-A request without a valid key is refused with 401 (the API's error shape) before MCP sees it;
-each tool call then resolves the key from its own request again, through the same function as
-every route (deps.principal_for), so a revoked key stops at once.
+A request without a valid key is refused with 401 (the API's error shape) before MCP sees it,
+and every request is charged to its key's rate limit as a route's is; each tool call then
+resolves the key from its own request again, through the same function as every route
+(deps.principal_for), so a revoked key stops at once.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from search_api.bearer import bearer_token
-from search_api.deps import principal_for
-from search_api.errors import Unauthorized, error_response
+from search_api.deps import signed_in
+from search_api.errors import ApiError, error_response
 from search_api.mcp_server import build_server
 
 PATH = "/mcp"
@@ -35,9 +36,11 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
         authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-        try:
-            principal_for(app.state.services.keys, bearer_token(authorization))
-        except Unauthorized as exc:
+        client = scope.get("client")
+        try:  # authenticated and charged once per HTTP request, as every route is
+            signed_in(app.state.services, bearer_token(authorization),
+                      client[0] if client else None)
+        except ApiError as exc:
             await error_response(exc.status, exc.code, exc.message, exc.headers)(
                 scope, receive, send)
             return

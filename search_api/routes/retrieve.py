@@ -34,7 +34,7 @@ def to_response(result: Retrieval, tokenizer: str) -> RetrieveResponse:
 
 
 @router.post("/v1/retrieve", response_model=RetrieveResponse,
-             responses=error_responses(401, 403, 422))
+             responses=error_responses(401, 403, 422, 503))
 def retrieve_passages(body: RetrieveRequest, index: CurrentIndex, principal: RetrieveCaller,
                       services: AppServices, audit: Audit) -> RetrieveResponse:
     """Passages for grounding an answer: the best chunks the caller may see, neighbouring

@@ -13,7 +13,7 @@ router = APIRouter(tags=["search"])
 
 
 @router.post("/v1/search", response_model=SearchResponse,
-             responses=error_responses(401, 403, 422))
+             responses=error_responses(401, 403, 422, 503))
 def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchCaller,
                     services: AppServices, audit: Audit) -> SearchResponse:
     """The best passages the caller may see, best first (an empty list if there are none)."""

@@ -1,6 +1,6 @@
 """The audit log on real files: append-only JSON lines, rotation without loss, concurrent writers
-(threads and processes), a failing disk that never fails the caller, filters, and the owners'
-reduction of it."""
+(threads and processes), a failing disk that refuses the request rather than lose its record,
+any Unicode recorded as given, filters, and the owners' reduction of it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 from indexer.build import BuildReport
 from indexer.store.reader import Generation
 from search_api.access import Principal
-from search_api.audit import ACTIVE, AuditLog, AuditQuery
+from search_api.audit import ACTIVE, AuditLog, AuditQuery, AuditUnavailable
 from search_api.keys import KeyStore
 from search_api.metrics import OpsMetrics
 from search_api.owned import owned_receipts
@@ -108,16 +108,35 @@ def test_writers_in_several_processes_share_one_log(tmp_path: Path) -> None:
     assert len(log.segments()) > 3
 
 
-def test_a_failing_disk_is_counted_and_never_raises(tmp_path: Path) -> None:
+def test_a_failing_disk_is_counted_and_raises_so_that_nothing_is_answered_unrecorded(
+        tmp_path: Path) -> None:
     (tmp_path / "audit").write_text("a file where the audit directory should be")
     metrics = OpsMetrics(lambda: None)
     log = AuditLog(tmp_path, KeyStore(tmp_path), observer=metrics)
-    log.record(ALPHA, "search", generation=None, query="lost", doc_ids=["d"])
-    log.record(ALPHA, "document", generation=None, query="lost too", doc_ids=["d"])
+    for surface in ("search", "document"):
+        with pytest.raises(AuditUnavailable, match="cannot record this request"):
+            log.record(ALPHA, surface, generation=None, query="lost", doc_ids=["d"])
     assert log.failures == 2
     assert metrics.registry.get_sample_value("pks_audit_write_failures_total") == 2
-    assert metrics.registry.get_sample_value(
-        "pks_searches_total", {"surface": "document", "mode": "default"}) == 1
+    assert metrics.registry.get_sample_value(  # refused, so not an access
+        "pks_searches_total", {"surface": "document", "mode": "default"}) is None
+
+
+@pytest.mark.parametrize("query", [
+    "Café naïve coöperation", "東京の電池 研究", "שלום עולם", "e\u0301 combining", "😀 emoji",
+    "\u0000 nul and \u001f controls", "\u2028 line separator", "\ud800 lone surrogate",
+    "\udfff\ud800 reversed pair", "tab\tand\nnewline"])
+def test_query_texts_of_any_unicode_are_recorded_faithfully(tmp_path: Path, query: str) -> None:
+    """Read back exactly as given: what UTF-8 cannot encode is escaped, never dropped."""
+    log = AuditLog(tmp_path, KeyStore(tmp_path))
+    log.record(ALPHA, "search", generation=None, query=query, doc_ids=[query])
+    [event] = log.events()
+    assert event["query"] == query and event["documents"][0]["doc_id"] == query
+    raw = (tmp_path / "audit" / ACTIVE).read_bytes()
+    raw.decode("utf-8")  # the file stays valid UTF-8
+    if query.isascii() or "\ud800" in query or "\udfff" in query:
+        return
+    assert query.split()[0].encode("utf-8") in raw  # readable as written, not \u-escaped
 
 
 def test_a_torn_line_is_skipped_and_the_rest_read(tmp_path: Path) -> None:

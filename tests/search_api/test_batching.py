@@ -3,6 +3,7 @@ caller gets exactly the vector its own query has alone."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -48,3 +49,22 @@ def test_a_failing_batch_fails_its_callers_and_the_worker_goes_on(
     with pytest.raises((TypeError, ValueError)):
         batcher.embed_query(12345)  # type: ignore[arg-type]  # not text: the tokenizer refuses
     assert np.abs(batcher.embed_query(QUERIES[0]) - alone[0]).max() < 1e-5
+
+
+def test_a_query_that_cannot_be_embedded_fails_alone_and_its_batch_is_answered(
+        embedder: Embedder, alone: np.ndarray) -> None:
+    """Four callers in one batch, one of them with a lone surrogate (which the API refuses
+    with 422 before it gets here; the batcher must not depend on that)."""
+    batcher = BatchingEmbedder(embedder, Batching(workers=0, max_batch=32))
+    texts = [QUERIES[0], "\ud800 cell", QUERIES[1], QUERIES[2]]
+    with ThreadPoolExecutor(len(texts)) as pool:
+        calls = [pool.submit(batcher.embed_query, text) for text in texts]
+        deadline = time.monotonic() + 30
+        while batcher._waiting.qsize() < len(texts) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        batcher.work_once()  # all four, in one batch
+    assert batcher.batches == 1 and batcher.queries == 4
+    with pytest.raises(TypeError):
+        calls[1].result()
+    for call, expected in zip([calls[0], calls[2], calls[3]], alone[:3], strict=True):
+        assert np.abs(call.result() - expected).max() < 1e-5

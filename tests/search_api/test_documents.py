@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,11 @@ from fastapi.testclient import TestClient
 from indexer.build import BuildReport, build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
+from indexer.store.reader import Generation
+from search_api.access import Principal
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder
+from search_api.stitching import document_text
 from tests.conftest import ALL_DOCS, VISIBLE
 from tests.deployment import app_client
 from tests.factory import write, write_jsonl
@@ -154,3 +159,47 @@ def test_rest_download_and_mcp_fetch_return_the_same_text_of_a_record(
     pages = fetched["structuredContent"]["pages"]
     assert rest.text == "\n\n".join(page["text"] for page in pages)
     assert rest.text == f"Cycling log {LONG_RECORD}"  # the record's text, stitched back whole
+
+
+class Reads:
+    """Every SQL statement the generation runs, on whichever request thread, with the id asked
+    for written as ID (so that two ids' reads compare)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def install(self, generation: Generation) -> None:
+        original = generation._db
+
+        def traced() -> sqlite3.Connection:
+            db = original()
+            db.set_trace_callback(self.statements.append)
+            return db
+
+        generation._db = traced  # type: ignore[method-assign]
+
+    def of(self, doc_id: str, call: Callable[[], object]) -> list[str]:
+        self.statements.clear()
+        call()
+        return [s.replace(doc_id, "ID") for s in self.statements]
+
+
+def test_a_hidden_and_a_missing_id_take_the_same_reads(
+        access_index: tuple[Path, BuildReport], keys: dict[str, str]) -> None:
+    """Not just the same answer: the same queries and the same work, so that timing cannot
+    tell a hidden document from a missing one (REST download and MCP's text rebuild)."""
+    holder = IndexHolder(access_index[0], torch_threads=1)  # its own connections to trace
+    reads = Reads()
+    reads.install(holder.get().generation)
+    index = holder.get()
+    beta = index.access.allowed_for(Principal("k", "beta", False), date(2026, 11, 23))
+    with app_client(access_index[0], holder=holder) as client:
+        for hidden, missing in (("alpha/electrolyte.txt", "alpha/electrolyte.txz"),
+                                ("internal/board.md", "no/such/board.md")):
+            shown = reads.of(hidden, lambda h=hidden: get(client, keys["beta"], h))
+            assert shown and shown == reads.of(missing, lambda m=missing: get(
+                client, keys["beta"], m))
+            assert reads.of(hidden, lambda h=hidden: document_text(index, h, beta)) == \
+                reads.of(missing, lambda m=missing: document_text(index, m, beta)) == shown
+        visible = reads.of("beta/sensors.md", lambda: get(client, keys["beta"], "beta/sensors.md"))
+        assert len(visible) > len(shown)  # the counting sees what a visible document costs

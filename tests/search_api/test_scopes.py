@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.build import BuildReport
+from indexer.build import BuildReport, build
+from indexer.embed import Embedder
+from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from search_api.access import DEFAULT_SCOPES, AccessDenied, AccessIndex, Principal
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore, KeyStoreError
 from tests.conftest import VISIBLE
-from tests.deployment import Ran, run
+from tests.deployment import Ran, app_client, run
+from tests.factory import write
 from tests.search_api.conftest import auth
 
 QUERY = "HERON swelling sensors KESTREL electrolyte OSPREY fibre steering committee"
@@ -153,3 +156,31 @@ def test_retrieve_on_behalf_of_is_audited(client: TestClient,
         ("retrieve", "alpha", "beta")
     assert [d["doc_id"] for d in event["documents"]] == \
         list(dict.fromkeys(p["doc_id"] for p in body["passages"]))
+
+
+def test_act_as_tells_a_partner_that_shares_nothing_from_one_that_does_not_exist(
+        tmp_path: Path, settings: IndexerSettings, embedder: Embedder) -> None:
+    """Neither the answer nor its scores: both are exactly the empty answer. What an act-as key
+    does learn is which of its own partner's documents the other partner may see too (and so
+    that such a partner exists): docs/ACCESS.md, "Acting on behalf of a partner"."""
+    corpus = tmp_path / "corpus"
+    write(corpus / "access.yaml", "partners: [alpha, beta, loner]\nrules:\n"
+                                  "  - match: 'shared/**'\n    allow: [alpha, beta]\n"
+                                  "  - match: 'alpha/**'\n    allow: [alpha]\n"
+                                  "  - match: 'loner/**'\n    allow: [loner]\n")
+    write(corpus / "shared/plan.md", "The joint plan: HERON sensors in KESTREL cells.")
+    write(corpus / "alpha/notes.md", "Alpha's notes on the KESTREL electrolyte.")
+    write(corpus / "loner/own.md", "The loner's own KESTREL study, shared with nobody.")
+    build(corpus, tmp_path / "index", settings, embedder)
+    bot = make_key(tmp_path / "index", "alpha", "search", "retrieve", "act-as")
+    with app_client(tmp_path / "index") as client:
+        for path in ("/v1/search", "/v1/retrieve"):
+            modes = ("hybrid", "dense", "lexical") if path == "/v1/search" else (None,)
+            for mode in modes:
+                extra = {"mode": mode} if mode else {}
+                loner = call(client, path, bot, on_behalf_of="loner", **extra)
+                nobody = call(client, path, bot, on_behalf_of="no-such-partner", **extra)
+                assert loner == nobody and loner[0] == 200
+                assert docs_of(path, loner[1]) == set()
+                assert docs_of(path, call(client, path, bot, on_behalf_of="beta", **extra)[1]) \
+                    == {"shared/plan.md"}

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.store import lexical
 from indexer.store.layout import CURRENT, GENERATIONS, StoreError, live_generation_dir
 from indexer.store.reader import Generation, live_partners
 from indexer.store.records import Chunk, Grant, StoredDocument
@@ -67,11 +66,16 @@ def test_vectors_and_the_lexical_index_answer_within_the_allowed_ids(
     allowed = np.array([100, 101, 300], dtype=np.int64)
     hits = generation.vectors.search(stored[0], allowed, 10)
     assert [h.chunk_id for h in hits][0] == 300 and {h.chunk_id for h in hits} == {100, 101, 300}
-    assert generation.lexical(["kestrel"], allowed, 10, WEIGHTS) == []  # hidden: not found
-    found = generation.lexical(["kestrel", "rotterdam"], np.array([100, 200]), 10, WEIGHTS)
+    assert lexical_search(generation, ["kestrel"], allowed) == []  # hidden: not found
+    found = lexical_search(generation, ["kestrel", "rotterdam"], np.array([100, 200]))
     assert {c for c, _ in found} == {100, 200} and all(score > 0 for _, score in found)
-    assert generation.lexical(['" OR *'], allowed, 10, WEIGHTS) == []  # text, never syntax
-    assert lexical.any_of(['a"b', "", "c"]) == '"a""b" OR "c"'
+    assert lexical_search(generation, ['" OR *'], allowed) == []  # text, never syntax
+
+
+def lexical_search(generation: Generation, terms: list[str],
+                   allowed: np.ndarray) -> list[tuple[int, float]]:
+    return generation.lexical_search(terms, allowed, 10, WEIGHTS,
+                                     generation.lexical_stats(terms, allowed))
 
 
 def test_a_new_generation_goes_live_in_one_switch_and_old_ones_are_pruned(
