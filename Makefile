@@ -13,7 +13,7 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium
+.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ serve: index
 
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-test: install lint chromium
+test: install lint chromium promtool
 	$(PYTEST) --durations=15
 
 test-fast: install
@@ -57,6 +57,17 @@ chromium:
 	  || echo "WARNING: could not install chromium (it needs root and Debian's apt);" \
 	          "the browser tests will be skipped (a failure under CI=true)." \
 	          "Install it with: apt-get install chromium"; }
+
+# The alerting rules in docs/monitoring are checked with promtool, from Debian's prometheus
+# package. The tests run only promtool; on a host with systemd the package also enables its
+# Prometheus server (`systemctl disable --now prometheus` if that host should not run one).
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "Installing Debian's prometheus for promtool (apt-get install prometheus)"; \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends prometheus; } \
+	  || echo "WARNING: could not install prometheus (it needs root and Debian's apt);" \
+	          "the alerting rules' tests will be skipped (a failure under CI=true)." \
+	          "Install it with: apt-get install prometheus"; }
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,8 +75,11 @@ def _logging(quiet: bool) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     """Build; --report FILE gets the report, or on failure the exit code and the error, so a
-    monitor reading it never mistakes last night's success for tonight's."""
+    monitor reading it never mistakes last night's success for tonight's. Every run, failed
+    or not, is also recorded in INDEX/runs.jsonl (what /metrics and the Builds page read)."""
+    started, clock = datetime.now(UTC), time.monotonic()
     code, error, report = _try_build(args)
+    _record_run(args.index, started, time.monotonic() - clock, code, error, report)
     if error:
         print(f"error: {error}", file=sys.stderr)
     if args.report:
@@ -90,6 +94,20 @@ def _build(args: argparse.Namespace) -> int:
     if report is not None:
         print("\n".join(report.summary_lines()), flush=True)
     return code
+
+
+def _record_run(index: Path, started: datetime, seconds: float, code: int, error: str | None,
+                report) -> None:  # report: BuildReport | None
+    from indexer.store.runs import BuildRun, record_run
+
+    run = BuildRun(started.isoformat(timespec="seconds"),
+                   datetime.now(UTC).isoformat(timespec="seconds"), round(seconds, 2), code,
+                   report.generation if report is not None else None, error,
+                   len(report.skipped) + len(report.kept_previous) if report is not None else 0)
+    try:
+        record_run(index, run)
+    except OSError as exc:  # the build's outcome stands; only its record is missing
+        logging.getLogger("indexer").warning("could not record this run in %s: %s", index, exc)
 
 
 def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport | None)

@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from search_api.errors import install_error_handlers
 from search_api.limits import BodyLimit
 from search_api.metrics import RequestMetrics
-from search_api.routes import audit, docs, documents, error_responses, ops, page, retrieve
+from search_api.routes import (
+    audit,
+    builds,
+    docs,
+    documents,
+    error_responses,
+    me,
+    ops,
+    page,
+    retrieve,
+)
 from search_api.routes import mcp as mcp_routes
 from search_api.routes import search as search_routes
 from search_api.services import Services
@@ -31,7 +41,7 @@ def _api(lifespan: Lifespan | None = None) -> FastAPI:
     install_error_handlers(app)
     app.router.responses.update(error_responses(413, 429))  # the limits answer on every route
     for router in (ops.router, search_routes.router, documents.router, page.router,
-                   docs.router, audit.router, retrieve.router):
+                   docs.router, audit.router, retrieve.router, me.router, builds.router):
         app.include_router(router)
     app.router.routes.append(mcp_routes.route)
     return app

@@ -49,6 +49,7 @@ AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
 DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
+ACTIONS = frozenset({"rollback"})  # what an admin changed: recorded, never counted as an access
 
 
 class AuditUnavailable(Exception):
@@ -148,7 +149,7 @@ class AuditLog:
             raise AuditUnavailable(
                 "the audit log cannot record this request, so it is not answered; "
                 "retry later (operators: see the server log)") from exc
-        if self.observer is not None:  # counted once recorded: an unrecorded one is refused
+        if self.observer is not None and surface not in ACTIONS:  # counted once recorded
             self.observer.access(surface, mode)
 
     def _event(self, principal: Principal, surface: str, generation: Generation | None,

@@ -5,12 +5,15 @@
 - pks_searches_total{surface, mode}: accesses that returned passages or documents
 - pks_audit_write_failures_total
 - pks_index_info{generation, model}, pks_index_documents, pks_index_chunks: the live generation
+- pks_build_*: the newest build (its generation's report) and the last recorded run, read from
+  the index directory at scrape time (BuildCollector; docs/OPERATIONS.md, "Monitoring")
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,6 +22,9 @@ from prometheus_client.registry import Collector
 from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from indexer.store.generations import list_generations
+from indexer.store.runs import read_runs
+from search_api.builds import Build, build_of, epoch
 from search_api.live import LoadedIndex
 
 SURFACES = frozenset({"search", "retrieve", "document", "mcp", "mcp-document"})
@@ -53,10 +59,65 @@ class IndexCollector(Collector):
                                 value=chunks)
 
 
+class BuildCollector(Collector):
+    """The batch job's outcome, read from the index directory at each scrape: the newest kept
+    generation's report (the last successful build) and INDEX/runs.jsonl (the last run, failed
+    or not). Nothing is exported for what was never recorded, so an alert can tell "no data"."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def collect(self) -> Iterator[Metric]:
+        generations = list_generations(self._root)
+        if generations:
+            yield from self._newest(build_of(generations[-1]))
+        runs = read_runs(self._root, 1)
+        if runs:
+            run = runs[0]
+            yield from _gauge("pks_build_last_run_exit_code", "Exit code of the last recorded "
+                              "build run: 0 ok, 1 failed, 2 configuration, 3 published with "
+                              "skips, 4 locked out.", run.exit_code)
+            yield from _gauge("pks_build_last_run_timestamp_seconds",
+                              "When the last recorded build run finished.", epoch(run.finished_at))
+            yield from _gauge("pks_build_last_run_duration_seconds",
+                              "How long the last recorded build run took.", run.seconds)
+
+    @staticmethod
+    def _newest(build: Build) -> Iterator[Metric]:
+        yield from _gauge("pks_build_last_success_timestamp_seconds", "When the newest kept "
+                          "generation was published (the last successful build).",
+                          epoch(build.finished_at))
+        yield from _gauge("pks_build_duration_seconds", "How long the last successful build "
+                          "took.", build.seconds)
+        for name, label, text, counts in (
+                ("pks_build_documents", "change",
+                 "Documents of the last successful build, by change since the one before.",
+                 {"added": build.added, "changed": build.changed, "unchanged": build.unchanged,
+                  "deleted": build.deleted}),
+                ("pks_build_files", "outcome",
+                 "Files of the last successful build: parsed, carried over unread, skipped, "
+                 "or failed and kept in their previous version.",
+                 {"parsed": build.files_parsed, "carried": build.files_carried,
+                  "skipped": len(build.skipped), "kept_previous": len(build.kept_previous)}),
+                ("pks_build_chunks", "source",
+                 "Chunks of the last successful build: embedded by it, or reused.",
+                 {"embedded": build.embedded, "reused": build.reused})):
+            family = GaugeMetricFamily(name, text, labels=[label])
+            for value, count in counts.items():
+                if count is not None:  # a report written before the field existed
+                    family.add_metric([value], count)
+            yield family
+
+
+def _gauge(name: str, text: str, value: float | None) -> Iterator[Metric]:
+    if value is not None:
+        yield GaugeMetricFamily(name, text, value=value)
+
+
 class OpsMetrics:
     """One registry per app (not the global one), so apps in one process never collide."""
 
-    def __init__(self, current: Callable[[], LoadedIndex | None]) -> None:
+    def __init__(self, current: Callable[[], LoadedIndex | None], root: Path) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("pks_http_requests", "HTTP requests answered.",
                                 ["endpoint", "method", "status"], registry=self.registry)
@@ -70,6 +131,7 @@ class OpsMetrics:
                                       "Audit records that could not be written.",
                                       registry=self.registry)
         self.registry.register(IndexCollector(current))
+        self.registry.register(BuildCollector(root))
 
     def access(self, surface: str, mode: str | None) -> None:
         """Called by the audit for every access; unknown values collapse to 'other'."""

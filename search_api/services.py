@@ -53,7 +53,7 @@ class Services:
         holder = holder or IndexHolder(settings.index, settings.torch_threads,
                                        settings.batching())
         keys = KeyStore(settings.index)
-        metrics = OpsMetrics(holder.get)
+        metrics = OpsMetrics(holder.get, settings.index)
         audit = AuditLog(settings.index, keys, max_bytes=settings.audit_max_bytes,
                          max_age_seconds=settings.audit_max_age_hours * 3600,
                          fsync_seconds=settings.audit_fsync_seconds, observer=metrics)

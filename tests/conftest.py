@@ -22,6 +22,7 @@ import search_api.live  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
 from indexer.embed import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
+from tests.browser import browser, page  # noqa: E402, F401 (the page tests' fixtures)
 from tests.environment import check_needs  # noqa: E402
 from tests.factory import write, write_jsonl, write_pdf  # noqa: E402
 

@@ -181,3 +181,27 @@ def make_owned_corpus(root: Path) -> Path:
     make_access_corpus(root)
     write(root / "access.yaml", OWNED_MANIFEST)
     return root
+
+
+BROKEN_PDF = "alpha/broken.pdf"
+NEW_DOC = "alpha/batch-11.txt"
+
+
+def make_build_history(base: Path) -> tuple[Path, Path]:
+    """An index with a history, built with the CLI as cron does (so every run is recorded): a
+    clean first build of the owned corpus (exit 0); a second that adds a document and skips a
+    broken PDF (exit 3, live); a third that fails (exit 2: a corpus that does not exist).
+    Returns (corpus, index)."""
+    from tests.factory import write
+
+    corpus, index = make_owned_corpus(base / "corpus"), base / "index"
+    args = ("--index", str(index), "--chunk-tokens", "64", "--chunk-overlap", "8", "--quiet")
+    first = run("indexer", "build", "--corpus", str(corpus), *args)
+    assert first.returncode == 0, first.stderr
+    write(corpus / NEW_DOC, "KESTREL batch 11 reached 16.1 mS/cm after a longer anneal.")
+    write(corpus / BROKEN_PDF, b"%PDF-1.4 cut off in the middle of the copy")
+    second = run("indexer", "build", "--corpus", str(corpus), *args)
+    assert second.returncode == 3, second.stderr
+    failed = run("indexer", "build", "--corpus", str(base / "no-such-corpus"), *args)
+    assert failed.returncode == 2, failed.stderr
+    return corpus, index

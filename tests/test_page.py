@@ -22,16 +22,14 @@ from indexer.build import build
 from indexer.embed import Embedder
 from indexer.settings import IndexerSettings
 from search_api.keys import KeyStore
+from tests.browser import PHONE, loopback_tab
 from tests.conftest import TEXTS, VISIBLE, make_access_corpus
 from tests.deployment import serve
-from tests.environment import CHROMIUM, require
 from tests.factory import write
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 PROXY = "127.0.0.2"
 USERS = """\
 admins: [carol@host.example]
@@ -39,7 +37,6 @@ partners:
   alpha: [alice@alpha.example]
   beta: [bob@beta.example]
 """
-PHONE = {"width": 375, "height": 740}
 MARKUP_PATH = "shared/markup-notes.txt"
 MARKUP = ('Release notes of the MARKUP tracker: <img src=x onerror="window.pwned=1"> and '
           '<script>window.pwned=2</script> and <b>bold claims</b> & entities like &amp; stay text.')
@@ -108,39 +105,6 @@ def test_user_header_from_any_other_address_is_ignored(server: dict) -> None:
 
 
 # ---- the page in Chromium ---------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require(CHROMIUM.exists(), f"Debian's chromium ({CHROMIUM})", "apt-get install chromium "
-            "(make test runs it as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture()
-def page(browser, server: dict) -> Iterator[object]:
-    """A fresh tab that can reach only the server: every other request is aborted and noted."""
-    context = browser.new_context()
-    outside: list[str] = []
-
-    def only_loopback(route) -> None:
-        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_loopback)
-    tab = context.new_page()
-    tab.outside = outside
-    yield tab
-    context.close()
-    assert outside == [], f"the page tried to reach the internet: {outside}"
-
 
 def sign_in_and_search(page, server: dict, who: str, query: str) -> None:
     page.goto(server["url"] + "/")
@@ -269,16 +233,13 @@ def test_mode_switch_follows_what_the_api_offers(page, server: dict) -> None:
 
 
 def test_usable_at_phone_width(browser, server: dict, tmp_path: Path) -> None:
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    try:
+    width = PHONE["viewport"]["width"]
+    with loopback_tab(browser, **PHONE) as page:
         sign_in_and_search(page, server, "alpha", "ionic conductivity of the KESTREL electrolyte")
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
         box = page.locator("#q").bounding_box()
-        assert box and box["width"] > PHONE["width"] * 0.8
+        assert box and box["width"] > width * 0.8
         page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
-    finally:
-        context.close()
 
 
 def test_docs_render_offline(page, server: dict) -> None:

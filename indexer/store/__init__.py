@@ -7,6 +7,7 @@
     reader.py       `Generation`: a published generation opened read-only
     generations.py  list, clean up and roll back the kept generations
     lock.py         one build or rollback at a time
+    runs.py         every build run's outcome (exit code, when, how long), published or not
     vectors.py      the vectors (the only code that touches FAISS), planner.py how a search
                     reads an allowed set
     lexical.py      the FTS5 index of the chunks

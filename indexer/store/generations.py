@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +34,9 @@ class GenerationInfo:
     documents: int | None
     chunks: int | None
     live: bool
+    # The build's report.json as written (indexer/report.py); {} when unreadable. Read by the
+    # Builds page and /metrics, which cannot import the pipeline's BuildReport.
+    report: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _built_at(name: str, report: dict[str, object]) -> str:
@@ -59,10 +62,13 @@ def list_generations(root: Path) -> list[GenerationInfo]:
             report = json.loads((path / REPORT).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             report = {}
+        if not isinstance(report, dict):
+            report = {}
         docs, chunks = report.get("documents"), report.get("chunks")
         out.append(GenerationInfo(path.name, _built_at(path.name, report),
                                   docs if isinstance(docs, int) else None,
-                                  chunks if isinstance(chunks, int) else None, path == live))
+                                  chunks if isinstance(chunks, int) else None, path == live,
+                                  report))
     return out
 
 

@@ -8,6 +8,7 @@
                                    of the two .npy files, and may lack lexical.npz
     INDEX/generations/NAME.tmp/    a build in progress; never read, removed if a build died
     INDEX/.build.lock              one build or rollback at a time (lock.py)
+    INDEX/runs.jsonl               every build run's outcome, published or not (runs.py)
 
 Beside them, outside every generation, the search API keeps its keys and audit.
 """

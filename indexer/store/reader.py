@@ -50,6 +50,7 @@ class Generation:
         self._local = threading.local()
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
         self._lexical_lock = threading.Lock()
+        self._owners: dict[str, int] | None = None
         self.vectors = VectorStore.load(path)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
@@ -217,6 +218,16 @@ class Generation:
             f"SELECT doc_id, owner FROM documents WHERE doc_id IN ({marks})", list(doc_ids)
         ).fetchall()
         return {row[0]: row[1] for row in rows}
+
+    def owner_counts(self) -> dict[str, int]:
+        """How many documents each owner owns here: whether a key's page links to its
+        documents' receipts, and which owners an admin's view spans. Counted once: a
+        generation never changes."""
+        if self._owners is None:
+            rows = self._db().execute("SELECT owner, count(*) FROM documents "
+                                      "WHERE owner IS NOT NULL GROUP BY owner").fetchall()
+            self._owners = {str(owner): int(n) for owner, n in sorted(rows)}
+        return dict(self._owners)
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) in this generation, for the operators' metrics."""

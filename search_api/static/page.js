@@ -2,7 +2,10 @@
 // client. No framework, no build step. Passage text is only ever put in the page as text nodes.
 "use strict";
 
-const KEY_STORE = "pks.apiKey"; // sessionStorage: this tab only, gone when it closes
+import {
+  $, apiKey, askForKey, authHeaders, callApi, forgetKey, setStatus, showLinks,
+} from "./session.js";
+
 const TOP_K = 20;
 const INLINE_TYPES = new Set(["application/pdf", "text/plain", "text/markdown", "text/csv",
   "image/png", "image/jpeg", "image/gif", "image/webp"]);
@@ -10,57 +13,27 @@ const STOP = new Set(["the", "and", "for", "with", "what", "which", "who", "how"
   "was", "were", "are", "from", "that", "this", "into", "its", "their", "they", "when", "where",
   "why", "will", "would", "can", "could", "much", "many", "about", "after", "before", "than"]);
 
-const $ = (id) => document.getElementById(id);
-let pendingQuery = null;
-
-function apiKey() {
-  return sessionStorage.getItem(KEY_STORE);
-}
-
-function authHeaders(extra) {
-  const headers = Object.assign({}, extra);
-  const key = apiKey();
-  if (key) headers.Authorization = "Bearer " + key;
-  return headers;
-}
-
-function setStatus(text, kind) {
-  const status = $("status");
-  status.textContent = text;
-  status.className = kind || "";
-}
-
 function clearResults() {
   $("result-list").replaceChildren();
 }
 
 // ---- key (no SSO proxy in front): asked once, kept for the tab ----------------------------
 
-function askForKey(reason, query) {
-  pendingQuery = query;
+function needKey(reason, query) {
   clearResults();
-  $("key-reason").textContent = reason;
-  $("key-form").hidden = false;
-  setStatus(reason, "error");
-  $("key").value = "";
-  $("key").focus();
+  $("forget").hidden = true;
+  askForKey(reason, () => {
+    $("forget").hidden = false;
+    showLinks();
+    const next = query || $("q").value.trim();
+    if (next) runSearch(next);
+    else $("q").focus();
+  });
 }
 
-function onKeySubmit(event) {
-  event.preventDefault();
-  const key = $("key").value.trim();
-  if (!key) return;
-  sessionStorage.setItem(KEY_STORE, key);
-  $("key-form").hidden = true;
-  $("forget").hidden = false;
-  const query = pendingQuery || $("q").value.trim();
-  pendingQuery = null;
-  if (query) runSearch(query);
-  else $("q").focus();
-}
-
-function forgetKey() {
-  sessionStorage.removeItem(KEY_STORE);
+function onForget() {
+  forgetKey();
+  $("nav").hidden = true;
   $("forget").hidden = true;
   clearResults();
   setStatus("The key is forgotten in this tab.");
@@ -132,39 +105,30 @@ async function runSearch(query) {
   if (mode) body.mode = mode;
   $("results").setAttribute("aria-busy", "true");
   setStatus("Searching…");
-  let response;
-  let data = null;
-  try {
-    response = await fetch("/v1/search", {
-      method: "POST", headers: authHeaders({ "Content-Type": "application/json" }),
-      body: JSON.stringify(body),
-    });
-    data = await response.json().catch(() => null);
-  } catch (error) {
-    $("results").setAttribute("aria-busy", "false");
+  const answer = await callApi("/v1/search", { method: "POST", body: JSON.stringify(body) });
+  const data = answer.data;
+  const message = answer.message;
+  $("results").setAttribute("aria-busy", "false");
+  if (answer.status === 0) {
     clearResults();
     setStatus("The search service cannot be reached. Check the network and try again.", "error");
     return;
   }
-  $("results").setAttribute("aria-busy", "false");
-  const message = data && data.error ? data.error.message : "";
-  if (response.status === 401) {
-    askForKey(apiKey()
+  if (answer.status === 401) {
+    needKey(apiKey()
       ? "Key refused: this API key is unknown or has been revoked. Enter another key."
       : "Enter your API key to search.", query);
-    sessionStorage.removeItem(KEY_STORE);
-    $("forget").hidden = true;
     return;
   }
   clearResults();
-  if (response.status === 422) {
+  if (answer.status === 422) {
     setStatus("The search could not be run: " + message, "error");
-  } else if (response.status === 429) {
-    const wait = response.headers.get("Retry-After");
+  } else if (answer.status === 429) {
+    const wait = answer.retryAfter;
     setStatus("Too many searches at once." + (wait ? " Try again in " + wait + " s." : ""),
       "error");
-  } else if (!response.ok || !data || !Array.isArray(data.results)) {
-    setStatus("The search service had a problem (HTTP " + response.status + "). Try again in a "
+  } else if (!answer.ok || !data || !Array.isArray(data.results)) {
+    setStatus("The search service had a problem (HTTP " + answer.status + "). Try again in a "
       + "moment; if it persists, tell the service's administrators." + (message ? " " + message
       : ""), "error");
   } else if (data.results.length === 0) {
@@ -297,7 +261,7 @@ async function openDocument(link) {
     if (tab) tab.close();
     const data = await response.json().catch(() => null);
     if (response.status === 401) {
-      askForKey("Key refused: enter your API key again.", null);
+      needKey("Key refused: enter your API key again.", null);
       return;
     }
     showDocumentError(response.status, data && data.error ? data.error.message : "");
@@ -363,11 +327,11 @@ function onResultClick(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("search").addEventListener("submit", onSearchSubmit);
-  $("key-form").addEventListener("submit", onKeySubmit);
-  $("forget").addEventListener("click", forgetKey);
+  $("forget").addEventListener("click", onForget);
   $("result-list").addEventListener("click", onResultClick);
   document.addEventListener("keydown", onKeyDown);
   $("forget").hidden = !apiKey();
   loadModes();
+  showLinks();
   $("q").focus();
 });

@@ -11,6 +11,7 @@ import pytest
 from indexer.store.layout import CURRENT, GENERATIONS
 from indexer.store.lock import LOCK
 from indexer.store.reader import Generation
+from indexer.store.runs import RUNS, read_runs
 from tests.conftest import make_access_corpus
 from tests.factory import write
 from tests.indexer.test_cli_reindex import bulk, indexer, start_build, wait_for_line
@@ -53,5 +54,7 @@ def test_sigkill_at_every_phase_leaves_the_live_index_and_the_next_build_is_clea
     assert served(index) == docs | {"alpha/new-finding.txt"}
     names = [p.name for p in (index / GENERATIONS).iterdir()]
     assert not [n for n in names if n.endswith(".tmp")], names
-    assert {p.name for p in index.iterdir()} == {LOCK, CURRENT, GENERATIONS}  # no CURRENT.tmp
+    assert {p.name for p in index.iterdir()} == {LOCK, CURRENT, GENERATIONS, RUNS}  # no .tmp
     assert (index / LOCK).read_text() == ""
+    # Only the runs that ended recorded themselves: a killed one never writes a half line.
+    assert [r.exit_code for r in read_runs(index)] == [0, 0]

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from indexer.build import BuildReport
 from search_api.keys import KeyStore
 from search_api.live import IndexHolder
-from tests.deployment import app_client
+from tests.deployment import app_client, make_build_history
 
 
 class Clock:
@@ -51,3 +51,10 @@ def keys(access_index: tuple[Path, BuildReport]) -> dict[str, str]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(corpus, index) of the owned corpus with two generations and three recorded runs
+    (tests/deployment.make_build_history). Tests that change it work on a copy."""
+    return make_build_history(tmp_path_factory.mktemp("history"))

@@ -22,7 +22,7 @@ from search_api.access import Principal
 from search_api.audit import ACTIVE, AuditLog, AuditQuery, AuditUnavailable
 from search_api.keys import KeyStore
 from search_api.metrics import OpsMetrics
-from search_api.owned import owned_receipts
+from search_api.owned import every_owner, owned_receipts
 
 ROOT = Path(__file__).resolve().parents[2]
 ALPHA = Principal("a1", "alpha", False)
@@ -111,7 +111,7 @@ def test_writers_in_several_processes_share_one_log(tmp_path: Path) -> None:
 def test_a_failing_disk_is_counted_and_raises_so_that_nothing_is_answered_unrecorded(
         tmp_path: Path) -> None:
     (tmp_path / "audit").write_text("a file where the audit directory should be")
-    metrics = OpsMetrics(lambda: None)
+    metrics = OpsMetrics(lambda: None, tmp_path)
     log = AuditLog(tmp_path, KeyStore(tmp_path), observer=metrics)
     for surface in ("search", "document"):
         with pytest.raises(AuditUnavailable, match="cannot record this request"):
@@ -192,15 +192,49 @@ def test_owners_see_receipts_of_what_they_own_by_the_live_generation(
         # recorded as alpha's, but the live generation says nobody owns it now
         event("alpha/electrolyte.txt", "alpha"),
     ]
-    receipts = [(r.doc_id, r.partner, r.kind, r.count, r.first[11:16], r.last[11:16])
-                for r in owned_receipts(events, "alpha", generation)]
+    receipts = [(r.owner, r.doc_id, r.partner, r.kind, r.count, r.first[11:16], r.last[11:16])
+                for r in owned_receipts(events, frozenset({"alpha"}), generation)]
     assert receipts == [
-        ("gone/old-report.txt", "admin", "passages", 1, "10:00", "10:00"),
-        ("gone/old-report.txt", "beta", "download", 1, "10:00", "10:00"),
-        ("gone/old-report.txt", "beta", "passages", 2, "09:00", "11:00"),
-        ("gone/old-report.txt", "delta", "download", 1, "10:00", "10:00"),
+        ("alpha", "gone/old-report.txt", "admin", "passages", 1, "10:00", "10:00"),
+        ("alpha", "gone/old-report.txt", "beta", "download", 1, "10:00", "10:00"),
+        ("alpha", "gone/old-report.txt", "beta", "passages", 2, "09:00", "11:00"),
+        ("alpha", "gone/old-report.txt", "delta", "download", 1, "10:00", "10:00"),
     ]
-    assert owned_receipts(events, "beta", generation) == []
+    assert owned_receipts(events, frozenset({"beta"}), generation) == []
+    both = owned_receipts(events, frozenset({"alpha", "gamma"}), generation)
+    assert {(r.owner, r.doc_id) for r in both} == {("alpha", "gone/old-report.txt"),
+                                                   ("gamma", "gone/other.txt")}
+    assert every_owner(events, generation) == {"alpha", "gamma"}  # recorded with accesses
+
+
+def test_receipts_count_per_day_and_filter_by_period_document_and_partner(
+        access_index: tuple[Path, BuildReport]) -> None:
+    generation = Generation.open_live(access_index[0])
+    times = ["2026-11-20T23:59:59.999999Z", "2026-11-21T00:00:00.000000Z",
+             "2026-11-21T18:30:00.000000Z", "2026-11-23T08:00:00.000000Z"]
+    events = [event("gone/a.txt", "alpha", time=t) for t in times]
+    events += [event("gone/b.txt", "alpha", "gamma", time=times[1]),
+               event("gone/a.txt", "alpha", "gamma", on_behalf_of="delta", time=times[3])]
+    owner = frozenset({"alpha"})
+    [beta_a, delta_a, gamma_a, gamma_b] = owned_receipts(events, owner, generation)
+    assert (beta_a.doc_id, beta_a.partner, beta_a.count) == ("gone/a.txt", "beta", 4)
+    assert beta_a.days == (("2026-11-20", 1), ("2026-11-21", 2), ("2026-11-23", 1))
+    assert (delta_a.partner, gamma_a.partner, gamma_a.days) == ("delta", "gamma",
+                                                                (("2026-11-23", 1),))
+    assert gamma_b.doc_id == "gone/b.txt"
+
+    def rows(**filters: object) -> list[tuple[str, str, int]]:
+        found = owned_receipts(events, owner, generation, AuditQuery(**filters))  # type: ignore[arg-type]
+        return [(r.doc_id, r.partner, r.count) for r in found]
+
+    day = datetime(2026, 11, 21, tzinfo=UTC)
+    assert rows(since=day, until=day + timedelta(days=1) - timedelta(microseconds=1)) == [
+        ("gone/a.txt", "beta", 2), ("gone/b.txt", "gamma", 1)]
+    assert rows(document="gone/b.txt") == [("gone/b.txt", "gamma", 1)]
+    # acted for delta by a gamma key: the row of each recipient, never the other's
+    assert rows(partner="delta") == [("gone/a.txt", "delta", 1)]
+    assert rows(partner="gamma") == [("gone/a.txt", "gamma", 1), ("gone/b.txt", "gamma", 1)]
+    assert rows(since=day + timedelta(days=30)) == []
 
 
 @pytest.mark.parametrize("text", ["2026-11-25", "2026-11-25T10:00:00Z", "2026-11-25T10:00:00"])

@@ -21,6 +21,7 @@ def test_list_and_roll_back(tmp_path: Path) -> None:
     assert [g.name for g in gens] == names
     assert [g.documents for g in gens] == [1, 2, 3] and [g.live for g in gens] == [0, 0, 1]
     assert [g.built_at for g in gens][0] == "2026-11-20T02:30:00+00:00"
+    assert gens[1].report["chunks"] == 20  # the report as written, for the Builds page
 
     assert rollback(tmp_path) == (names[2], names[1])
     assert Generation.open_live(tmp_path).name == names[1]

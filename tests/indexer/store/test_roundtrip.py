@@ -40,6 +40,7 @@ def test_rows_read_back_as_written(generation: Generation, tmp_path: Path) -> No
     assert row is not None and row.chunk_ids.tolist() == [200]
     assert generation.document_owners(["acme/electrolyte.txt", "internal/board.md"]) == \
         {"acme/electrolyte.txt": "acme", "internal/board.md": None}
+    assert generation.owner_counts() == {"acme": 1, "globex": 2}  # no owner: not counted
     assert generation.stored_documents(["gloss-soc"])["gloss-soc"] == StoredDocument(
         "gloss-soc", "shared/glossary.jsonl", "State of charge",
         generation.document_shas()["gloss-soc"])
