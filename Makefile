@@ -18,10 +18,17 @@ PORT   ?= 8000
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 install: ocr-engine $(STAMP)
+
+# The tests also build and serve shards on a real Ray cluster: the `cluster` extra (Ray),
+# which `make serve`, a local build and a single-index server never need.
+CLUSTER := $(VENV)/.installed-cluster
+$(CLUSTER): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	@touch $(CLUSTER)
 
 # OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
 # pages are reported as skipped, nothing else changes.
@@ -42,10 +49,10 @@ serve: index
 
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-test: install lint chromium promtool
+test: install $(CLUSTER) lint chromium promtool
 	$(PYTEST) --durations=15
 
-test-fast: install
+test-fast: install $(CLUSTER)
 	$(PYTEST) -m "not slow" --durations=10
 
 # The browser tests drive Debian's chromium, never a browser build downloaded by Playwright.

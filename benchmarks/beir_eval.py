@@ -92,7 +92,7 @@ def rank_documents(loaded: LoadedIndex, query: str, mode: Mode) -> list[tuple[st
     """The top 100 documents, each scored by its best chunk."""
     admin = loaded.access.allowed_for(Principal("beir-eval", None, True), date.today())
     best: dict[str, float] = {}
-    for passage, score in search(loaded, query, admin, CHUNKS_PER_QUERY, mode):
+    for passage, score in search(loaded, query, admin, CHUNKS_PER_QUERY, mode).results:
         best.setdefault(passage.doc_id, score)
     return list(best.items())[:100]
 

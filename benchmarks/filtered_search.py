@@ -1,10 +1,13 @@
 """Filtered dense search at scale: the project's own vector store against LangChain's FAISS store.
 
     .venv/bin/python benchmarks/filtered_search.py --n 1000000 --json OUT [--queries 200]
+        [--peer-n 1000000] [--no-ann]
 
 Synthetic clustered, normalised 384-d vectors (no embedding) with hash-like chunk ids go through
-the project's own store (VectorStore: add, save in a layout, load, search), one thread per query.
-For visible shares 100 % / 10 % / 1 % / 0.1 %, laid out contiguous (a partner's chunks together,
+the project's own store as a build writes it (spilled to disk block by block, written in layout
+order, the IVF index built where the generation is large enough; then loaded memory-mapped and
+searched), one thread per query; the report says which plan ran (exact or approximate).
+For visible shares 100 / 30 / 10 / 1 / 0.1 %, laid out contiguous (a partner's chunks together,
 as the indexer lays them out by access rule) and scattered (a partner's chunks spread over the
 whole index), it measures: recall@10 against exact filtered search (numpy brute force over the
 allowed rows), the fewest results any query got, p50/p99 latency, and the cost of planning a new
@@ -12,7 +15,9 @@ allowed set. Wall-clock latency and, beside it, the query thread's CPU time (wha
 when a core is free: on a shared machine the wall clock also counts time waiting for a core).
 In the same run the peer, LangChain's FAISS vector store (langchain-community,
 `pip install -e '.[bench]'`), answers the same queries with the same filter (a metadata callable
-on the same allowed ids) and its default fetch_k. Memory per chunk is the store's own bytes.
+on the same allowed ids) and its default fetch_k, over the first --peer-n vectors (its
+in-memory docstore and its own copy of the vectors do not fit beside ours past a few million on
+24 GB). Memory per chunk is the store's own bytes, the IVF index included.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from indexer.store.planner import Strategy  # noqa: E402
+from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile  # noqa: E402
 from indexer.store.vectors import VectorStore  # noqa: E402
 
 DIM, K = 384, 10
-SHARES = (1.0, 0.1, 0.01, 0.001)
+SHARES = (1.0, 0.3, 0.1, 0.01, 0.001)
 LAYOUTS = ("contiguous", "scattered")
 
 
@@ -110,6 +117,13 @@ def langchain_store(matrix: np.ndarray, ids: np.ndarray):  # type: ignore[no-unt
     return FAISS(FakeEmbeddings(size=DIM), index, docstore, dict(enumerate(keys)))
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
@@ -118,26 +132,37 @@ def main() -> None:
                         help="queries for LangChain (each scans the whole index)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--peer-n", type=int, default=1_000_000,
+                        help="the peer searches the first N vectors (its memory: see above)")
+    parser.add_argument("--no-ann", action="store_true", help="exact plans only (no IVF)")
+    parser.add_argument("--scratch", type=Path, default=None,
+                        help="directory for the store's files (default: a temporary one)")
     args = parser.parse_args()
-    faiss.omp_set_num_threads(1)
     n = args.n
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((max(16, n // 1000), DIM)).astype(np.float32)
-    matrix = clustered(n, 1, centers)
     queries = clustered(args.queries, 2, centers)
     ids = rng.choice(2**53, n, replace=False).astype(np.int64)  # hash-like, as the indexer's
 
+    scratch_dir = tempfile.TemporaryDirectory(dir=args.scratch)
+    scratch = Path(scratch_dir.name)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        built = VectorStore.create(DIM)
-        built.add(ids, matrix)
-        built.save(Path(scratch), order=ids)  # rows in generation order
-        del built
-        store = VectorStore.load(Path(scratch))
-    load_s = time.perf_counter() - started
-    print(f"n={n}: stored and loaded in {load_s:.1f} s", file=sys.stderr, flush=True)
+    spill = VectorFile(scratch, DIM)
+    for start in range(0, n, 1_000_000):  # generated and written a block at a time
+        block = clustered(min(n, start + 1_000_000) - start, 1 + start, centers)
+        spill.add(ids[start:start + block.shape[0]], block)
+    written = time.perf_counter()
+    spill.write(order=ids, ann_min_rows=n + 1 if args.no_ann else ANN_MIN_ROWS)
+    build_s = time.perf_counter() - written
+    store = VectorStore.load(scratch)
+    matrix = np.load(scratch / "vectors.npy", mmap_mode="r")  # rows in `ids` order
+    faiss.omp_set_num_threads(1)
+    print(f"n={n}: generated in {written - started:.1f} s, written and indexed in "
+          f"{build_s:.1f} s (IVF: {store.ann is not None})", file=sys.stderr, flush=True)
 
-    peer = None if args.no_peer else langchain_store(matrix, ids)
+    peer_n = min(n, args.peer_n)
+    peer = None if args.no_peer else langchain_store(np.ascontiguousarray(matrix[:peer_n]),
+                                                     ids[:peer_n])
     rows: list[dict[str, object]] = []
     for share in SHARES:
         for layout in LAYOUTS:
@@ -149,20 +174,25 @@ def main() -> None:
             chosen = store.plan_for(allowed)
             plan_ms = (time.perf_counter() - t0) * 1000
             found, latencies, cpu = [], [], []
+            ran = set()
             for query in queries:
                 t0, c0 = time.perf_counter(), time.thread_time()
-                hits = store.search(query, allowed, K)
+                hits, strategy = store.search_planned(query, allowed, K)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 cpu.append((time.thread_time() - c0) * 1000)
                 found.append([h.chunk_id for h in hits])
+                ran.add(strategy)
             row = summarise("ours", share, layout, found, truth, latencies, cpu)
             plan_name = "packed" if store.is_packed(allowed) else chosen.strategy.value
+            row["path"] = "approximate" if Strategy.APPROXIMATE in ran else "exact"
             row.update(plan=plan_name, runs=int(chosen.starts.size),
                        visible=int(allowed.size), first_plan_ms=round(plan_ms, 3))
             print(json.dumps(row), flush=True)
             rows.append(row)
             if peer is not None:
-                visible = set(allowed.tolist())
+                picked = allowed_rows(peer_n, share, layout, seed=int(share * 1e6) + len(layout))
+                visible = set(ids[picked].tolist())
+                peer_truth = exact_top(matrix, ids, picked, queries[:args.peer_queries])
 
                 def may_see(meta: dict[str, int], visible: set[int] = visible) -> bool:
                     return meta["id"] in visible
@@ -175,25 +205,29 @@ def main() -> None:
                     latencies.append((time.perf_counter() - t0) * 1000)
                     cpu.append((time.thread_time() - c0) * 1000)
                     found.append([d.metadata["id"] for d, _ in docs])
-                row = summarise("langchain-faiss", share, layout, found,
-                                truth[:args.peer_queries], latencies, cpu)
-                row.update(fetch_k=20, visible=int(allowed.size))
+                row = summarise("langchain-faiss", share, layout, found, peer_truth, latencies,
+                                cpu)
+                row.update(fetch_k=20, visible=len(visible), n=peer_n)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
 
     result = {
         "n": n, "dim": DIM, "k": K, "queries": args.queries, "peer_queries": args.peer_queries,
-        "threads_per_query": 1,
-        "bytes_per_chunk": round(store.nbytes / n, 1),
+        "peer_n": peer_n, "threads_per_query": 1, "write_and_index_s": round(build_s, 1),
+        "ivf_lists": store.ann.lists if store.ann is not None else None,
+        "bytes_per_chunk": round((store.nbytes + store.ann_bytes) / n, 1),
+        "ivf_bytes_per_chunk": round(store.ann_bytes / n, 1),
         "plan_cache_bytes": store.plan_cache_bytes,
         "packed_bytes": store.packed_bytes,
-        "bytes_per_chunk_with_caches": round((store.nbytes + store.plan_cache_bytes) / n, 1),
+        "bytes_per_chunk_with_caches": round(
+            (store.nbytes + store.ann_bytes + store.plan_cache_bytes) / n, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(), "cpu_model": cpu_model(),
         "faiss": faiss.__version__, "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
+    scratch_dir.cleanup()
     print(f"bytes per chunk {result['bytes_per_chunk']} "
           f"({result['bytes_per_chunk_with_caches']} with cached plans and packed copies); "
           f"wrote {args.json}", file=sys.stderr)

@@ -78,7 +78,7 @@ def main() -> None:
         latencies, exact, ndcgs, post_counts, post_ndcgs = [], 0, [], [], []
         for qid, text in queries.items():
             started = time.perf_counter()
-            results = search(loaded, text, allowed, 10)
+            results = search(loaded, text, allowed, 10).results
             latencies.append((time.perf_counter() - started) * 1000)
             qvec = loaded.embedder.embed_query(text)
             scores = matrix @ qvec
@@ -86,7 +86,7 @@ def main() -> None:
             order = sub[np.lexsort((all_ids[sub], -scores[sub]))][:10]
             exact += [p.chunk_id for p, _ in results] == all_ids[order].tolist()
             relevant = qrels[qid] & visible_docs
-            deep = search(loaded, text, allowed, 100)
+            deep = search(loaded, text, allowed, 100).results
             ranked = list(dict.fromkeys(p.doc_id for p, _ in deep))
             if relevant:
                 ndcgs.append(ndcg_at_10(ranked, relevant))

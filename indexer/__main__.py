@@ -1,6 +1,7 @@
 """Command line of the indexer.
 
-    python -m indexer build --corpus DIR --index DIR [--report FILE] [--quiet]
+    python -m indexer build --corpus DIR --index DIR [--shards N] [--report FILE] [--quiet]
+                            [--ray ADDRESS|local [--ray-actors N]]
     python -m indexer generations --index DIR
     python -m indexer rollback --index DIR [--to NAME]
 
@@ -41,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, help="embedding batch size (default 16)")
     b.add_argument("--parse-timeout", type=float,
                    help="seconds one file may take to parse (env PKS_PARSE_TIMEOUT_SECONDS, 120)")
+    b.add_argument("--ray", metavar="ADDRESS", dest="ray_address",
+                   help="parse and embed on the Ray cluster at ADDRESS (host:port, "
+                        "ray://host:port; 'local' starts one here; env PKS_RAY_ADDRESS); "
+                        "needs the 'cluster' extra: pip install '.[cluster]'")
+    b.add_argument("--ray-actors", type=int, metavar="N",
+                   help="embedding actors on the cluster (env PKS_RAY_ACTORS; default: one "
+                        "per GPU, else one per PKS_RAY_ACTOR_CPUS CPUs)")
+    b.add_argument("--shards", type=int, help="write the generation as N shards by document, "
+                   "each served by its own Ray Serve deployment (`serve --ray`); default 1")
     b.add_argument("--report", type=Path, help="also write the build report to FILE as JSON")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.add_argument("--quiet", action="store_true", help="print only the summary and errors")
@@ -59,7 +69,8 @@ def _settings(args: argparse.Namespace):  # -> IndexerSettings, imported late: k
         "model": args.model, "chunk_tokens": args.chunk_tokens,
         "chunk_overlap": args.chunk_overlap, "chunk_window_tokens": args.chunk_window,
         "batch_size": args.batch_size,
-        "parse_timeout_seconds": args.parse_timeout,
+        "parse_timeout_seconds": args.parse_timeout, "ray_address": args.ray_address,
+        "ray_actors": args.ray_actors, "shards": args.shards,
     }.items() if v is not None}
     if args.no_progress or args.quiet or not sys.stderr.isatty():
         overrides["progress"] = False  # under cron: timestamped log lines instead of a bar
@@ -116,6 +127,7 @@ def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport |
     from indexer.manifest import ManifestError
     from indexer.store.layout import StoreError
     from indexer.store.lock import LockHeld
+    from indexer.workers import WorkersUnavailable
 
     try:
         report = build(args.corpus, args.index, _settings(args))
@@ -129,6 +141,8 @@ def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport |
         return EXIT_CONFIG, f"{exc}\nNothing was changed.", None
     except (BuildError, StoreError) as exc:
         return EXIT_FAILED, str(exc), None
+    except WorkersUnavailable as exc:
+        return EXIT_FAILED, f"{exc}; nothing was published", None
     except KeyboardInterrupt:
         return EXIT_FAILED, "interrupted; nothing was published", None
     except Exception as exc:

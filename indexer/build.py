@@ -22,7 +22,6 @@ from indexer.discover import discover_files
 from indexer.embed import Embedder, embedder_for
 from indexer.incremental import Previous, pipeline_key
 from indexer.intake import Intake, PasswordSource, read_corpus
-from indexer.isolate import IsolatedParser
 from indexer.load import Document, LoadWarning, Skipped, load_options
 from indexer.manifest import Manifest, load_manifest
 from indexer.progress import Progress
@@ -32,11 +31,11 @@ from indexer.store.generations import clean_debris
 from indexer.store.lock import build_lock
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument
 from indexer.store.writer import GenerationWriter
+from indexer.workers import BlockEmbedding, Workers, workers_for
 
 __all__ = ["BuildError", "BuildReport", "ConfigError", "build"]
 log = logging.getLogger(__name__)
 EMBED_BLOCK = 1024  # chunks embedded and written per step: bounds memory, feeds the progress bar
-PROBE_TEXT = "partner knowledge search: embedding model fingerprint"
 Doc = Document | StoredDocument
 
 
@@ -71,60 +70,80 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
     with build_lock(index):
         if removed := clean_debris(index):
             log.info("removed what an interrupted build left: %s", ", ".join(removed))
-        _phase("model", settings.model if embedder is None else embedder.model)
-        embedder = embedder or embedder_for(settings)
-        probe = _fingerprint(embedder)
-        previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
-        files, refused = discover_files(corpus, exclude=index)
-        report.skipped += refused
-        _phase("loading", f"{len(files)} files")
-        intake = _read(corpus, files, previous, manifest, settings, environ)
-        _phase("chunking")
-        chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
-                          embedder.max_tokens, settings.chunk_window_tokens)
-        docs, records = _assemble(intake, chunker, report)
-        if not docs:
-            raise BuildError(f"no document in {corpus} could be indexed "
-                             f"({len(report.skipped)} skipped); the live index is unchanged")
-        grants = {doc.path: manifest.grant_for(doc.path) for doc, _ in docs}  # once per file
-        _warn_unused_rules(manifest, grants, report)
-        _count_changes(previous, docs, report)
-        writer = GenerationWriter(index, embedder.dim, {
-            "model": embedder.model, "model_probe": probe, "dim": str(embedder.dim),
-            "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline_key(settings),
-            "chunk_overlap": str(settings.chunk_overlap), "corpus": str(corpus.resolve()),
-        }, manifest.partners)
-        try:
-            _phase("writing", f"{len(docs)} documents")
-            for doc, _ in docs:
-                writer.add_document(doc.row() if isinstance(doc, Document) else doc,
-                                    grants[doc.path])
-            writer.add_files(records)
-            _phase("embedding", f"{report.chunks} chunks")
-            embed_started = time.perf_counter()
-            _embed_and_store([c for _, cs in docs for c in cs], embedder, previous, writer,
-                             settings.progress, report)
-            report.embed_seconds = round(time.perf_counter() - embed_started, 2)
-            _phase("publishing", writer.name)
-            report.generation = writer.name
-            report.seconds = round(time.perf_counter() - started, 2)
-            report.finished_at = _now()
-            writer.publish(report.as_dict(), settings.keep_generations)
-        except BaseException:
-            writer.abort()  # also on Ctrl-C: a half-written generation never stays behind
-            raise
+        with workers_for(settings) as workers:
+            report.stages = {"parse": workers.parse.as_dict(), "embed": workers.embed.as_dict()}
+            report.cluster = workers.cluster
+            _build(corpus, index, settings, manifest, workers, report, embedder, environ,
+                   started)
     log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
              report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report
 
 
+def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manifest,
+           workers: Workers, report: BuildReport, embedder: Embedder | None,
+           environ: Mapping[str, str] | None, started: float) -> None:
+    """The build under the lock, its workers ready (this machine's, or a cluster's)."""
+    _phase("model", settings.model if embedder is None else embedder.model)
+    embedder = embedder or embedder_for(settings)
+    embedding = workers.embedding(embedder)
+    probe = embedding.fingerprint()
+    report.stages["embed"]["backend"] = embedding.backend
+    previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
+    files, refused = discover_files(corpus, exclude=index)
+    report.skipped += refused
+    _phase("loading", f"{len(files)} files")
+    stage_started = time.perf_counter()
+    intake = _read(corpus, files, previous, manifest, settings, workers, environ)
+    report.parse_seconds = round(time.perf_counter() - stage_started, 2)
+    _phase("chunking")
+    stage_started = time.perf_counter()
+    chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
+                      embedder.max_tokens, settings.chunk_window_tokens)
+    docs, records = _assemble(intake, chunker, report)
+    report.chunk_seconds = round(time.perf_counter() - stage_started, 2)
+    if not docs:
+        raise BuildError(f"no document in {corpus} could be indexed "
+                         f"({len(report.skipped)} skipped); the live index is unchanged")
+    grants = {doc.path: manifest.grant_for(doc.path) for doc, _ in docs}  # once per file
+    _warn_unused_rules(manifest, grants, report)
+    _count_changes(previous, docs, report)
+    writer = GenerationWriter(index, embedder.dim, {
+        "model": embedder.model, "model_probe": probe, "dim": str(embedder.dim),
+        "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline_key(settings),
+        "chunk_overlap": str(settings.chunk_overlap), "corpus": str(corpus.resolve()),
+    }, manifest.partners, ann_min_rows=settings.ann_min_chunks, shards=settings.shards)
+    try:
+        _phase("writing", f"{len(docs)} documents")
+        for doc, _ in docs:
+            writer.add_document(doc.row() if isinstance(doc, Document) else doc,
+                                grants[doc.path])
+        writer.add_files(records)
+        _phase("embedding", f"{report.chunks} chunks")
+        embed_started, busy = time.perf_counter(), embedding.busy_seconds
+        bar = Progress(report.chunks, workers.embed.label("embedding"), "chunks",
+                       settings.progress)
+        _embed_and_store([c for _, cs in docs for c in cs], embedding, previous, writer,
+                         embedder.dim, bar, report)
+        report.embed_seconds = round(time.perf_counter() - embed_started, 2)
+        report.stages["embed"]["busy_seconds"] = round(embedding.busy_seconds - busy, 2)
+        _phase("publishing", writer.name)
+        report.generation = writer.name
+        report.seconds = round(time.perf_counter() - started, 2)
+        report.finished_at = _now()
+        writer.publish(report.as_dict(), settings.keep_generations)
+    except BaseException:
+        writer.abort()  # also on Ctrl-C: a half-written generation never stays behind
+        raise
+
+
 def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifest,
-          settings: IndexerSettings, environ: Mapping[str, str] | None) -> Intake:
-    bar = Progress(len(files), "loading", "files", settings.progress)
-    with IsolatedParser(settings.parse_timeout_seconds) as parser:
-        intake = read_corpus(corpus, files, previous, parser,
-                             PasswordSource(manifest, os.environ if environ is None else environ),
-                             load_options(settings), bar.update)
+          settings: IndexerSettings, workers: Workers,
+          environ: Mapping[str, str] | None) -> Intake:
+    bar = Progress(len(files), workers.parse.label("loading"), "files", settings.progress)
+    intake = read_corpus(corpus, files, previous, workers.parsing,
+                         PasswordSource(manifest, os.environ if environ is None else environ),
+                         load_options(settings), bar.update)
     bar.close()
     for skip in intake.skipped:
         log.warning("skipped %s: %s", skip.path, skip.reason)
@@ -202,33 +221,29 @@ def _warn_unused_rules(manifest: Manifest, grants: dict[str, Grant],
                                     f"match '{rule.pattern}') matched no indexed document"))
 
 
-def _fingerprint(embedder: Embedder) -> str:
-    """Tells whether stored vectors came from the same model weights and the same backend and
-    precision (bf16 moves vectors by ~1e-4), not just the same model name."""
-    vec = embedder.embed([PROBE_TEXT])[0]
-    return embedder.backend + ":" + ",".join(f"{x:.4f}" for x in vec[:8])
+def _embed_and_store(chunks: list[Chunk], embedding: BlockEmbedding, previous: Previous,
+                     writer: GenerationWriter, dim: int, bar: Progress,
+                     report: BuildReport) -> None:
+    """Embed in blocks; a text the live generation already embedded reuses its vector.
 
-
-def _embed_and_store(chunks: list[Chunk], embedder: Embedder, previous: Previous,
-                     writer: GenerationWriter, progress: bool, report: BuildReport) -> None:
-    """Embed in blocks; a text the live generation already embedded reuses its vector."""
-    bar = Progress(len(chunks), "embedding", "chunks", progress)
-    for first in range(0, len(chunks), EMBED_BLOCK):
-        block = chunks[first:first + EMBED_BLOCK]
-        texts = [c.text for c in block]
-        vectors = np.zeros((len(block), embedder.dim), dtype=np.float32)
-        found, old = previous.vectors_for(texts)
+    Every block's new texts are planned first, so a cluster receives them all as one
+    dataset; the blocks are then written in order as their vectors arrive."""
+    blocks = [chunks[first:first + EMBED_BLOCK] for first in range(0, len(chunks), EMBED_BLOCK)]
+    known = [previous.embedded([c.text for c in block]) for block in blocks]
+    # each distinct new text once per block, however often it occurs
+    fresh = [sorted({c.text for i, c in enumerate(block) if i not in found})
+             for block, found in zip(blocks, known, strict=True)]
+    vectors = embedding.embed_blocks(fresh, bar.update)
+    for block, found, texts in zip(blocks, known, fresh, strict=True):
+        out = np.zeros((len(block), dim), dtype=np.float32)
         if found:
-            vectors[found] = old
-        known = set(found)
-        fresh = sorted({texts[i] for i in range(len(block)) if i not in known})
-        if fresh:  # each distinct new text once, however often it occurs
-            by_text = dict(zip(fresh, embedder.embed(fresh), strict=True))
-            for i in range(len(block)):
-                if i not in known:
-                    vectors[i] = by_text[texts[i]]
-        writer.add_chunks(block, vectors)
-        report.embedded += len(fresh)
+            out[list(found)] = previous.vectors(list(found.values()))
+        by_text = dict(zip(texts, next(vectors), strict=True))
+        for i, chunk in enumerate(block):
+            if i not in found:
+                out[i] = by_text[chunk.text]
+        writer.add_chunks(block, out)
+        report.embedded += len(texts)
         report.reused += len(found)
-        bar.update(len(block))
+        bar.update(len(block) - len(texts))  # the reused and repeated ones: no work
     bar.close()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Backend = Literal["auto", "openvino", "torch"]
 Precision = Literal["auto", "f32", "bf16"]
+PROBE_TEXT = "partner knowledge search: embedding model fingerprint"
 
 
 class ModelLoadError(Exception):
@@ -36,7 +38,7 @@ class Embedder:
 
     def __init__(self, model: str, batch_size: int = 64, threads: int | None = None,
                  backend: Backend = "auto", precision: Precision = "auto",
-                 streams: int = 1) -> None:
+                 streams: int = 1, device: str = "cpu") -> None:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -47,7 +49,7 @@ class Embedder:
         # The splitter measures whole pages with the tokenizer; that is counting, not truncating.
         hf_logging.set_verbosity_error()
         try:
-            self._model = SentenceTransformer(model, device="cpu")
+            self._model = SentenceTransformer(model, device=device)
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot load embedding model '{model}': {type(exc).__name__}: {exc}. "
@@ -66,6 +68,8 @@ class Embedder:
         # Two of the model's word pieces are [CLS] and [SEP]; the rest is room for text.
         self.max_tokens = int(seq) - 2
         self._tokenizer_lock = threading.Lock()
+        self.device = device
+        self.busy_seconds = 0.0
         self._openvino: Any = None
         self._torch_bf16 = False
         self.backend = self._start_backend(backend, precision, threads or 1, streams)
@@ -73,7 +77,12 @@ class Embedder:
     def _start_backend(self, backend: Backend, precision: Precision, threads: int,
                        streams: int) -> str:
         """Compile the OpenVINO forward pass, or stay on PyTorch; returns e.g. "openvino-bf16".
-        `auto` falls back to PyTorch, with a warning, when OpenVINO cannot take the model."""
+        `auto` falls back to PyTorch, with a warning, when OpenVINO cannot take the model.
+
+        On a GPU (a cluster's actor, indexer/cluster/) the pass is PyTorch's on that device, and
+        the precision rule is the CPU's: bf16 where the device computes it natively."""
+        if self.device != "cpu":
+            return self._start_gpu(backend, precision)
         if backend in ("auto", "openvino"):
             try:
                 from indexer.openvino_forward import OpenVinoForward, native_bf16
@@ -92,6 +101,16 @@ class Embedder:
                             exc)
         self._torch_bf16 = precision == "bf16"
         return f"torch-{'bf16' if self._torch_bf16 else 'f32'}"
+
+    def _start_gpu(self, backend: Backend, precision: Precision) -> str:
+        import torch
+
+        if backend == "openvino":
+            raise ModelLoadError(f"OpenVINO runs on the CPU; on {self.device} set "
+                                 "PKS_EMBED_BACKEND=auto or torch")
+        self._torch_bf16 = precision == "bf16" or (
+            precision == "auto" and torch.cuda.is_bf16_supported())
+        return f"torch-{self.device.split(':')[0]}-{'bf16' if self._torch_bf16 else 'f32'}"
 
     @property
     def tokenizer(self) -> Any:
@@ -113,11 +132,13 @@ class Embedder:
         if self._openvino is not None:
             return self._openvino({k: v.numpy() for k, v in features.items()
                                    if isinstance(v, torch.Tensor)})
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16,
+        features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                    for k, v in features.items()}
+        with torch.inference_mode(), torch.autocast(self.device.split(":")[0], torch.bfloat16,
                                                     enabled=self._torch_bf16):
             output = self._model.forward(features)["sentence_embedding"].float()
         vectors = torch.nn.functional.normalize(output, p=2, dim=1)
-        return np.ascontiguousarray(vectors.numpy(), dtype=np.float32)
+        return np.ascontiguousarray(vectors.cpu().numpy(), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         """One text; safe from many threads at once (only tokenizing is serialised)."""
@@ -137,8 +158,25 @@ class Embedder:
             out[rows] = self.embed_queries([texts[i] for i in rows])
         return out
 
+    def fingerprint(self) -> str:
+        """Tells whether stored vectors came from the same model weights and the same backend
+        and precision (bf16 moves vectors by ~1e-4), not just the same model name."""
+        vec = self.embed([PROBE_TEXT])[0]
+        return self.backend + ":" + ",".join(f"{x:.4f}" for x in vec[:8])
 
-def embedder_for(settings: IndexerSettings) -> Embedder:
+    def embed_blocks(self, blocks: Iterable[Sequence[str]],
+                     done: Callable[[int], None] = lambda n: None) -> Iterator[np.ndarray]:
+        """Each block's vectors in turn (the build's way to ask; a cluster answers the same).
+        `busy_seconds` adds up the time spent in the model."""
+        for texts in blocks:
+            started = time.perf_counter()
+            vectors = self.embed(texts) if texts else np.zeros((0, self.dim), np.float32)
+            self.busy_seconds += time.perf_counter() - started
+            done(len(texts))
+            yield vectors
+
+
+def embedder_for(settings: IndexerSettings, device: str = "cpu") -> Embedder:
     """The indexer's embedder as its settings describe it (model, batch, threads, backend)."""
     return Embedder(settings.model, settings.batch_size, settings.torch_threads,
-                    settings.embed_backend, settings.embed_precision)
+                    settings.embed_backend, settings.embed_precision, device=device)

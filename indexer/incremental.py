@@ -100,14 +100,16 @@ class Previous:
         chunks = self.gen.chunks_of([d for d in record.doc_ids if d in docs])
         return [(docs[d], chunks[d]) for d in record.doc_ids if d in docs and chunks[d]]
 
-    def vectors_for(self, texts: list[str]) -> tuple[list[int], np.ndarray]:
-        """(positions in `texts` found, their stored vectors): embeddings keyed by exact text."""
+    def embedded(self, texts: list[str]) -> dict[int, int]:
+        """Position in `texts` -> id of a live chunk with exactly that text and a vector by the
+        same model weights (embeddings keyed by exact text), for the positions found."""
         if self.gen is None or not self.same_model or not texts:
-            return [], np.zeros((0, 0), dtype=np.float32)
+            return {}
         ids = self.gen.chunk_ids_by_text(texts)
-        found = [i for i, t in enumerate(texts) if t in ids]
-        if not found:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        vectors = self.gen.vectors.vectors(np.array([ids[texts[i]] for i in found],
-                                                    dtype=np.int64))
-        return found, vectors
+        return {i: ids[t] for i, t in enumerate(texts) if t in ids}
+
+    def vectors(self, chunk_ids: list[int]) -> np.ndarray:
+        """The live generation's vectors of these chunks (ids from `embedded`)."""
+        if self.gen is None or not chunk_ids:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self.gen.stored_vectors(np.array(chunk_ids, dtype=np.int64))

@@ -5,16 +5,18 @@ kept in its last good version. Only a file that is really gone leaves the index.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from indexer.incremental import Previous, file_sha256
 from indexer.isolate import IsolatedParser
-from indexer.load import Document, LoadOptions, LoadResult, LoadWarning, Skipped
+from indexer.load import Document, LoadOptions, LoadResult, LoadWarning, Skipped, refusal
 from indexer.manifest import Manifest
 from indexer.store.records import Chunk, FileRecord, StoredDocument
 
@@ -57,52 +59,112 @@ class PasswordSource:
         return replace(base, password=password), missing
 
 
-def read_corpus(corpus: Path, files: list[Path], previous: Previous, parser: IsolatedParser,
+@dataclass(frozen=True)
+class ParseJob:
+    """A file to parse tonight: where it lies, its corpus path, its loader options."""
+
+    path: Path
+    rel: str
+    options: LoadOptions
+
+
+# What parsing one file gave: None (the file is gone), (None, results) (it kept changing while
+# being read), or (its record, results), the record naming the very bytes that were parsed.
+Parsed = tuple[FileRecord | None, list[LoadResult]] | None
+
+
+class FileParsing(Protocol):
+    """Parses files (this machine's isolated worker, or a cluster's workers) and answers in the
+    order of the jobs; `done` is called as each file finishes, for the progress bar."""
+
+    def parse_files(self, jobs: Sequence[ParseJob],
+                    done: Callable[[], None]) -> Iterator[Parsed]: ...
+
+
+class LocalParsing:
+    """One isolated worker process on this machine (isolate.py), one file after another."""
+
+    def __init__(self, parser: IsolatedParser) -> None:
+        self._parser = parser
+
+    def parse_files(self, jobs: Sequence[ParseJob],
+                    done: Callable[[], None]) -> Iterator[Parsed]:
+        for job in jobs:
+            got = _parse_stable(job.path, job.rel, job.options, self._parser)
+            done()
+            yield got
+
+
+@dataclass
+class _Plan:
+    """One file before parsing: carried over, refused, or a job (and a password it lacks)."""
+
+    rel: str
+    carried: FileRecord | None = None
+    job: ParseJob | None = None
+    missing_env: str | None = None
+    skipped: Skipped | None = None
+    failure: str = ""
+
+
+def read_corpus(corpus: Path, files: list[Path], previous: Previous, parsing: FileParsing,
                 passwords: PasswordSource, options: LoadOptions,
                 tick: Callable[[], None] = lambda: None) -> Intake:
+    """Every file's outcome, in the order of `files`, whoever parses them."""
     intake = Intake()
-    for path in files:
-        rel = path.relative_to(corpus).as_posix()
-        _read_one(path, rel, previous, parser, passwords, options, intake)
+    plans = [_plan(path, path.relative_to(corpus).as_posix(), previous, passwords, options)
+             for path in files]
+    parsed = parsing.parse_files([p.job for p in plans if p.job is not None], tick)
+    for plan in plans:
+        if plan.job is not None:
+            intake.parsed += 1
+            _take(plan.rel, next(parsed), plan.missing_env, previous, intake)
+            continue
+        if plan.carried is not None:
+            intake.carried += 1
+            intake.outcomes.append(FileOutcome(plan.carried, carried=previous.carry(plan.carried)))
+        elif plan.skipped is not None:
+            intake.skipped.append(plan.skipped)
+        else:
+            _keep_or_skip(plan.rel, plan.failure, previous, intake)
         tick()
     return intake
 
 
-def _read_one(path: Path, rel: str, previous: Previous, parser: IsolatedParser,
-              passwords: PasswordSource, base: LoadOptions, intake: Intake) -> None:
+def _plan(path: Path, rel: str, previous: Previous, passwords: PasswordSource,
+          base: LoadOptions) -> _Plan:
     try:
         info = os.stat(path)
         same = previous.unchanged(rel, path, info) if stat.S_ISREG(info.st_mode) else None
     except FileNotFoundError:
-        intake.skipped.append(Skipped(rel, "disappeared during the build"))
-        return
+        return _Plan(rel, skipped=Skipped(rel, "disappeared during the build"))
     except OSError as exc:
-        info, same = None, None
-        failure = f"could not be read: {exc.strerror or exc}"
+        return _Plan(rel, failure=f"could not be read: {exc.strerror or exc}")
     if same is not None:
-        intake.carried += 1
-        intake.outcomes.append(FileOutcome(same, carried=previous.carry(same)))
+        return _Plan(rel, carried=same)
+    options, missing_env = passwords.options(rel, base)
+    return _Plan(rel, job=ParseJob(path, rel, options), missing_env=missing_env)
+
+
+def _take(rel: str, got: Parsed, missing_env: str | None, previous: Previous,
+          intake: Intake) -> None:
+    """A parsed file's documents, or its failure: then its last good version, or a skip."""
+    if got is None:
+        intake.skipped.append(Skipped(rel, "disappeared while being read"))
         return
-    if info is not None:
-        options, missing_env = passwords.options(rel, base)
-        intake.parsed += 1
-        got = _parse_stable(path, rel, options, parser)
-        if got is None:
-            intake.skipped.append(Skipped(rel, "disappeared while being read"))
-            return
-        record, results = got
-        docs = [r for r in results if isinstance(r, Document)]
-        intake.warnings += [r for r in results if isinstance(r, LoadWarning)]
-        skips = [_explain(r, missing_env) for r in results if isinstance(r, Skipped)]
-        if docs and record is not None:
-            intake.skipped += skips
-            intake.outcomes.append(FileOutcome(record, parsed=docs))
-            return
-        failure = "; ".join(s.reason for s in skips if s.path == rel) or \
-            "; ".join(f"{s.path}: {s.reason}" for s in skips) or "no document in this file"
-        if record is None:
-            failure = "kept changing while being read (it is read again at the next build)"
-        intake.skipped += [s for s in skips if s.path != rel] if _kept(rel, previous) else skips
+    record, results = got
+    docs = [r for r in results if isinstance(r, Document)]
+    intake.warnings += [r for r in results if isinstance(r, LoadWarning)]
+    skips = [_explain(r, missing_env) for r in results if isinstance(r, Skipped)]
+    if docs and record is not None:
+        intake.skipped += skips
+        intake.outcomes.append(FileOutcome(record, parsed=docs))
+        return
+    failure = "; ".join(s.reason for s in skips if s.path == rel) or \
+        "; ".join(f"{s.path}: {s.reason}" for s in skips) or "no document in this file"
+    if record is None:
+        failure = "kept changing while being read (it is read again at the next build)"
+    intake.skipped += [s for s in skips if s.path != rel] if _kept(rel, previous) else skips
     _keep_or_skip(rel, failure, previous, intake)
 
 
@@ -155,3 +217,43 @@ def _parse_stable(path: Path, rel: str, options: LoadOptions,
             return FileRecord(rel, after.st_size, after.st_mtime_ns, sha, doc_ids), results
         log.info("%s changed while being read; reading it again", rel)
     return None, results
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent read of a file, to be parsed elsewhere (a cluster's worker): its record
+    (size, mtime and the sha256 of exactly these bytes) and the bytes."""
+
+    record: FileRecord
+    data: bytes
+
+
+def snapshot(job: ParseJob) -> Snapshot | Parsed:
+    """The file's bytes, or what `_parse_stable` would say of a file refused before reading,
+    gone, unreadable or still changing after READ_ATTEMPTS reads."""
+    refused = refusal(job.path, job.rel, job.options)
+    for _ in range(READ_ATTEMPTS):
+        try:
+            before = os.stat(job.path)
+            if refused is not None:  # never read (a pipe would block, a huge file would fill)
+                result: list[LoadResult] = [refused]
+                return FileRecord(job.rel, before.st_size, before.st_mtime_ns, "", ()), result
+            data = job.path.read_bytes()
+            after = os.stat(job.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            unreadable: list[LoadResult] = [
+                Skipped(job.rel, f"could not be read: {exc.strerror or exc}")]
+            return None, unreadable
+        if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+            sha = hashlib.sha256(data).hexdigest()
+            return Snapshot(FileRecord(job.rel, after.st_size, after.st_mtime_ns, sha, ()), data)
+        log.info("%s changed while being read; reading it again", job.rel)
+    return None, []
+
+
+def parsed(record: FileRecord, results: list[LoadResult]) -> Parsed:
+    """A snapshot's record with the documents its bytes gave."""
+    doc_ids = tuple(r.doc_id for r in results if isinstance(r, Document))
+    return replace(record, doc_ids=doc_ids), results

@@ -63,26 +63,11 @@ def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult
     Never raises for a bad file: a parser's exception becomes a one-line skip. Everything
     yielded is picklable, so this can run in a worker process with a time limit.
     """
+    refused = refusal(path, rel, options)
+    if refused is not None:
+        yield refused
+        return
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        yield Skipped(rel, f"unsupported file type '{suffix or '(none)'}' "
-                           f"(supported: {', '.join(sorted(SUPPORTED))})")
-        return
-    if not path.is_file():  # a FIFO or device would block the build; a dangling link has no data
-        yield Skipped(rel, "not a regular file (a dangling link, pipe or device)")
-        return
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        yield Skipped(rel, f"could not be read: {exc.strerror or exc}")
-        return
-    if size == 0:
-        yield Skipped(rel, "empty file (0 bytes)")
-        return
-    if size > options.max_file_mb * 1024 * 1024:
-        yield Skipped(rel, f"file is {size / 1048576:.1f} MB, over the {options.max_file_mb:g} "
-                           "MB limit (raise PKS_MAX_FILE_MB to index it)")
-        return
     loader = loader_for(suffix)
     if isinstance(loader, Skipped):
         yield Skipped(rel, loader.reason)
@@ -95,6 +80,27 @@ def load_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult
         yield Skipped(rel, _reason(suffix, exc))
         return
     yield from produced  # all or nothing: a file that fails half-way yields no document
+
+
+def refusal(path: Path, rel: str, options: LoadOptions) -> Skipped | None:
+    """Why a file is skipped before a byte of it is read (type, kind of file, size), or None.
+    A cluster build asks this before sending a file's bytes to a worker."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        return Skipped(rel, f"unsupported file type '{suffix or '(none)'}' "
+                            f"(supported: {', '.join(sorted(SUPPORTED))})")
+    if not path.is_file():  # a FIFO or device would block the build; a dangling link has no data
+        return Skipped(rel, "not a regular file (a dangling link, pipe or device)")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return Skipped(rel, f"could not be read: {exc.strerror or exc}")
+    if size == 0:
+        return Skipped(rel, "empty file (0 bytes)")
+    if size > options.max_file_mb * 1024 * 1024:
+        return Skipped(rel, f"file is {size / 1048576:.1f} MB, over the {options.max_file_mb:g} "
+                            "MB limit (raise PKS_MAX_FILE_MB to index it)")
+    return None
 
 
 def loader_for(suffix: str) -> Loader | Skipped:

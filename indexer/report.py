@@ -31,11 +31,24 @@ class BuildReport:
     kept_previous: list[Skipped] = field(default_factory=list)  # failed now, last good version
     warnings: list[LoadWarning] = field(default_factory=list)
     seconds: float = 0.0
+    parse_seconds: float = 0.0  # reading files (parsing those that changed)
+    chunk_seconds: float = 0.0  # chunking: always on the machine that runs the build
     embed_seconds: float = 0.0
+    # Where each stage ran ("parse", "embed": on "local" or "ray", how many processes or
+    # actors, what each reserves; embed: the backend, and busy_seconds, the time spent in the
+    # model, summed over actors) and the cluster (address, nodes, CPUs, GPUs) if there was one.
+    stages: dict[str, dict[str, object]] = field(default_factory=dict)
+    cluster: dict[str, object] = field(default_factory=dict)
 
     @property
     def chunks_per_second(self) -> float:
         return self.chunks / self.seconds if self.seconds else 0.0
+
+    @property
+    def embedded_per_second(self) -> float:
+        """The embedding rate: texts embedded by this build per second of its embedding stage
+        (a cluster's actor start-up included)."""
+        return self.embedded / self.embed_seconds if self.embed_seconds else 0.0
 
     @property
     def complete(self) -> bool:
@@ -43,7 +56,8 @@ class BuildReport:
         return not self.skipped and not self.kept_previous
 
     def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "chunks_per_second": round(self.chunks_per_second, 2)}
+        return {**asdict(self), "chunks_per_second": round(self.chunks_per_second, 2),
+                "embedded_per_second": round(self.embedded_per_second, 2)}
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +80,12 @@ class BuildReport:
             lines += [f"    - {w.path}: {w.message}" for w in self.warnings]
         lines += [f"  chunks: {self.chunks} ({self.embedded} embedded, {self.reused} reused "
                   "from the previous generation)",
-                  f"  seconds: {self.seconds:.1f} (embedding {self.embed_seconds:.1f}); "
-                  f"{self.chunks_per_second:.1f} chunks/s"]
+                  f"  seconds: {self.seconds:.1f} (reading {self.parse_seconds:.1f}, chunking "
+                  f"{self.chunk_seconds:.1f}, embedding {self.embed_seconds:.1f}); "
+                  f"{self.chunks_per_second:.1f} chunks/s, "
+                  f"{self.embedded_per_second:.1f} texts embedded/s"]
+        if self.cluster:
+            lines.append(f"  on the Ray cluster at {self.cluster.get('address')}: "
+                         + ", ".join(f"{name} {stage.get('actors')} actor(s)"
+                                     for name, stage in self.stages.items()))
         return lines

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.store.vector_file import ANN_MIN_ROWS
+
 
 def default_model() -> str:
     """The packaged all-MiniLM-L6-v2: the only model reachable without a model hub."""
@@ -42,6 +44,12 @@ class IndexerSettings(BaseSettings):
     max_file_mb: float = Field(100.0, gt=0, description="files larger than this are skipped")
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     keep_generations: int = Field(3, ge=1, description="published generations kept for rollback")
+    shards: int = Field(1, ge=1, le=1024, description="write the generation as this many shards "
+                        "(by document), each served by its own process: `serve --ray`")
+    ann_min_chunks: int = Field(
+        ANN_MIN_ROWS, ge=1, description="a generation (or shard) with at least this many chunks "
+        "also gets an IVF index for broad allowed sets (indexer/store/ann.py); the default is "
+        "where a whole exact scan exceeds the planner's exact budget")
     progress: bool = Field(True, description="show tqdm progress bars on stderr")
     parse_timeout_seconds: float = Field(
         120.0, gt=0, description="a file whose parsing takes longer is skipped (a looping PDF)")
@@ -54,6 +62,18 @@ class IndexerSettings(BaseSettings):
     sheet_max_rows: int = Field(5000, ge=1, description="rows kept per spreadsheet sheet")
     max_unzipped_mb: float = Field(500.0, gt=0, description="Office files expanding to more "
                                    "are refused (zip bombs)")
+    # The build on a Ray cluster (indexer/cluster/, the `cluster` extra); None: on this machine.
+    ray_address: str | None = Field(
+        None, pattern=r"^(local|([a-z]+://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5})$",
+        description="parse and embed on the Ray cluster at this address "
+                                        "(host:port or ray://host:port); 'local' starts one here")
+    ray_actors: int = Field(0, ge=0, description="embedding actors on the cluster; 0: one per "
+                                                 "GPU, else one per ray_actor_cpus CPUs")
+    ray_actor_cpus: int = Field(2, ge=1, description="CPUs (and threads) one CPU actor reserves")
+    ray_batch_size: int = Field(256, ge=1, le=65536,
+                                description="texts per Ray Data batch sent to an actor")
+    ray_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="an address that does not answer within this is unreachable")
 
     @model_validator(mode="after")
     def _window_below_size(self) -> IndexerSettings:

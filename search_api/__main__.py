@@ -1,6 +1,7 @@
 """Command line of the search API.
 
     python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000]
+                               [--ray ADDRESS|local] [--replicas N]
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
                                      [--scope SCOPE ...]
     python -m search_api keys list --index DIR
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--ray", metavar="ADDRESS",
+                       help="serve each shard of the index as a Ray Serve deployment on the "
+                            "cluster at ADDRESS (its head's host:port), or 'local' to start "
+                            "one on this machine (env PKS_RAY; needs the `cluster` extra)")
+    serve.add_argument("--replicas", type=int, help="Ray Serve replicas per shard (default 1)")
 
     mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (key from PKS_API_KEY)")
     mcp.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
@@ -119,6 +126,12 @@ def _services(settings):  # -> Services | None: every component, or a message sa
         print(f"error: invalid users file: {exc}", file=sys.stderr)
     except (StoreError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+    except ModuleNotFoundError as exc:
+        if exc.name != "ray":
+            raise
+        print("error: --ray needs Ray: pip install -e '.[cluster]'", file=sys.stderr)
+    except ConnectionError as exc:  # no Ray cluster at that address
+        print(f"error: cannot reach the Ray cluster at {settings.ray}: {exc}", file=sys.stderr)
     return None
 
 
@@ -127,7 +140,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from search_api.app import create_app
 
-    settings = _settings({"index": args.index, "host": args.host, "port": args.port})
+    settings = _settings({"index": args.index, "host": args.host, "port": args.port,
+                          "ray": args.ray, "ray_replicas": args.replicas})
+    if settings is not None and settings.ray == "local":
+        # A cluster of this machine only: Ray then binds and connects on loopback (read by Ray
+        # when it is imported, which happens after this line).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     services = _services(settings) if settings is not None else None
     if services is None:
         return EXIT_CONFIG

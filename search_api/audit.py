@@ -65,7 +65,7 @@ class KeyNames(Protocol):
 class AccessObserver(Protocol):
     """What the metrics want to know of each access (bounded labels only)."""
 
-    def access(self, surface: str, mode: str | None) -> None: ...
+    def access(self, surface: str, mode: str | None, plan: str | None = None) -> None: ...
 
     def audit_write_failed(self) -> None: ...
 
@@ -132,12 +132,17 @@ class AuditLog:
 
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200) -> None:
+               on_behalf_of: str | None = None, status: int = 200,
+               approximate: bool | None = None) -> None:
         """Record one access: the one call every surface makes, before it answers. Raises
-        AuditUnavailable when the record cannot be written."""
+        AuditUnavailable when the record cannot be written. `approximate`: whether the dense
+        search ran on the IVF index (None: no dense search was made); recorded as
+        `dense_plan`, never shown to the caller."""
+        plan = None if approximate is None else "approximate" if approximate else "exact"
         try:
             event = self._event(principal, surface, generation, query, doc_ids, mode,
                                 on_behalf_of, status)
+            event["dense_plan"] = plan
             self._append(event)
         except Exception as exc:
             with self._lock:
@@ -150,7 +155,7 @@ class AuditLog:
                 "the audit log cannot record this request, so it is not answered; "
                 "retry later (operators: see the server log)") from exc
         if self.observer is not None and surface not in ACTIONS:  # counted once recorded
-            self.observer.access(surface, mode)
+            self.observer.access(surface, mode, plan)
 
     def _event(self, principal: Principal, surface: str, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None,

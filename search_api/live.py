@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from indexer.store.layout import live_generation_dir
 from indexer.store.reader import Generation
 from search_api.access import AccessIndex
 from search_api.batching import Batching, BatchingEmbedder
+from search_api.retrieval.shards import LocalShards, Shards
+
+# How a generation's shards are reached: in this process (LocalShards), or on a Ray cluster
+# (search_api/cluster/, only with `serve --ray`).
+ShardsFor = Callable[[Generation], Shards]
+RETIRE_SECONDS = 60.0  # a replaced generation's shards stay up this long for requests on it
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +32,12 @@ class LoadedIndex:
     generation: Generation
     access: AccessIndex
     embedder: Embedder  # the generation's own model, shared by all request threads
+    shards: Shards  # where its dense searches run
 
 
 def load_index(generation: Generation, embedder: Embedder | None,
-               threads: int, batching: Batching | None = None) -> LoadedIndex:
+               threads: int, batching: Batching | None = None,
+               shards_for: ShardsFor = LocalShards) -> LoadedIndex:
     """Serve a generation; reuse the loaded model when the generation was built with it.
     Its queries are embedded in batches of concurrent requests (search_api/batching.py), each
     worker a stream of its own on the embedding backend."""
@@ -38,18 +47,22 @@ def load_index(generation: Generation, embedder: Embedder | None,
         embedder = BatchingEmbedder(
             Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
                      precision=batching.precision, streams=batching.workers), batching)
-    generation.lexical_index()  # loaded now, not by the first lexical query after a swap
-    return LoadedIndex(generation, AccessIndex(generation), embedder)
+    # Each shard's postings are loaded now (here or in its Ray replica), not by the first
+    # lexical query after a swap.
+    return LoadedIndex(generation, AccessIndex(generation), embedder, shards_for(generation))
 
 
 class IndexHolder:
     """Holds the live snapshot; `refresh` loads a newly published generation and swaps it in."""
 
-    def __init__(self, root: Path, torch_threads: int, batching: Batching | None = None) -> None:
+    def __init__(self, root: Path, torch_threads: int, batching: Batching | None = None,
+                 shards_for: ShardsFor = LocalShards) -> None:
         self.root = root
         self._threads = torch_threads
         self._batching = batching
-        self._current = load_index(Generation.open_live(root), None, torch_threads, batching)
+        self._shards_for = shards_for
+        self._current = load_index(Generation.open_live(root), None, torch_threads, batching,
+                                   shards_for)
         self._swap_lock = threading.Lock()
 
     def get(self) -> LoadedIndex:
@@ -65,11 +78,18 @@ class IndexHolder:
                 return False
             try:
                 fresh = load_index(Generation(path), self._current.embedder, self._threads,
-                                   self._batching)
+                                   self._batching, self._shards_for)
             except Exception:
                 log.exception("cannot load generation %s; still serving %s", path.name,
                               self._current.generation.name)
                 return False
-            self._current = fresh
+            old, self._current = self._current, fresh
+        # Requests that took the old snapshot finish on it; its shards go after a grace period.
+        retire = threading.Timer(RETIRE_SECONDS, old.shards.close)
+        retire.daemon = True
+        retire.start()
         log.info("now serving generation %s", fresh.generation.name)
         return True
+
+    def close(self) -> None:
+        self._current.shards.close()

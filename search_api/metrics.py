@@ -29,6 +29,7 @@ from search_api.live import LoadedIndex
 
 SURFACES = frozenset({"search", "retrieve", "document", "mcp", "mcp-document"})
 MODES = frozenset({"dense", "lexical", "hybrid"})
+PLANS = frozenset({"exact", "approximate"})
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 UNMATCHED = "unmatched"
 
@@ -127,14 +128,19 @@ class OpsMetrics:
                                  buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
         self.searches = Counter("pks_searches", "Searches, retrievals, downloads and MCP calls.",
                                 ["surface", "mode"], registry=self.registry)
+        self.dense_plans = Counter("pks_dense_searches", "Dense searches by the plan that read "
+                                   "the vectors: exact, or approximate (the IVF index).",
+                                   ["plan"], registry=self.registry)
         self.audit_failures = Counter("pks_audit_write_failures",
                                       "Audit records that could not be written.",
                                       registry=self.registry)
         self.registry.register(IndexCollector(current))
         self.registry.register(BuildCollector(root))
 
-    def access(self, surface: str, mode: str | None) -> None:
+    def access(self, surface: str, mode: str | None, plan: str | None = None) -> None:
         """Called by the audit for every access; unknown values collapse to 'other'."""
+        if plan is not None:
+            self.dense_plans.labels(plan if plan in PLANS else "other").inc()
         self.searches.labels(surface if surface in SURFACES else "other",
                              "default" if mode is None else mode if mode in MODES
                              else "other").inc()

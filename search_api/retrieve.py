@@ -12,7 +12,7 @@ import copy
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -84,15 +84,17 @@ class Retrieval:
     passages: list[Packed]
     context: str
     tokens: int
+    approximate: bool | None = None  # the dense plan that ran: for the audit only
 
 
 def retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, max_tokens: int,
              top_k: int) -> Retrieval:
     """`allowed` is required, as for every search: nothing outside it can be packed."""
-    results = search(index, query, allowed, top_k)
-    spans = index.generation.chunk_spans([p.chunk_id for p, _ in results])
-    hits = [Hit(p, spans[p.chunk_id], s) for p, s in results if p.chunk_id in spans]
-    return pack(merge_neighbours(hits), max_tokens, counter_for(index.embedder))
+    found = search(index, query, allowed, top_k)
+    spans = index.generation.chunk_spans([p.chunk_id for p, _ in found.results])
+    hits = [Hit(p, spans[p.chunk_id], s) for p, s in found.results if p.chunk_id in spans]
+    packed = pack(merge_neighbours(hits), max_tokens, counter_for(index.embedder))
+    return replace(packed, approximate=found.approximate)
 
 
 def merge_neighbours(hits: Sequence[Hit]) -> list[tuple[Hit, ...]]:

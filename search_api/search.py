@@ -7,6 +7,7 @@ search -> fusion -> passages.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 from indexer.store.records import Passage
@@ -28,12 +29,22 @@ CANDIDATES = 200
 WEIGHTS = (0.5, 0.5)
 
 
+@dataclass(frozen=True)
+class Found:
+    """Best passages first, and how the dense retriever read the vectors: for the audit and the
+    metrics, never for the caller (an answer looks the same whichever plan ran)."""
+
+    results: list[tuple[Passage, float]]
+    approximate: bool | None = None  # None: no dense search ran (lexical, or nothing visible)
+
+
 def search(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
-           mode: Mode = "hybrid") -> list[tuple[Passage, float]]:
+           mode: Mode = "hybrid") -> Found:
     """Best passages first. `allowed` is required: every retriever searches only inside it."""
     if len(allowed) == 0:
-        return []
-    ranked = _retrieve(index, query, allowed, top_k, mode)[:top_k]
+        return Found([])
+    ranked, approximate = _retrieve(index, query, allowed, top_k, mode)
+    ranked = ranked[:top_k]
     passages = index.generation.passages([chunk_id for chunk_id, _ in ranked])
     results: list[tuple[Passage, float]] = []
     for chunk_id, score in ranked:
@@ -43,18 +54,20 @@ def search(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
         passage = passages.get(chunk_id)
         if passage is not None:
             results.append((passage, score))
-    return results
+    return Found(results, approximate)
 
 
 def _retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
-              mode: Mode) -> Ranked:
+              mode: Mode) -> tuple[Ranked, bool | None]:
     if mode == "lexical":
-        return lexical(index.generation, query, allowed, top_k)
+        return lexical(index.shards, query, allowed, top_k), None
     vector = index.embedder.embed_query(query)
     if mode == "dense":
-        return dense(index.generation.vectors, vector, allowed, top_k)
+        answer = dense(index.shards, vector, allowed, top_k)
+        return answer.ranked, answer.approximate
     depth = max(top_k, CANDIDATES)
-    lists = [dense(index.generation.vectors, vector, allowed, depth),
-             lexical(index.generation, query, allowed, depth)]
+    answer = dense(index.shards, vector, allowed, depth)
+    lists = [answer.ranked, lexical(index.shards, query, allowed, depth)]
     spans = index.generation.chunk_spans(list({c for ranked in lists for c, _ in ranked}))
-    return document_aware(lists, WEIGHTS, {c: span.doc_id for c, span in spans.items()})
+    return document_aware(lists, WEIGHTS, {c: span.doc_id for c, span in spans.items()}), \
+        answer.approximate

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from search_api.audit import AuditLog
 from search_api.keys import KeyStore
@@ -20,10 +21,15 @@ from search_api.limits import RequestLimits, TokenBuckets
 from search_api.live import IndexHolder
 from search_api.metrics import OpsMetrics
 from search_api.readiness import Readiness
+from search_api.retrieval.shards import LocalShards
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
 
 log = logging.getLogger(__name__)
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 def utc_today() -> date:
@@ -41,6 +47,7 @@ class Services:
     limits: RequestLimits  # request budgets per principal, refused sign-ins per address
     readiness: Readiness
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
+    cluster: Closeable | None = None  # the Ray cluster of `serve --ray`, closed last
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
@@ -50,8 +57,19 @@ class Services:
         before the slow index load), StoreError or ModelLoadError for an unusable index.
         `holder` lets tests share one loaded index between services."""
         sso = SsoGate.from_settings(settings)
-        holder = holder or IndexHolder(settings.index, settings.torch_threads,
-                                       settings.batching())
+        cluster = None
+        if holder is None and settings.ray is not None:
+            from search_api.cluster.ingress import RayCluster  # only with --ray: Ray is optional
+
+            cluster = RayCluster.connect(settings)
+        try:
+            holder = holder or IndexHolder(
+                settings.index, settings.torch_threads, settings.batching(),
+                cluster.shards_for if cluster is not None else LocalShards)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            raise
         keys = KeyStore(settings.index)
         metrics = OpsMetrics(holder.get, settings.index)
         audit = AuditLog(settings.index, keys, max_bytes=settings.audit_max_bytes,
@@ -63,7 +81,8 @@ class Services:
             TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_per_minute)
             if settings.auth_failures_per_minute > 0 else None)
         readiness = Readiness(holder, settings.ready_check_seconds)
-        return cls(settings, holder, keys, audit, metrics, sso, limits, readiness, today)
+        return cls(settings, holder, keys, audit, metrics, sso, limits, readiness, today,
+                   cluster)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""
@@ -86,3 +105,8 @@ class Services:
         """Stop following CURRENT and flush the audit (it reopens if used again)."""
         self._stop.set()
         self.audit.close()
+        try:
+            self.holder.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()

@@ -42,6 +42,16 @@ class ApiSettings(BaseSettings):
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
+    # Sharded serving on Ray (docs/SCALE.md): only with `serve --ray`.
+    ray: str | None = Field(
+        None, description="serve each shard as a Ray Serve deployment on the cluster at this "
+                          "address (host:port of its head), or 'local' for a cluster of this "
+                          "machine started and stopped with the server")
+    ray_replicas: int = Field(1, ge=1, description="Ray Serve replicas per shard")
+    ray_shard_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per shard replica")
+    ray_retry_seconds: float = Field(
+        30.0, gt=0, description="how long a shard call is retried (a replica killed mid-query "
+                                "is replaced by Ray Serve) before the request fails")
     api_key: SecretStr | None = Field(
         None, description="the key the stdio MCP server (`python -m search_api mcp`) acts with "
                           "(PKS_API_KEY); the HTTP server takes keys per request instead")

@@ -16,6 +16,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Ray clusters the tests start (and builds that join them in this process) stay on 127.0.0.1:
+# by default Ray swaps a loopback address for the machine's own. Read when Ray is imported.
+# Their token authentication is off: Ray would share one token file in $HOME between test
+# clusters and the machine's other Ray users, and cache it per process.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import indexer.build  # noqa: E402
 import search_api.live  # noqa: E402

@@ -11,13 +11,15 @@ import importlib
 import io
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout, suppress
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -105,6 +107,67 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RayHead:
+    """A Ray head the tests started: its address, and its processes (one session)."""
+
+    address: str
+    session: int
+
+    def processes(self, title: str) -> list[int]:
+        """Ids of this cluster's processes whose title starts with `title` ("ray::...")."""
+        return [pid for pid, cmd in _session_processes(self.session) if cmd.startswith(title)]
+
+
+@contextmanager
+def ray_cluster(cpus: int = 2) -> Iterator[RayHead]:
+    """A Ray head on loopback (`ray start --head --block`) with `cpus` CPUs and a small object
+    store, until the block ends. Everything it started, workers included, lives in the session
+    it leads, and is gone when the block ends."""
+    temp = Path(tempfile.mkdtemp(prefix="pks-ray-", dir="/tmp"))  # Ray's socket paths are short
+    port = free_port()
+    log_path = temp / "head.log"
+    with open(log_path, "w") as log:
+        head = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+             f"--port={port}", f"--num-cpus={cpus}", "--object-store-memory=300000000",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+            cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while "Ray runtime started" not in log_path.read_text() and head.poll() is None:
+            if time.time() > deadline:
+                raise RuntimeError(f"the Ray head did not start: {log_path.read_text()}")
+            time.sleep(0.5)
+        if head.poll() is not None:
+            raise RuntimeError(f"the Ray head exited: {log_path.read_text()}")
+        yield RayHead(f"127.0.0.1:{port}", head.pid)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # every process of its session
+            for pid, _ in _session_processes(head.pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            time.sleep(2 if sig == signal.SIGTERM else 0)
+        head.wait(timeout=30)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _session_processes(session: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes of one session."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit():
+                continue
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[3]) == session and fields[0] != "Z":
+                found.append((int(proc.name),
+                              (proc / "cmdline").read_text().replace("\0", " ").strip()))
+        except (OSError, ValueError, IndexError):
+            pass  # gone meanwhile
+    return found
 
 
 @contextmanager

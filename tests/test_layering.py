@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from tests.deployment import ENV, ROOT, free_port
 
 STORE = "indexer.store"
+CLUSTER = "indexer.cluster"
 EMBEDDER = ("indexer.embed", "indexer.openvino_forward")
 
 
@@ -77,6 +79,18 @@ def test_the_pipeline_never_imports_the_api() -> None:
     assert violations("indexer", (), ("search_api",)) == []
 
 
+def test_only_the_cluster_package_imports_ray_and_only_the_workers_import_it() -> None:
+    """Ray is the cluster build's (indexer/cluster/); the pipeline reaches it through
+    indexer/workers.py alone, and only when a build is given a Ray address."""
+    for package in ("indexer", "search_api"):
+        assert [v for v in violations(package, (), ("ray",))
+                if not v.startswith(f"indexer{os.sep}cluster{os.sep}")] == []
+    assert [v for v in violations("indexer", (), (CLUSTER,))
+            if not v.startswith((f"indexer{os.sep}cluster{os.sep}",
+                                 f"indexer{os.sep}workers.py "))] == []
+    assert violations("indexer/cluster", (), ("ray",))  # the check sees Ray where it is
+
+
 def test_the_rule_catches_a_forbidden_import(tmp_path: Path) -> None:
     """The checker itself can fail: forbidden imports, absolute or relative, are reported."""
     store = tmp_path / "indexer/store"
@@ -106,12 +120,13 @@ for _ in range(600):
 else:
     raise SystemExit("the server did not start")
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
-                        ("indexer", "langchain", "langchain_core", "langchain_text_splitters"))))
+                        ("indexer", "langchain", "langchain_core", "langchain_text_splitters",
+                         "ray"))))
 """
 
 
 @pytest.mark.slow
-def test_a_running_server_has_loaded_no_pipeline_module_and_no_langchain(
+def test_a_running_server_has_loaded_no_pipeline_module_no_langchain_and_no_ray(
         access_index: tuple[Path, object]) -> None:
     """`serve` as a process runs it, up to answering /healthz; then its sys.modules."""
     run = subprocess.run([sys.executable, "-c", SERVER, str(access_index[0]), str(free_port())],
@@ -120,4 +135,26 @@ def test_a_running_server_has_loaded_no_pipeline_module_and_no_langchain(
     loaded = json.loads(run.stdout.strip().splitlines()[-1])
     assert "indexer.store.reader" in loaded and "indexer.embed" in loaded  # it did serve
     assert [m for m in loaded if m.startswith("langchain")] == []
+    assert [m for m in loaded if m.split(".")[0] == "ray"] == []  # Ray only with --ray
     assert [m for m in loaded if m != "indexer" and not inside(m, STORE, *EMBEDDER)] == []
+
+
+LOCAL_BUILD = """
+import json, sys
+from indexer.__main__ import main
+code = main(["build", "--corpus", sys.argv[1], "--index", sys.argv[2], "--quiet"])
+print(json.dumps([code, sorted(m for m in sys.modules if m.split(".")[0] == "ray"
+                               or m.startswith("indexer.cluster"))]))
+"""
+
+
+@pytest.mark.slow
+def test_a_local_build_never_loads_ray(tmp_path: Path) -> None:
+    """A build without --ray, as a process runs it, up to publishing; then its sys.modules."""
+    from tests.conftest import make_access_corpus
+
+    corpus = make_access_corpus(tmp_path / "corpus")
+    run = subprocess.run([sys.executable, "-c", LOCAL_BUILD, str(corpus), str(tmp_path / "i")],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == [0, []]

@@ -4,6 +4,10 @@ The lock is an ``flock`` on ``INDEX/.build.lock``: the kernel releases it when i
 however it exits (SIGKILL included), so a lock left by a dead process never blocks. The file also
 holds the holder's PID, only to name it in the message a second build prints; a stale PID in the
 file means nothing once the flock is free.
+
+An flock belongs to the open file, which a forked child shares: a helper process some library
+forks (and that outlives its parent) would keep a dead build's lock. A forked child therefore
+closes its copy of every lock descriptor at once; the parent's lock is untouched.
 """
 
 from __future__ import annotations
@@ -15,6 +19,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 LOCK = ".build.lock"
+_HELD: set[int] = set()  # lock descriptors held by this process
+
+
+def _close_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 class LockHeld(Exception):
@@ -49,6 +66,7 @@ def build_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeld(path, holder_pid(path)) from None
+        _HELD.add(fd)
         os.ftruncate(fd, 0)  # whatever a dead holder left is stale now
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -56,4 +74,5 @@ def build_lock(root: Path) -> Iterator[None]:
         finally:
             os.ftruncate(fd, 0)  # released cleanly: no PID left to mislead anyone
     finally:
+        _HELD.discard(fd)
         os.close(fd)  # closing drops the flock

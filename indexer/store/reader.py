@@ -17,7 +17,7 @@ import numpy as np
 
 from indexer.store import lexical
 from indexer.store.bm25 import LexicalStats, Postings
-from indexer.store.layout import LEXICAL, META_DB, StoreError, live_generation_dir
+from indexer.store.layout import LEXICAL, META_DB, SHARDS, StoreError, live_generation_dir
 from indexer.store.records import (
     Chunk,
     ChunkSpan,
@@ -51,11 +51,59 @@ class Generation:
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
         self._lexical_lock = threading.Lock()
         self._owners: dict[str, int] | None = None
-        self.vectors = VectorStore.load(path)
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]
         self.partners = tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
+        self.shard_count = int(self.info.get("shards", "1"))
+        self._vectors = VectorStore.load(path) if self.shard_count == 1 else None
+        self._shards: tuple[Generation, ...] | None = None
+        self._shards_lock = threading.Lock()
+
+    @property
+    def vectors(self) -> VectorStore:
+        """This store's vectors; a sharded generation's are in its shards (`shards()`)."""
+        if self._vectors is None:
+            raise StoreError(f"generation {self.name} is sharded ({self.shard_count} shards): "
+                             "its vectors are searched shard by shard")
+        return self._vectors
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count > 1
+
+    def shard_paths(self) -> list[Path]:
+        """The directories of this generation's shards (itself, when it is not sharded)."""
+        if not self.sharded:
+            return [self.path]
+        return [self.path / SHARDS / str(i) for i in range(self.shard_count)]
+
+    def shards(self) -> tuple[Generation, ...]:
+        """Each shard opened as a store of its own (itself when not sharded), on first use."""
+        if self._shards is None:
+            with self._shards_lock:
+                if self._shards is None:
+                    self._shards = (self,) if not self.sharded else \
+                        tuple(Generation(p) for p in self.shard_paths())
+        return self._shards
+
+    def stored_vectors(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """Stored vectors of these ids, in order, from whichever shard holds each (KeyError
+        if one is not stored): lets a rebuild reuse unchanged embeddings."""
+        ids = np.asarray(chunk_ids, dtype=np.int64).reshape(-1)
+        if not self.sharded:
+            return self.vectors.vectors(ids)
+        stores = [shard.vectors for shard in self.shards()]
+        out = np.zeros((ids.size, stores[0].dim), dtype=np.float32)
+        found = np.zeros(ids.size, dtype=bool)
+        for store in stores:
+            here = store.contains(ids)
+            out[here] = store.vectors(ids[here])
+            found |= here
+        if not found.all():
+            raise KeyError(f"{int((~found).sum())} chunk ids are not stored "
+                           f"(e.g. {int(ids[~found][0])})")
+        return out
 
     @classmethod
     def open_live(cls, root: Path) -> Generation:

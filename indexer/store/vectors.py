@@ -1,10 +1,12 @@
-"""The vector store: the one place that touches FAISS.
+"""The vector store: with ann.py and vector_file.py, the only code that touches FAISS.
 
 Vectors live in one plain float32 matrix whose rows are laid out so that a partner's chunks are
 contiguous (the writer passes the order), beside the chunk id of each row and a sorted id index.
 A search maps the caller's allowed ids to rows once (cached per allowed set), lets the planner
 choose how to read them, and scores exactly those rows with FAISS's single-thread SIMD kernels:
-its cost grows with what the caller may see, not with the whole index. Every plan is exact.
+its cost grows with what the caller may see, not with the whole index. Every plan is exact but
+one: a generation large enough to have an IVF index (ann.py, ann.faiss) searches a broad allowed
+set through it, with the set as the IVF's ID selector, and re-scores the candidates exactly.
 
 On disk the matrix is a plain `.npy` file (rows in layout order) beside the chunk id of each
 row; a reader memory-maps it, so the server's worker processes on one host share one copy in the
@@ -15,9 +17,7 @@ into memory).
 
 from __future__ import annotations
 
-import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,21 +25,23 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer.store.layout import LEGACY_VECTORS, VECTOR_IDS, VECTORS
-from indexer.store.planner import Plan, Strategy, plan, top_k
+from indexer.store.ann import AnnIndex, bitmap_of, depth_for
+from indexer.store.layout import ANN, LEGACY_VECTORS, VECTOR_IDS, VECTORS
+from indexer.store.plan_cache import PlanCache, cacheable
+from indexer.store.planner import Approximate, Plan, Strategy, plan, top_k
+from indexer.store.vector_file import read_legacy, write_ordered
 
 # FAISS's plain SIMD kernels (one thread, no index object); its type stubs omit them.
 kernels: Any = faiss
-PLAN_CACHE = 256  # allowed sets kept mapped to rows (one per partner and day in the server)
 # A broad allowed set whose rows lie scattered (grants made document by document) is read by
 # position, about 4x slower per byte than a sequential pass (10 % of 1M: 19 ms against 5 ms).
 # Such a set, once cached, gets its rows copied together ("packed") and is then scanned like a
 # contiguous one. Packed copies are bounded to PACK_BUDGET of the matrix's bytes (384 bytes per
 # chunk at most, so vectors, ids and every search structure stay under 2 kB per chunk); the
 # least recently planned lose their copy first.
-SAVE_BLOCK = 65_536  # rows copied to disk per step (100 MB of 384-d vectors)
 PACK_MIN_ROWS = 20_000  # below this, reading by position is already fast (1 % of 1M: 1.5 ms)
 PACK_BUDGET = 0.25
+PLAN_K = 10  # the k a cached plan is costed for
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,14 @@ class Hit:
 class VectorStore:
     """Exact inner-product search over normalised vectors, keyed by chunk id."""
 
-    def __init__(self, ids: np.ndarray, matrix: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, matrix: np.ndarray, ann: AnnIndex | None = None) -> None:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._plans: OrderedDict[int, tuple[np.ndarray, Plan]] = OrderedDict()
-        self._packed: OrderedDict[int, np.ndarray] = OrderedDict()  # by the key of _plans
+        self._cache = PlanCache()
         self._lock = threading.Lock()
         self._set(np.asarray(ids, dtype=np.int64), matrix)
+        if ann is not None and ann.total != len(self):
+            raise ValueError(f"the IVF index holds {ann.total} rows, the matrix {len(self)}")
+        self.ann = ann
 
     def _set(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         """Install rows (in layout order) and the sorted id -> row index beside them."""
@@ -69,8 +73,8 @@ class VectorStore:
         self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self._sorted_ids = sorted_ids
         self._row_of_sorted = order.astype(np.int32 if ids.size < 2**31 else np.int64)
-        self._plans.clear()
-        self._packed.clear()
+        self._cache.clear()
+        self.ann = None  # its entries are row positions of the matrix it was built on
 
     @classmethod
     def create(cls, dim: int) -> VectorStore:
@@ -80,44 +84,20 @@ class VectorStore:
     def load(cls, directory: Path) -> VectorStore:
         """The vectors of a generation directory: memory-mapped, read-only."""
         if not (directory / VECTORS).is_file() and (directory / LEGACY_VECTORS).is_file():
-            return cls._load_faiss(directory / LEGACY_VECTORS)
+            return cls(*read_legacy(directory / LEGACY_VECTORS))
         matrix = np.load(directory / VECTORS, mmap_mode="r")
         ids = np.load(directory / VECTOR_IDS)
         if matrix.ndim != 2 or matrix.dtype != np.float32 or ids.shape != (matrix.shape[0],):
             raise ValueError(f"{directory / VECTORS}: {matrix.shape} {matrix.dtype} rows for "
                              f"{ids.shape} ids; not a vector file of this index")
-        return cls(ids, matrix)
-
-    @classmethod
-    def _load_faiss(cls, path: Path) -> VectorStore:
-        index: Any = faiss.read_index(str(path))
-        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        flat: Any = faiss.downcast_index(index.index)
-        matrix = faiss.vector_to_array(flat.codes).view(np.float32).reshape(-1, index.d)
-        del flat, index  # the matrix is a copy; FAISS's own buffers are freed here
-        return cls(ids, matrix)
+        ann = AnnIndex.load(directory / ANN) if (directory / ANN).is_file() else None
+        return cls(ids, matrix, ann)
 
     def save(self, directory: Path, order: np.ndarray | None = None) -> None:
         """Write rows in `order` (chunk ids; ids it omits follow in id order) so that each
-        partner's chunks are contiguous when the store is loaded again; synced to disk. Rows
-        are copied in blocks, never a second copy of the whole matrix."""
+        partner's chunks are contiguous when the store is loaded again; synced to disk."""
         self._consolidate()
-        rows = np.arange(len(self))
-        if order is not None:
-            first = self._rows(np.asarray(order, dtype=np.int64), sort=False)
-            rest = np.setdiff1d(rows, first, assume_unique=True)
-            rows = np.concatenate((first, rest[np.argsort(self._ids[rest])]))
-        out = np.lib.format.open_memmap(directory / VECTORS, mode="w+", dtype=np.float32,
-                                        shape=(len(self), self.dim))
-        for start in range(0, rows.size, SAVE_BLOCK):
-            out[start:start + SAVE_BLOCK] = self._matrix[rows[start:start + SAVE_BLOCK]]
-        out.flush()
-        del out
-        with open(directory / VECTOR_IDS, "wb") as handle:
-            np.save(handle, self._ids[rows])
-        for name in (VECTORS, VECTOR_IDS):
-            with open(directory / name, "rb") as handle:
-                os.fsync(handle.fileno())
+        write_ordered(directory, self._ids, self._matrix, order)
 
     @property
     def dim(self) -> int:
@@ -131,14 +111,18 @@ class VectorStore:
                    + self._row_of_sorted.nbytes)
 
     @property
+    def ann_bytes(self) -> int:
+        """Bytes of the IVF index (codes, row ids, centroids); 0 without one."""
+        return self.ann.nbytes if self.ann is not None else 0
+
+    @property
     def plan_cache_bytes(self) -> int:
-        """Bytes of cached plans (row lists), packed copies included."""
-        return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes
-                   for _, p in list(self._plans.values())) + self.packed_bytes
+        """Bytes of cached plans (row lists), packed copies and selector bitmaps included."""
+        return self._cache.nbytes
 
     @property
     def packed_bytes(self) -> int:
-        return sum(m.nbytes for m in list(self._packed.values()))
+        return self._cache.packed_bytes
 
     def __len__(self) -> int:
         return int(self._ids.size) + sum(ids.size for ids, _ in self._pending)
@@ -178,6 +162,15 @@ class VectorStore:
         rows = self._row_of_sorted[pos[found]].astype(np.int64)
         return np.sort(rows) if sort else rows
 
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Which of these chunk ids are stored here (a boolean mask)."""
+        self._consolidate()
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self._sorted_ids.size == 0:
+            return np.zeros(ids.size, dtype=bool)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), self._sorted_ids.size - 1)
+        return np.asarray(self._sorted_ids[pos] == ids)
+
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors of these ids, in order: lets a rebuild reuse unchanged embeddings."""
         self._consolidate()
@@ -194,46 +187,44 @@ class VectorStore:
 
     def is_packed(self, allowed: np.ndarray) -> bool:
         """Whether this (cached) allowed set is read from a packed copy of its rows."""
-        return self._planned(allowed)[1] is not None
+        chosen, extra = self._planned(allowed)
+        return extra is not None and chosen.strategy is not Strategy.APPROXIMATE
 
     def _planned(self, allowed: np.ndarray) -> tuple[Plan, np.ndarray | None]:
-        """The plan, and the packed copy of its rows if the set has one."""
+        """The plan, and the packed copy of its rows (or, for the approximate plan, the bitmap
+        of its rows) if the set has one."""
         self._consolidate()
-        key = id(allowed)
-        cached = self._plans.get(key)
-        if cached is not None and cached[0] is allowed:
-            packed = self._packed.get(key)
-            if packed is not None:
-                with self._lock:
-                    if key in self._packed:
-                        self._packed.move_to_end(key)
-            return cached[1], packed
+        chosen = self._cache.plan(allowed)
+        if chosen is None:
+            chosen = self._plan(allowed)
+            if cacheable(allowed):
+                self._cache.remember(allowed, chosen)
+                if (packed := self._pack(chosen)) is not None:
+                    kept = self._cache.keep_packed(allowed, packed,
+                                                   PACK_BUDGET * self._matrix.nbytes)
+                    return chosen, packed if kept else None
+        if chosen.strategy is Strategy.APPROXIMATE:
+            return chosen, self._cache.bitmap(allowed, lambda: bitmap_of(chosen.rows, len(self)))
+        return chosen, self._cache.packed(allowed) if cacheable(allowed) else None
+
+    def _plan(self, allowed: np.ndarray) -> Plan:
         ids = np.asarray(allowed, dtype=np.int64).reshape(-1)
         if ids.size == self._ids.size and np.array_equal(ids, self._sorted_ids):
             rows = np.arange(ids.size, dtype=np.int64)  # everything: no lookup needed
         else:
             rows = self._rows(np.unique(ids))
-        chosen = plan(rows, len(self))
-        packed = None
-        if isinstance(allowed, np.ndarray) and not allowed.flags.writeable:
-            packed = self._pack(chosen)
-            with self._lock:  # the cache holds the array, so its id cannot be reused
-                self._plans[key] = (allowed, chosen)
-                while len(self._plans) > PLAN_CACHE:
-                    old, _ = self._plans.popitem(last=False)
-                    self._packed.pop(old, None)
-                if packed is not None:
-                    self._packed[key] = packed
-                    budget = PACK_BUDGET * self._matrix.nbytes
-                    while self.packed_bytes > budget:
-                        self._packed.popitem(last=False)
-                    if key not in self._packed:
-                        packed = None
-        return chosen, packed
+        approximate = None
+        if self.ann is not None:
+            depth = depth_for(PLAN_K)
+            approximate = Approximate(self.ann.lists, self.ann.first_nprobe(rows.size, depth),
+                                      depth)
+        return plan(rows, len(self), approximate)
 
     def _pack(self, chosen: Plan) -> np.ndarray | None:
-        """The rows of a broad, scattered plan copied together, if they fit the budget."""
-        if chosen.strategy is not Strategy.ROWS or chosen.size < PACK_MIN_ROWS:
+        """The rows of a broad, scattered plan copied together, if they fit the budget. Not
+        with an IVF index: its broad sets take the approximate plan, and memory stays < 2 kB."""
+        if chosen.strategy is not Strategy.ROWS or chosen.size < PACK_MIN_ROWS or \
+                self.ann is not None:
             return None
         if chosen.size * self._matrix.itemsize * self.dim > PACK_BUDGET * self._matrix.nbytes:
             return None
@@ -263,19 +254,32 @@ class VectorStore:
         return out
 
     def search(self, query: np.ndarray, allowed: np.ndarray, k: int) -> list[Hit]:
-        """True top-k among `allowed` only: only allowed rows are ever scored.
+        """Top-k among `allowed` only: only allowed rows are ever scored.
 
         `allowed` is required and never means "everything": an empty set finds nothing.
-        Returns min(k, allowed ids that are stored) hits, best first, ties by chunk id.
+        Returns min(k, allowed ids that are stored) hits, best first, ties by chunk id; the
+        true top-k on every exact plan, recall@10 >= 0.95 on the approximate one.
         """
-        chosen, packed = self._planned(allowed)
+        return self.search_planned(query, allowed, k)[0]
+
+    def search_planned(self, query: np.ndarray, allowed: np.ndarray,
+                       k: int) -> tuple[list[Hit], Strategy]:
+        """`search`, and the plan that ran (for the audit and the metrics, never the caller)."""
+        chosen, extra = self._planned(allowed)
         if k <= 0 or chosen.size == 0:
-            return []
+            return [], Strategy.EMPTY
         vector = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
         if vector.size != self.dim:
             raise ValueError(f"query has {vector.size} dimensions, the index {self.dim}")
-        scores = self._score(chosen, vector, packed)
-        rows = chosen.rows
+        if chosen.strategy is Strategy.APPROXIMATE and self.ann is not None and extra is not None:
+            rows, _ = self.ann.candidates(vector, extra, chosen.size, depth_for(k))
+            rows = np.sort(rows)
+            scores = np.empty(rows.size, dtype=np.float32)
+            sp = faiss.swig_ptr
+            kernels.fvec_inner_products_by_idx(sp(scores), sp(vector), sp(self._matrix),
+                                               sp(rows), self.dim, 1, rows.size)
+        else:
+            scores, rows = self._score(chosen, vector, extra), chosen.rows
         best = top_k(scores, lambda at: self._ids[rows[at]], k)
         return [Hit(int(i), float(s)) for i, s in zip(self._ids[rows[best]], scores[best],
-                                                       strict=True)]
+                                                       strict=True)], chosen.strategy

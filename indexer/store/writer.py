@@ -18,19 +18,19 @@ import numpy as np
 from indexer.store import lexical
 from indexer.store.layout import (
     BY_RULE,
-    FILES,
     GENERATIONS,
     LEXICAL,
     META_DB,
-    OPTIONAL_FILES,
     REPORT,
+    SHARDS,
     StoreError,
     fsync_dir,
     live_generation_dir,
     point_current,
+    shard_of,
 )
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument, text_sha
-from indexer.store.vectors import VectorStore
+from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile
 
 LEXICAL_DIGEST = "lexical_digest"  # info key: lexical.content_digest of the generation
 SCHEMA = """
@@ -55,78 +55,63 @@ CREATE TABLE files(
 """
 
 
-class GenerationWriter:
-    """Writes one new generation beside the live one; `publish` makes it live atomically."""
+class _Rows:
+    """One meta.sqlite being written, and the vectors beside it (none for the top level of a
+    sharded generation, whose vectors live in its shards)."""
 
-    def __init__(self, root: Path, dim: int, info: dict[str, str], partners: Sequence[str]):
-        self.root = root
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sorts by time
-        self.name = f"{stamp}-{secrets.token_hex(3)}"
-        self.final_dir = root / GENERATIONS / self.name
-        self.dir = root / GENERATIONS / f"{self.name}.tmp"
-        self.dir.mkdir(parents=True)
-        self._db = sqlite3.connect(self.dir / META_DB)
-        self._db.executescript(SCHEMA)
-        self._db.executemany("INSERT INTO info VALUES (?, ?)",
-                             sorted({**info, "generation": self.name}.items()))
-        self._db.executemany("INSERT INTO partners VALUES (?)", [(p,) for p in partners])
-        self._vectors = VectorStore.create(dim)
-        self._ids: set[int] = set()
+    def __init__(self, directory: Path, dim: int, info: dict[str, str],
+                 partners: Sequence[str], vectors: bool) -> None:
+        directory.mkdir(parents=True)
+        self.dir = directory
+        self.db = sqlite3.connect(directory / META_DB)
+        self.db.executescript(SCHEMA)
+        self.db.executemany("INSERT INTO info VALUES (?, ?)", sorted(info.items()))
+        self.db.executemany("INSERT INTO partners VALUES (?)", [(p,) for p in partners])
+        self.vectors = VectorFile(directory, dim) if vectors else None
 
     def add_document(self, doc: StoredDocument, grant: Grant) -> None:
-        """A document with the grant today's access rules give it."""
-        self._db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-                         (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
-                          grant.owner))
+        self.db.execute("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
+                        (doc.doc_id, doc.path, doc.title, doc.content_sha, grant.rule,
+                         grant.owner))
         until = grant.until.isoformat() if grant.until else None
-        self._db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
-                             [(doc.doc_id, p, until) for p in sorted(grant.partners)])
-
-    def add_files(self, records: Iterable[FileRecord]) -> None:
-        self._db.executemany(
-            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r.path, r.size, r.mtime_ns, r.sha256, json.dumps(list(r.doc_ids)), r.status,
-              r.reason) for r in records])
+        self.db.executemany("INSERT INTO grants VALUES (?, ?, ?)",
+                            [(doc.doc_id, p, until) for p in sorted(grant.partners)])
 
     def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        for chunk in chunks:
-            if chunk.chunk_id in self._ids:  # a 53-bit hash collision: refuse, never overwrite
-                raise StoreError(f"duplicate chunk id {chunk.chunk_id} ({chunk.doc_id})")
-            self._ids.add(chunk.chunk_id)
-        self._db.executemany(
+        self.db.executemany(
             "INSERT INTO chunks (chunk_id, doc_id, ordinal, page, char_start, char_end, text, "
             "section, ocr, text_sha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text,
               c.section, int(c.ocr), text_sha(c.text)) for c in chunks],
         )
-        self._vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
+        if self.vectors is not None:
+            self.vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
 
-    def publish(self, report: dict[str, object], keep: int) -> Path:
-        """Sync everything, rename into place, then point CURRENT at it in one rename."""
-        lexical.fill(self._db)  # the FTS5 index of this generation's chunks
-        digest = lexical.content_digest(self._db)
-        self._db.execute("INSERT INTO info VALUES (?, ?)", (LEXICAL_DIGEST, digest))
-        self._db.commit()
-        if not self._reuse_postings(digest):  # what BM25 reads (bm25.py)
-            lexical.postings_of(self._db).save(self.dir / LEXICAL)
+    def finish(self, ann_min_rows: int, live: Path | None) -> None:
+        """The lexical index and its postings (linked from `live`, the same store of the live
+        generation, when its chunks are the same), the rows committed, then the vectors in
+        layout order. The top level of a sharded generation has neither: its shards are
+        searched."""
+        searched = self.vectors is not None  # not the top level of a sharded generation
+        if searched:
+            lexical.fill(self.db)  # the FTS5 index of these chunks
+            digest = lexical.content_digest(self.db)
+            self.db.execute("INSERT INTO info VALUES (?, ?)", (LEXICAL_DIGEST, digest))
+        self.db.commit()
+        if searched and not self._reuse_postings(live, digest):  # what BM25 reads (bm25.py)
+            lexical.postings_of(self.db).save(self.dir / LEXICAL)
         layout = self._layout()
-        self._db.close()
-        self._vectors.save(self.dir, order=layout)
-        (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
-        for name in (*FILES, *OPTIONAL_FILES):
+        self.db.close()
+        if self.vectors is not None:
+            self.vectors.write(layout, ann_min_rows)
+        for name in (META_DB, LEXICAL) if searched else (META_DB,):
             with open(self.dir / name, "rb") as handle:
                 os.fsync(handle.fileno())
-        os.rename(self.dir, self.final_dir)
-        fsync_dir(self.final_dir.parent)
-        point_current(self.root, self.name)
-        prune_generations(self.root, keep)
-        return self.final_dir
 
-    def _reuse_postings(self, digest: str) -> bool:
+    def _reuse_postings(self, live: Path | None, digest: str) -> bool:
         """Link the live generation's postings when they were exported from the same chunks:
         a nightly re-build of an unchanged corpus does not export them again."""
-        live = live_generation_dir(self.root)
-        if live is None or not (live / LEXICAL).is_file():
+        if live is None or not (live / LEXICAL).is_file() or not (live / META_DB).is_file():
             return False
         uri = f"file:{live / META_DB}?mode=ro&immutable=1"
         with closing(sqlite3.connect(uri, uri=True)) as db:
@@ -142,11 +127,91 @@ class GenerationWriter:
     def _layout(self) -> np.ndarray:
         """Chunk ids by access rule, then document: a partner's chunks lie in a few contiguous
         runs of vector rows, so searching what it may see reads only those (planner.py)."""
-        return np.array([r[0] for r in self._db.execute(BY_RULE)], dtype=np.int64)
+        return np.array([r[0] for r in self.db.execute(BY_RULE)], dtype=np.int64)
+
+    def close(self) -> None:
+        if self.vectors is not None:
+            self.vectors.close()
+        self.db.close()
+
+
+class GenerationWriter:
+    """Writes one new generation beside the live one; `publish` makes it live atomically.
+
+    With `shards` > 1 the generation is written as that many shards, by document (layout.py's
+    `shard_of`): each shard a store of its documents' rows, lexical index and vectors, which a
+    shard server loads alone; the top level keeps every row for the API (passages, grants).
+    """
+
+    def __init__(self, root: Path, dim: int, info: dict[str, str], partners: Sequence[str],
+                 ann_min_rows: int = ANN_MIN_ROWS, shards: int = 1):
+        if shards < 1:
+            raise StoreError(f"a generation has at least one shard, not {shards}")
+        self.root = root
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sorts by time
+        self.name = f"{stamp}-{secrets.token_hex(3)}"
+        self.final_dir = root / GENERATIONS / self.name
+        self.dir = root / GENERATIONS / f"{self.name}.tmp"
+        info = {**info, "generation": self.name}
+        if shards > 1:
+            info["shards"] = str(shards)
+        self._main = _Rows(self.dir, dim, info, partners, vectors=shards == 1)
+        own = {key: value for key, value in info.items() if key != "shards"}  # a shard is whole
+        self._shards = [_Rows(self.dir / SHARDS / str(i), dim, {**own, "shard": f"{i}/{shards}"},
+                              partners, vectors=True) for i in range(shards)] if shards > 1 \
+            else []
+        self._doc_shard: dict[str, int] = {}
+        self._ann_min_rows = ann_min_rows
+        self._ids: set[int] = set()
+
+    def add_document(self, doc: StoredDocument, grant: Grant) -> None:
+        """A document with the grant today's access rules give it."""
+        self._main.add_document(doc, grant)
+        if self._shards:
+            number = shard_of(doc.doc_id, len(self._shards))
+            self._shards[number].add_document(doc, grant)
+            self._doc_shard[doc.doc_id] = number
+
+    def add_files(self, records: Iterable[FileRecord]) -> None:
+        self._main.db.executemany(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r.path, r.size, r.mtime_ns, r.sha256, json.dumps(list(r.doc_ids)), r.status,
+              r.reason) for r in records])
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        for chunk in chunks:
+            if chunk.chunk_id in self._ids:  # a 53-bit hash collision: refuse, never overwrite
+                raise StoreError(f"duplicate chunk id {chunk.chunk_id} ({chunk.doc_id})")
+            self._ids.add(chunk.chunk_id)
+        self._main.add_chunks(chunks, vectors)
+        if self._shards:
+            by_shard: dict[int, list[int]] = {}
+            for at, chunk in enumerate(chunks):
+                by_shard.setdefault(self._doc_shard[chunk.doc_id], []).append(at)
+            for number, picked in sorted(by_shard.items()):
+                self._shards[number].add_chunks([chunks[i] for i in picked], vectors[picked])
+
+    def publish(self, report: dict[str, object], keep: int) -> Path:
+        """Sync everything, rename into place, then point CURRENT at it in one rename."""
+        live = live_generation_dir(self.root)
+        self._main.finish(self._ann_min_rows, live)
+        for number, part in enumerate(self._shards):
+            part.finish(self._ann_min_rows, live / SHARDS / str(number) if live else None)
+        (self.dir / REPORT).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        with open(self.dir / REPORT, "rb") as handle:
+            os.fsync(handle.fileno())
+        for part in self._shards:
+            fsync_dir(part.dir)
+        os.rename(self.dir, self.final_dir)
+        fsync_dir(self.final_dir.parent)
+        point_current(self.root, self.name)
+        prune_generations(self.root, keep)
+        return self.final_dir
 
     def abort(self) -> None:
         try:
-            self._db.close()
+            for part in (self._main, *self._shards):
+                part.close()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -1,16 +1,20 @@
-"""Dense retrieval: cosine similarity of the query's embedding, exact within the allowed set."""
+"""Dense retrieval: cosine similarity of the query's embedding within the allowed set, asked of
+every shard and merged (one shard when the generation is not sharded)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from indexer.store.vectors import VectorStore
 from search_api.access import AllowedSet
+from search_api.retrieval.merge import merge_top_k
+from search_api.retrieval.shards import DenseAnswer, Shards
 
 
-def dense(vectors: VectorStore, query_vector: np.ndarray, allowed: AllowedSet,
-          k: int) -> list[tuple[int, float]]:
-    """The k chunks of `allowed` most similar to the query, best first: (chunk id, cosine)."""
-    if len(allowed) == 0:
-        return []
-    return [(hit.chunk_id, hit.score) for hit in vectors.search(query_vector, allowed.ids, k)]
+def dense(shards: Shards, query_vector: np.ndarray, allowed: AllowedSet, k: int) -> DenseAnswer:
+    """The k chunks of `allowed` most similar to the query, best first: (chunk id, cosine);
+    `approximate` when any shard answered from its IVF index."""
+    if len(allowed) == 0 or k <= 0:
+        return DenseAnswer([], False)
+    answers = shards.dense(query_vector, allowed, k)
+    return DenseAnswer(merge_top_k([a.ranked for a in answers], k),
+                       any(a.approximate for a in answers))

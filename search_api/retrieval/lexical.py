@@ -4,10 +4,14 @@ terms here; the store stems them as it stemmed the chunks, counts and scores."""
 
 from __future__ import annotations
 
+import operator
 import re
+from functools import reduce
 
-from indexer.store.reader import Generation
+from indexer.store.bm25 import LexicalStats
 from search_api.access import AllowedSet
+from search_api.retrieval.merge import merge_top_k
+from search_api.retrieval.shards import Shards
 
 # Weights of the indexed columns (chunk text, document title, heading path) in bm25(). The
 # title counts half a chunk's text: every chunk of a document then matches its title's words.
@@ -35,12 +39,14 @@ def query_terms(query: str) -> list[str]:
     return [term for term in terms if term not in STOP_WORDS] or terms
 
 
-def lexical(generation: Generation, query: str, allowed: AllowedSet, k: int,
+def lexical(shards: Shards, query: str, allowed: AllowedSet, k: int,
             weights: tuple[float, float, float] = WEIGHTS) -> list[tuple[int, float]]:
     """The k best chunks of `allowed` by BM25, best first: (chunk id, BM25 score), with N, the
-    average length and each term's document frequency of `allowed` alone."""
-    if len(allowed) == 0:
+    average length and each term's document frequency of `allowed` alone: counted by every
+    shard over its part, summed, then every shard scores with the totals (retrieval/shards.py)
+    and the best k of their answers are kept."""
+    if len(allowed) == 0 or k <= 0:
         return []
     terms = query_terms(query)
-    stats = generation.lexical_stats(terms, allowed.ids)
-    return generation.lexical_search(terms, allowed.ids, k, weights, stats)
+    stats = reduce(operator.add, shards.lexical_stats(terms, allowed), LexicalStats())
+    return merge_top_k(shards.lexical_search(terms, allowed, k, weights, stats), k)

@@ -44,5 +44,6 @@ def retrieve_passages(body: RetrieveRequest, index: CurrentIndex, principal: Ret
     allowed = index.access.allowed_for(principal, services.today(), body.on_behalf_of)
     result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
     audit.record(principal, "retrieve", generation=index.generation, query=body.query,
-                 doc_ids=[p.first.doc_id for p in result.passages], on_behalf_of=body.on_behalf_of)
+                 doc_ids=[p.first.doc_id for p in result.passages], on_behalf_of=body.on_behalf_of,
+                 approximate=result.approximate)
     return to_response(result, model_name(index.embedder.model))

@@ -20,10 +20,11 @@ def search_passages(body: SearchRequest, index: CurrentIndex, principal: SearchC
     allowed = index.access.allowed_for(principal, services.today(), body.on_behalf_of)
     if body.within is not None:
         allowed = index.access.within(allowed, body.within)
-    results = search(index, body.query, allowed, body.top_k, body.mode)
+    found = search(index, body.query, allowed, body.top_k, body.mode)
+    results = found.results
     audit.record(principal, "search", generation=index.generation, query=body.query,
                  doc_ids=[p.doc_id for p, _ in results], mode=body.mode,
-                 on_behalf_of=body.on_behalf_of)
+                 on_behalf_of=body.on_behalf_of, approximate=found.approximate)
     rights = index.access.visible_to(principal, [p.doc_id for p, _ in results],
                                      services.today())
     return SearchResponse(results=[

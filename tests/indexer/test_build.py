@@ -105,7 +105,7 @@ def test_crashed_build_leaves_the_live_generation_untouched(
     def explode(*_: object, **__: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("indexer.store.writer.VectorStore.save", explode)
+    monkeypatch.setattr("indexer.store.writer.VectorFile.write", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build(corpus, index, settings, embedder)
     assert (index / CURRENT).read_text() == live

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.incremental import Previous
-from indexer.intake import PasswordSource, read_corpus
+from indexer.intake import LocalParsing, PasswordSource, read_corpus
 from indexer.isolate import IsolatedParser
 from indexer.load import LoadOptions, LoadResult, load_file
 from indexer.manifest import Manifest
@@ -38,7 +38,7 @@ def test_a_file_changed_while_read_is_read_again_and_one_gone_is_skipped(tmp_pat
              write(corpus / "vanish.txt", "Deleted while it was parsed.")]
     manifest = Manifest(corpus / "access.yaml", ("a",), ())
     with IsolatedParser(60, parse=meddling_parser) as parser:
-        intake = read_corpus(corpus, files, Previous(None, False, False), parser,
+        intake = read_corpus(corpus, files, Previous(None, False, False), LocalParsing(parser),
                              PasswordSource(manifest, {}), LoadOptions())
     [edited] = intake.outcomes
     assert edited.record.path == "edited-once.txt"

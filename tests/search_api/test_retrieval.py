@@ -81,35 +81,35 @@ def test_lexical_top_k_within_the_allowed_set_equals_brute_force(boiler: LoadedI
                                                                   query: str) -> None:
     """Brute force: every matching chunk of the allowed set ranked with the allowed set's own
     statistics (tests/search_api/test_lexical_oracle.py checks those against a separate index)."""
-    assert lexical(boiler.generation, query, allowed_sets(boiler)["admin"], 10_000)
+    assert lexical(boiler.shards, query, allowed_sets(boiler)["admin"], 10_000)
     for who, allowed in allowed_sets(boiler).items():
-        everything = lexical(boiler.generation, query, allowed, 10_000)
+        everything = lexical(boiler.shards, query, allowed, 10_000)
         for k in (1, 3, 10):
             expected = everything[:k]
-            got = lexical(boiler.generation, query, allowed, k)
+            got = lexical(boiler.shards, query, allowed, k)
             assert [c for c, _ in got] == [c for c, _ in expected], (who, k)
             assert np.allclose([s for _, s in got], [s for _, s in expected]), (who, k)
             assert all(c in allowed for c, _ in got)
 
 
 def test_an_empty_allowed_set_finds_nothing(boiler: LoadedIndex) -> None:
-    assert lexical(boiler.generation, "project report", EMPTY, 10) == []
-    assert search(boiler, "project report", EMPTY, 10, "hybrid") == []
+    assert lexical(boiler.shards, "project report", EMPTY, 10) == []
+    assert search(boiler, "project report", EMPTY, 10, "hybrid").results == []
 
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_hybrid_equals_the_fusion_of_brute_force_lists(boiler: LoadedIndex, query: str) -> None:
     vector = boiler.embedder.embed_query(query)
     admin = allowed_sets(boiler)["admin"]
-    all_dense = dense(boiler.generation.vectors, vector, admin, 10_000)
+    all_dense = dense(boiler.shards, vector, admin, 10_000).ranked
     for who, allowed in allowed_sets(boiler).items():
-        all_lexical = lexical(boiler.generation, query, allowed, 10_000)  # its own statistics
+        all_lexical = lexical(boiler.shards, query, allowed, 10_000)  # its own statistics
         lists = [[(c, s) for c, s in ranked if c in allowed][:CANDIDATES]
                  for ranked in (all_dense, all_lexical)]
         spans = boiler.generation.chunk_spans([c for c, _ in all_dense])
         doc_of = {c: span.doc_id for c, span in spans.items()}
         expected = [c for c, _ in document_aware(lists, WEIGHTS, doc_of)][:5]
-        got = [p.chunk_id for p, _ in search(boiler, query, allowed, 5, "hybrid")]
+        got = [p.chunk_id for p, _ in search(boiler, query, allowed, 5, "hybrid").results]
         assert got == expected, who
         assert set(got) <= set(allowed.ids.tolist())
 
@@ -124,7 +124,7 @@ def test_quoting_a_sentence_finds_its_document_first(boiler: LoadedIndex, mode: 
     for who in ("admin", {"north": "north", "south": "south"}.get(FOLDERS[i % 4], "east")):
         if who == "east" and FOLDERS[i % 4] == "board":
             continue
-        results = search(boiler, sentence, sets[who], 3, mode)  # type: ignore[arg-type]
+        results = search(boiler, sentence, sets[who], 3, mode).results  # type: ignore[arg-type]
         assert results[0][0].path == path, (who, sentence, [p.path for p, _ in results])
 
 

@@ -3,6 +3,8 @@ lock never blocks."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +47,36 @@ def test_garbage_in_a_stale_lock_file_does_not_matter(tmp_path: Path) -> None:
     (tmp_path / LOCK).write_text("not a pid\n")
     with build_lock(tmp_path):
         pass
+
+
+FORK_AND_HOLD = """
+import os, sys, time
+from pathlib import Path
+from indexer.store.lock import build_lock
+with build_lock(Path(sys.argv[1])):
+    child = os.fork()  # as a library's helper process does (OpenVINO's telemetry sender did)
+    if child == 0:
+        time.sleep(600)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_forked_helper_of_a_killed_holder_does_not_keep_the_lock(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", FORK_AND_HOLD, str(tmp_path)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    helper = int(holder.stdout.readline())
+    try:
+        with pytest.raises(LockHeld):  # the holder itself still holds it
+            with build_lock(tmp_path):
+                pass
+        holder.kill()
+        holder.wait()
+        assert os.path.exists(f"/proc/{helper}")  # the forked helper lives on
+        with build_lock(tmp_path):  # and yet the lock is free
+            pass
+    finally:
+        holder.kill()
+        os.kill(helper, signal.SIGKILL)

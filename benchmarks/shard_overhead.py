@@ -1,0 +1,112 @@
+"""What serving shards on Ray costs per request: the same corpus as one index and as N shards
+(`serve --ray local`), the same queries over HTTP on loopback, one client, requests to the two
+servers interleaved so that both see the same machine load.
+
+    .venv/bin/python benchmarks/shard_overhead.py [--corpus corpora/demo] [--shards 2]
+        [--requests 200] [--json benchmarks/results/shard_overhead.json]
+
+Needs the `cluster` extra (`pip install -e '.[cluster]'`). Builds both indexes under
+var/bench/shard-overhead, an admin key and a partner key in each, and reports p50/p95 per mode
+and principal, with the sharded/single ratio. The answers are checked equal as they come.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.api_throughput import start_server  # noqa: E402
+from indexer.build import build  # noqa: E402
+from indexer.settings import IndexerSettings  # noqa: E402
+from indexer.store.reader import Generation  # noqa: E402
+from search_api.keys import KeyStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = ["cell cycling results", "sensor calibration drift", "battery management firmware",
+           "steering committee minutes", "pilot line coating", "state of charge estimation",
+           "field trial data", "charter amendment signature", "thermal runaway", "roadmap"]
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpora/demo")
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--json", type=Path,
+                        default=ROOT / "benchmarks/results/shard_overhead.json")
+    args = parser.parse_args()
+    base = ROOT / "var/bench/shard-overhead"
+    shutil.rmtree(base, ignore_errors=True)
+    settings = IndexerSettings(progress=False)
+    single, sharded = base / "single", base / "sharded"
+    build(args.corpus, single, settings)
+    build(args.corpus, sharded, settings.model_copy(update={"shards": args.shards}))
+    partner = Generation.open_live(single).partners[0]
+    keys = {index: {"admin": KeyStore(index).create("bench", None, True)[1],
+                    partner: KeyStore(index).create("bench", partner, False)[1]}
+            for index in (single, sharded)}
+    unlimited = {"PKS_RATE_LIMIT_PER_MINUTE": "0"}
+    servers = [start_server(single, unlimited),
+               start_server(sharded, {**unlimited, "PKS_RAY": "local",
+                                      "PKS_RAY_SHARD_CPUS": "0.5",
+                                      "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})]
+    rows = []
+    try:
+        clients = [httpx.Client(base_url=url, timeout=60) for _, url in servers]
+        for mode in ("dense", "hybrid", "lexical"):
+            for who in ("admin", partner):
+                millis: dict[str, list[float]] = {"single": [], "sharded": []}
+                for at in range(args.requests):
+                    query = QUERIES[at % len(QUERIES)]
+                    got = []
+                    for (label, index), client in zip((("single", single), ("sharded", sharded)),
+                                                      clients, strict=True):
+                        started = time.perf_counter()
+                        response = client.post(
+                            "/v1/search", json={"query": query, "top_k": 10, "mode": mode},
+                            headers={"Authorization": f"Bearer {keys[index][who]}"})
+                        millis[label].append((time.perf_counter() - started) * 1000)
+                        assert response.status_code == 200, response.text
+                        got.append([(r["chunk_id"], r["score"]) for r in
+                                    response.json()["results"]])
+                    assert [c for c, _ in got[0]] == [c for c, _ in got[1]], (mode, who, query)
+                row = {"mode": mode, "who": "admin" if who == "admin" else "partner",
+                       **{f"{label}_p50_ms": round(statistics.median(m), 2)
+                          for label, m in millis.items()},
+                       **{f"{label}_p95_ms": round(sorted(m)[int(0.95 * len(m))], 2)
+                          for label, m in millis.items()}}
+                row["p50_ratio"] = round(row["sharded_p50_ms"] / row["single_p50_ms"], 2)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    finally:
+        for server, _ in servers:
+            stop(server)
+    result = {"corpus": str(args.corpus), "shards": args.shards, "requests": args.requests,
+              "chunks": Generation.open_live(single).counts()[1],
+              "load_average": os.getloadavg()[0], "cpus": os.cpu_count(), "rows": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The approximate plan: an IVF index searched with the allowed rows as its selector, widened
+until k allowed results are found and re-scored exactly. Against numpy brute force over the
+allowed rows: recall@10 >= 0.95, never an id outside the set, never fewer than min(k, allowed)
+results, exact scores; chosen only where the cost model says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import indexer.store.planner as planner
+from indexer.store.ann import AnnIndex, bitmap_of
+from indexer.store.layout import ANN
+from indexer.store.planner import Approximate, Strategy, plan
+from indexer.store.vector_file import VectorFile
+from indexer.store.vectors import VectorStore
+from tests.indexer.store.test_planner import brute_force, chunk_ids, frozen
+
+DIM, N = 32, 20_000
+
+
+def clustered(n: int, seed: int, centers: np.ndarray) -> np.ndarray:
+    """Points around cluster centres, normalised: neighbours are real, as with embeddings."""
+    rng = np.random.default_rng(seed)
+    x = centers[rng.integers(0, len(centers), n)] + \
+        0.5 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+CENTERS = np.random.default_rng(0).standard_normal((200, DIM)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def approximate_store(tmp_path_factory: pytest.TempPathFactory
+                      ) -> tuple[VectorStore, np.ndarray, np.ndarray]:
+    """Written as the writer writes (spilled in blocks, IVF built at publish), then loaded."""
+    directory = tmp_path_factory.mktemp("ann")
+    ids, vectors = chunk_ids(N, 21), clustered(N, 22, CENTERS)
+    spill = VectorFile(directory, DIM)
+    for start in range(0, N, 997):
+        spill.add(ids[start:start + 997], vectors[start:start + 997])
+    spill.write(order=ids, ann_min_rows=N)
+    assert (directory / ANN).is_file()
+    store = VectorStore.load(directory)
+    assert store.ann is not None and store.ann.total == N
+    return store, ids, vectors
+
+
+@pytest.fixture()
+def no_exact_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 20,000 rows every exact plan is within budget; take the budget away so that the
+    cost model compares the approximate plan with the exact ones."""
+    monkeypatch.setattr(planner, "EXACT_BUDGET_US", 0.0)
+
+
+SHARES = [1.0, 0.3, 0.1, 0.01]
+
+
+@pytest.mark.parametrize("share", SHARES)
+@pytest.mark.parametrize("layout", ["contiguous", "scattered"])
+def test_the_approximate_plan_finds_the_top_10_with_exact_scores(
+        approximate_store: tuple[VectorStore, np.ndarray, np.ndarray], no_exact_budget: None,
+        share: float, layout: str) -> None:
+    store, ids, vectors = approximate_store
+    m = int(N * share)
+    rng = np.random.default_rng(int(share * 100))
+    start = int(rng.integers(0, N - m + 1))
+    allowed = frozen(ids[start:start + m] if layout == "contiguous"
+                     else rng.choice(ids, m, replace=False))
+    recalls = []
+    for q, query in enumerate(clustered(40, 300, CENTERS)):
+        hits, ran = store.search_planned(query, allowed, 10)
+        truth = brute_force(ids, vectors, query, allowed, 10)
+        got = [h.chunk_id for h in hits]
+        assert len(got) == 10 and set(got) <= set(allowed.tolist()), q
+        exact = {int(i): float(s) for i, s in zip(ids, vectors @ query, strict=True)}
+        assert all(abs(h.score - exact[h.chunk_id]) < 1e-5 for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        recalls.append(len(set(got) & set(truth)) / 10)
+        if share >= 0.1:
+            assert ran is Strategy.APPROXIMATE
+    assert np.mean(recalls) >= 0.95
+
+
+def test_a_narrow_set_is_widened_until_k_are_found(
+        approximate_store: tuple[VectorStore, np.ndarray, np.ndarray]) -> None:
+    """Even forced through the IVF, 15 scattered rows give 15 results: probing widens until
+    every allowed entry was scanned, and then the answer is the exact one."""
+    store, ids, vectors = approximate_store
+    assert store.ann is not None
+    rows = np.sort(np.random.default_rng(4).choice(N, 15, replace=False))
+    query = clustered(1, 5, CENTERS)[0]
+    found, nprobe = store.ann.candidates(query, bitmap_of(rows, N), rows.size, 40)
+    assert sorted(found.tolist()) == rows.tolist() and nprobe == store.ann.lists
+    allowed = frozen(ids[rows])  # written with order=ids: row r holds ids[r]
+    hits = store.search(query, allowed, 100)
+    assert [h.chunk_id for h in hits] == brute_force(ids, vectors, query, allowed, 100)
+
+
+def test_the_cost_model_keeps_exact_plans_for_narrow_sets_at_ten_million() -> None:
+    total = 10_000_000
+    ivf = AnnIndex.__new__(AnnIndex)  # only its shape matters to the planner
+    ivf.lists, ivf.total = 3162, total
+
+    def chosen(rows: np.ndarray) -> Strategy:
+        return plan(rows, total, Approximate(ivf.lists, ivf.first_nprobe(rows.size, 40),
+                                             40)).strategy
+
+    everything = np.arange(total, dtype=np.int64)
+    assert chosen(everything) is Strategy.APPROXIMATE  # 750 ms exact
+    assert chosen(np.arange(0, total // 10, dtype=np.int64)) is Strategy.APPROXIMATE  # 75 ms
+    assert chosen(np.arange(0, total // 100, dtype=np.int64)) is Strategy.RANGES  # 7.5 ms
+    scattered = np.sort(np.random.default_rng(1).choice(total, total // 100, replace=False))
+    assert chosen(scattered) is Strategy.APPROXIMATE  # 25 ms by position
+    assert chosen(scattered[::10]) is Strategy.ROWS  # 0.1 %: 2.5 ms
+    assert plan(everything, total).strategy is Strategy.SCAN  # no IVF: exact as before
+
+
+def test_a_small_generation_has_no_ivf_and_an_old_one_still_loads(tmp_path: Path) -> None:
+    ids, vectors = chunk_ids(500, 1), clustered(500, 2, CENTERS)
+    spill = VectorFile(tmp_path, DIM)
+    spill.add(ids, vectors)
+    spill.write(order=None)
+    assert not (tmp_path / ANN).exists()
+    assert VectorStore.load(tmp_path).ann is None
