@@ -56,8 +56,6 @@ def test_a_build_over_an_index_written_before_reuses_its_vectors_for_equal_texts
         old_index: Path, tmp_path: Path, embedder: Embedder) -> None:
     """The chunker changed (content-defined boundaries, PIPELINE_VERSION 3), so every file is
     parsed again; a chunk whose text the old generation holds takes its vector, not a new one."""
-    from indexer.build import _fingerprint
-
     old = Generation.open_live(old_index)
     texts = {c.doc_id: c.text for cs in old.chunks_of(["acme/electrolyte.txt",
                                                       "shared/charter.md", "gloss-soc"]).values()
@@ -65,7 +63,7 @@ def test_a_build_over_an_index_written_before_reuses_its_vectors_for_equal_texts
     [meta] = old_index.glob("generations/*/meta.sqlite")
     with sqlite3.connect(meta) as db:  # the same packaged model, whatever this CPU computes in
         db.execute("UPDATE info SET value = ? WHERE key = 'model_probe'",
-                   (_fingerprint(embedder),))
+                   (embedder.fingerprint(),))
     corpus = tmp_path / "corpus"
     write(corpus / "access.yaml", "partners: [acme, globex]\nrules:\n"
                                   "  - match: 'acme/**'\n    allow: [acme]\n"
