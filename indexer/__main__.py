@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--model", help="embedding model: a directory or hub name (env PKS_MODEL)")
     b.add_argument("--chunk-tokens", type=int, help="chunk size in word pieces (default 200)")
     b.add_argument("--chunk-overlap", type=int, help="overlap in word pieces (default 32)")
+    b.add_argument("--chunk-window", type=int,
+                   help="boundary window in word pieces (default: half of --chunk-tokens)")
     b.add_argument("--batch-size", type=int, help="embedding batch size (default 16)")
     b.add_argument("--parse-timeout", type=float,
                    help="seconds one file may take to parse (env PKS_PARSE_TIMEOUT_SECONDS, 120)")
@@ -72,7 +74,8 @@ def _settings(args: argparse.Namespace):  # -> IndexerSettings, imported late: k
 
     overrides = {k: v for k, v in {
         "model": args.model, "chunk_tokens": args.chunk_tokens,
-        "chunk_overlap": args.chunk_overlap, "batch_size": args.batch_size,
+        "chunk_overlap": args.chunk_overlap, "chunk_window_tokens": args.chunk_window,
+        "batch_size": args.batch_size,
         "parse_timeout_seconds": args.parse_timeout, "ray_address": args.ray_address,
         "ray_actors": args.ray_actors, "shards": args.shards,
     }.items() if v is not None}

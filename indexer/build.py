@@ -99,7 +99,7 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
     _phase("chunking")
     stage_started = time.perf_counter()
     chunker = Chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap,
-                      embedder.max_tokens)
+                      embedder.max_tokens, settings.chunk_window_tokens)
     docs, records = _assemble(intake, chunker, report)
     report.chunk_seconds = round(time.perf_counter() - stage_started, 2)
     if not docs:

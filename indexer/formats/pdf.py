@@ -7,6 +7,7 @@ where there is one, gives each page its section title.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -69,6 +70,9 @@ def load_pdf(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]
     pages = [Page(n, recognised.get(n) or texts.get(n, ""), sections.get(n), n in recognised)
              for n in range(1, page_count + 1)]
     pages = [p for p in pages if p.text.strip()]
+    # The text runs on across page breaks: chunks may too, so that a break that moves (a
+    # paragraph added above it) moves no chunk boundary.
+    pages = [replace(p, continued=i > 0) for i, p in enumerate(pages)]
     if not pages:
         why = ocr_problem or ("OCR is turned off (PKS_OCR)" if not options.ocr
                               else "OCR found no text either")

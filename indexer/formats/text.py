@@ -1,14 +1,15 @@
-"""Plain text, Markdown (one page per heading section) and BEIR-style JSONL exports."""
+"""Plain text, Markdown (one page per heading section) and BEIR-style JSONL exports, in UTF-8 or
+a legacy encoding told by indexer.formats.encoding."""
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from indexer.document import Document, LoadResult, Page, Skipped
+from indexer.document import Document, LoadResult, LoadWarning, Page, Skipped
+from indexer.formats.encoding import UndecodableText, decode
 from indexer.store.records import text_sha
 
 HEADING_RE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -16,26 +17,23 @@ ATX_RE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-def decode(raw: bytes) -> str:
-    """UTF-8 (with or without BOM), or UTF-16 when a BOM says so; anything else is refused."""
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16")
-    if b"\x00" in raw:
-        raise ValueError("looks like a binary file (contains NUL bytes)")
+def read_text(path: Path, rel: str) -> tuple[str | None, list[LoadResult]]:
+    """The file's text, or None and why it is skipped; a legacy encoding assumed is a warning,
+    so that the build report says which one was."""
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"not UTF-8 text (invalid byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "convert it to UTF-8"
-        ) from None
+        decoded = decode(path.read_bytes())
+    except UndecodableText as exc:
+        return None, [Skipped(rel, str(exc))]
+    if decoded.encoding is None:
+        return decoded.text, []
+    return decoded.text, [LoadWarning(rel, f"not UTF-8: read as {decoded.encoding} "
+                                           "(detected by chardet)")]
 
 
 def load_text(path: Path, rel: str, markdown: bool) -> Iterator[LoadResult]:
-    try:
-        text = decode(path.read_bytes())
-    except ValueError as exc:
-        yield Skipped(rel, str(exc))
+    text, notes = read_text(path, rel)
+    yield from notes
+    if text is None:
         return
     if not text.strip():
         yield Skipped(rel, "no text (only whitespace)")
@@ -74,10 +72,9 @@ def markdown_sections(text: str) -> tuple[Page, ...]:
 
 def load_jsonl(path: Path, rel: str) -> Iterator[LoadResult]:
     """One BEIR-style record per line; a bad line is skipped, the others are kept."""
-    try:
-        content = decode(path.read_bytes())
-    except ValueError as exc:
-        yield Skipped(rel, str(exc))
+    content, notes = read_text(path, rel)
+    yield from notes
+    if content is None:
         return
     seen: set[str] = set()
     records = 0

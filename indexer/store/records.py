@@ -22,8 +22,8 @@ class Chunk:
     doc_id: str
     ordinal: int  # position within the document
     page: int | None
-    char_start: int  # offsets into the page text
-    char_end: int
+    char_start: int  # offsets into the page text; a chunk that runs on into the next page of
+    char_end: int  # a PDF ends past its page's end (indexer.chunk.run_together)
     text: str
     section: str | None = None  # heading path, slide title or sheet name: for citations
     ocr: bool = False  # text recognised from a scanned image, not a text layer
