@@ -13,12 +13,12 @@ INDEX  ?= var/index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium promtool
+.PHONY: install ocr-engine index serve test test-fast lint bench clean chromium promtool postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,postgres]'
 	@touch $(STAMP)
 
 install: ocr-engine $(STAMP)
@@ -27,7 +27,7 @@ install: ocr-engine $(STAMP)
 # which `make serve`, a local build and a single-index server never need.
 CLUSTER := $(VENV)/.installed-cluster
 $(CLUSTER): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster,postgres]'
 	@touch $(CLUSTER)
 
 # OCR of scanned PDFs uses Debian's tesseract-ocr (English data included); without it scanned
@@ -49,7 +49,7 @@ serve: index
 
 PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
-test: install $(CLUSTER) lint chromium promtool
+test: install $(CLUSTER) lint chromium promtool postgresql
 	$(PYTEST) --durations=15
 
 test-fast: install $(CLUSTER)
@@ -64,6 +64,17 @@ chromium:
 	  || echo "WARNING: could not install chromium (it needs root and Debian's apt);" \
 	          "the browser tests will be skipped (a failure under CI=true)." \
 	          "Install it with: apt-get install chromium"; }
+
+# The replica tests start their own PostgreSQL from Debian's server binaries (tests/postgres.py);
+# serving never needs it (keys and audit stay in files unless PKS_DATABASE_URL is set).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "Installing Debian's PostgreSQL for the replica tests (apt-get install postgresql)"; \
+	  { $(SUDO) apt-get install -y -q --no-install-recommends postgresql || \
+	    { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends postgresql; }; } \
+	  || echo "WARNING: could not install postgresql (it needs root and Debian's apt);" \
+	          "the PostgreSQL tests will be skipped (a failure under CI=true)." \
+	          "Install it with: apt-get install postgresql"; }
 
 # The alerting rules in docs/monitoring are checked with promtool, from Debian's prometheus
 # package. The tests run only promtool; on a host with systemd the package also enables its

@@ -4,6 +4,7 @@
                             [--ray ADDRESS|local [--ray-actors N]]
     python -m indexer generations --index DIR
     python -m indexer rollback --index DIR [--to NAME]
+    python -m indexer ship --index DIR --to DIR [--keep N]   (a replica's index directory)
 
 Exit codes: 0 ok (every file indexed); 1 failure, nothing changed; 2 bad arguments, settings or
 access manifest, nothing changed; 3 published, but some files were skipped or kept in their
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rollback", help="make an older generation live (default: the one before)")
     r.add_argument("--index", required=True, type=Path)
     r.add_argument("--to", metavar="NAME", help="generation name (see `generations`)")
+    s = sub.add_parser("ship", help="copy the live generation to a replica's index directory "
+                       "(a local path or a shared filesystem): files first, CURRENT last")
+    s.add_argument("--index", required=True, type=Path, help="the index that was built")
+    s.add_argument("--to", required=True, type=Path, dest="target",
+                   help="the replica's index directory (created if new)")
+    s.add_argument("--keep", type=int, default=3, help="generations the replica keeps (3)")
     return parser
 
 
@@ -185,10 +192,34 @@ def _rollback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ship(args: argparse.Namespace) -> int:
+    from indexer.store.layout import StoreError
+    from indexer.store.lock import LockHeld
+    from indexer.store.shipping import ship
+
+    if args.keep < 1:
+        print("error: --keep must be at least 1 (the live generation)", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        shipped = ship(args.index, args.target, args.keep)
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    except (StoreError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    copied = f"{shipped.copied_bytes / 1e6:.1f} MB copied" if shipped.copied_bytes else \
+        "already there"
+    print(f"{args.target}: live generation {shipped.generation} ({copied}; was "
+          f"{shipped.was_live or 'none'}); its servers follow within PKS_RELOAD_SECONDS")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _logging(getattr(args, "quiet", False))
-    commands = {"build": _build, "generations": _generations, "rollback": _rollback}
+    commands = {"build": _build, "generations": _generations, "rollback": _rollback,
+                "ship": _ship}
     return commands[args.command](args)
 
 

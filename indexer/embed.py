@@ -7,6 +7,7 @@ bf16 where the CPU has it, about 2x the speed, see indexer/openvino_forward.py) 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -29,6 +30,49 @@ class ModelLoadError(Exception):
     """The configured model cannot be loaded: a configuration problem, not a data problem."""
 
 
+PACKAGE = "package:"  # a model directory inside an installed Python package: package:NAME/PATH
+_PACKAGE_ROOTS = ("site-packages", "dist-packages")
+
+
+def model_reference(model: str) -> str:
+    """How a generation records its model, the same on every host.
+
+    A directory inside an installed Python package (the packaged all-MiniLM-L6-v2) becomes
+    `package:NAME/PATH`, which a replica whose virtual environment lives elsewhere resolves
+    against its own copy of the package; a hub name, a reference, or any other directory is
+    kept as it is (a directory outside a package must then exist at that path on every host).
+    """
+    if model.startswith(PACKAGE) or not model.startswith("/") and not Path(model).is_dir():
+        return model
+    parts = Path(model).resolve().parts if Path(model).exists() else Path(model).parts
+    for at, part in enumerate(parts[:-1]):
+        if part in _PACKAGE_ROOTS:
+            return PACKAGE + "/".join(parts[at + 1:])
+    return str(Path(model).resolve())
+
+
+def model_location(reference: str) -> str:
+    """Where a recorded model is on this host: what SentenceTransformer loads.
+
+    Generations written before references existed recorded the absolute directory of the
+    building host; one inside a package's directory is found in this host's package instead.
+    Raises ModelLoadError when the package is not installed here.
+    """
+    if not reference.startswith(PACKAGE) and (Path(reference).exists()
+                                              or not reference.startswith("/")):
+        return reference
+    recorded = model_reference(reference)
+    if not recorded.startswith(PACKAGE):
+        return reference  # an absolute directory missing here: SentenceTransformer says so
+    name, _, inner = recorded.removeprefix(PACKAGE).partition("/")
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"the index's model '{recorded}' is in the Python package "
+                             f"'{name}', which is not installed here: install it (pip install "
+                             f"{name.replace('_', '-')}) in the server's environment")
+    return str(Path(list(spec.submodule_search_locations)[0]) / inner)
+
+
 class Embedder:
     """One loaded model. Vectors are normalised, so inner product is cosine similarity.
 
@@ -49,15 +93,15 @@ class Embedder:
         # The splitter measures whole pages with the tokenizer; that is counting, not truncating.
         hf_logging.set_verbosity_error()
         try:
-            self._model = SentenceTransformer(model, device=device)
+            self._model = SentenceTransformer(model_location(model), device=device)
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot load embedding model '{model}': {type(exc).__name__}: {exc}. "
                 "Set PKS_MODEL (or --model) to a sentence-transformers directory, or a hub name "
                 "when a model hub is reachable."
             ) from exc
-        # A local directory is recorded absolute, so the server finds it from any directory.
-        self.model = str(Path(model).resolve()) if Path(model).is_dir() else model
+        # What a generation records: the same on every host (model_reference).
+        self.model = model_reference(model)
         self.batch_size = batch_size
         dim = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.embed import model_reference
 from indexer.load import load_options
 from indexer.settings import IndexerSettings
 from indexer.store.layout import live_generation_dir
@@ -71,7 +72,8 @@ class Previous:
         except Exception as exc:  # an unreadable old generation only costs re-embedding
             log.warning("cannot reuse anything from %s: %s", path, exc)
             return cls(None, False, False)
-        same_model = gen.info.get("model") == model and gen.info.get("model_probe") == probe
+        recorded = model_reference(gen.info.get("model", ""))  # old generations: a path
+        same_model = recorded == model and gen.info.get("model_probe") == probe
         return cls(gen, same_model, gen.info.get("pipeline") == pipeline)
 
     def unchanged(self, rel: str, path: Path, stat: os.stat_result) -> FileRecord | None:

@@ -1,6 +1,6 @@
 """Command line of the search API.
 
-    python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000]
+    python -m search_api serve --index DIR [--host 127.0.0.1] [--port 8000] [--workers N]
                                [--ray ADDRESS|local] [--replicas N]
     python -m search_api keys create --index DIR (--partner ID | --admin) [--name TEXT]
                                      [--scope SCOPE ...]
@@ -9,6 +9,11 @@
     python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
     python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
                                            [--until ISO] [--limit N] [--json]
+    python -m search_api db migrate             (PostgreSQL: apply schema migrations)
+    python -m search_api db import --index DIR  (PostgreSQL: move keys.sqlite and the audit in)
+
+Keys and audit live beside the index, or in PostgreSQL when PKS_DATABASE_URL is set
+(docs/REPLICAS.md); `keys`, `audit` and `serve` use whichever is configured.
 
 Exit codes: 0 done; 2 bad arguments or no usable index; 1 any other failure.
 """
@@ -20,9 +25,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+from search_api.settings_cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, settings_from
+from search_api.state_cli import audit_command, db_command, keys_command, open_state_for
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", type=Path, help="index directory (env PKS_INDEX)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the index's vectors (env PKS_WORKERS, 1)")
     serve.add_argument("--ray", metavar="ADDRESS",
                        help="serve each shard of the index as a Ray Serve deployment on the "
                             "cluster at ADDRESS (its head's host:port), or 'local' to start "
@@ -68,50 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--until", help="ISO date or time (UTC)")
     audit.add_argument("--limit", type=int, help="at most this many records")
     audit.add_argument("--json", action="store_true", help="one JSON record per line")
+    db = sub.add_parser("db", help="the shared PostgreSQL database (PKS_DATABASE_URL)")
+    db_action = db.add_subparsers(dest="action", required=True)
+    db_action.add_parser("migrate", help="apply the schema migrations this version needs")
+    move = db_action.add_parser("import", help="move INDEX/keys.sqlite and INDEX/audit into "
+                                "the database (keys keep working; safe to run again)")
+    move.add_argument("--index", type=Path, required=True)
     return parser
-
-
-def _audit(args: argparse.Namespace) -> int:
-    import json
-
-    from search_api.audit import AuditLog, AuditQuery, parse_time
-    from search_api.keys import KeyStore
-
-    try:
-        since = parse_time(args.since) if args.since else None
-        until = parse_time(args.until) if args.until else None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    log = AuditLog(args.index, KeyStore(args.index))
-    if not log.segments():
-        print(f"no audit records in {log.dir}", file=sys.stderr)
-    for event in log.newest_first(AuditQuery(args.partner, args.document, since, until,
-                                             args.limit)):
-        if args.json:
-            print(json.dumps(event, ensure_ascii=False))
-            continue
-        who = "admin" if event["admin"] else f"partner={event['partner']}"
-        if event.get("on_behalf_of"):
-            who += f" for={event['on_behalf_of']}"
-        docs = ", ".join(f"{d['doc_id']}" + (f" (owner {d['owner']})" if d["owner"] else "")
-                         for d in event["documents"]) or "-"
-        query = json.dumps(event["query"], ensure_ascii=False) if event["query"] else "-"
-        print(f"{event['time']}  {event['surface']:<8} {event['status']}  key {event['key_id']} "
-              f"({event['key_name']})  {who}  query={query}  documents: {docs}")
-    return EXIT_OK
-
-
-def _settings(overrides: dict[str, Any]):  # -> ApiSettings | None (imported late: fast --help)
-    from pydantic import ValidationError
-
-    from search_api.settings import ApiSettings
-
-    try:
-        return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
-        return None
 
 
 def _services(settings):  # -> Services | None: every component, or a message saying why not
@@ -119,12 +89,13 @@ def _services(settings):  # -> Services | None: every component, or a message sa
     from indexer.store.layout import StoreError
     from search_api.services import Services
     from search_api.sso import SsoConfigError
+    from search_api.state import StateUnavailable
 
     try:
         return Services.open(settings)
     except SsoConfigError as exc:
         print(f"error: invalid users file: {exc}", file=sys.stderr)
-    except (StoreError, ModelLoadError) as exc:
+    except (StoreError, ModelLoadError, StateUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ModuleNotFoundError as exc:
         if exc.name != "ray":
@@ -140,8 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from search_api.app import create_app
 
-    settings = _settings({"index": args.index, "host": args.host, "port": args.port,
-                          "ray": args.ray, "ray_replicas": args.replicas})
+    settings = settings_from({"index": args.index, "host": args.host, "port": args.port,
+                              "workers": args.workers, "ray": args.ray,
+                              "ray_replicas": args.replicas})
+    if settings is not None and settings.workers > 1:
+        return _serve_workers(settings)
     if settings is not None and settings.ray == "local":
         # A cluster of this machine only: Ray then binds and connects on loopback (read by Ray
         # when it is imported, which happens after this line).
@@ -158,24 +132,60 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve_workers(settings) -> int:  # settings: ApiSettings
+    """`serve --workers N`: uvicorn's process model. Each worker assembles the service from
+    the environment (search_api.app.worker_app): its own model and key store connections, the
+    index's vectors memory-mapped and so shared, its own watcher of CURRENT. What would make
+    every worker fail is checked here first, once, with a clear message."""
+    import os
+
+    import uvicorn
+
+    from indexer.embed import ModelLoadError, model_location
+    from indexer.store.layout import StoreError
+    from indexer.store.reader import Generation
+    from search_api.sso import SsoConfigError, SsoGate
+
+    try:
+        SsoGate.from_settings(settings)
+        model_location(Generation.open_live(settings.index).info["model"])
+    except SsoConfigError as exc:
+        print(f"error: invalid users file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (StoreError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    state = open_state_for(settings.index)  # the database reachable, its schema up to date
+    if state is None:
+        return EXIT_CONFIG
+    state.close()
+    os.environ.update({"PKS_INDEX": str(settings.index.resolve()),
+                       "PKS_WORKERS": str(settings.workers)})  # what the workers read
+    uvicorn.run("search_api.app:worker_app", factory=True, workers=settings.workers,
+                host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
+    return EXIT_OK
+
+
 def _mcp(args: argparse.Namespace) -> int:
     """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
     from search_api.deps import principal_for
     from search_api.errors import Unauthorized
-    from search_api.keys import KeyStore
     from search_api.mcp_server import build_server
 
-    settings = _settings({"index": args.index})
-    if settings is None:
+    settings = settings_from({"index": args.index})
+    state = open_state_for(args.index) if settings is not None else None
+    if settings is None or state is None:
         return EXIT_CONFIG
     token = settings.api_key.get_secret_value() if settings.api_key else None
     try:  # the key first: a wrong one is reported before the slow index load
-        principal_for(KeyStore(settings.index), token)
+        principal_for(state.keys, token)
     except Unauthorized as exc:
         reason = "is not set" if not token else "is not a valid key (unknown or revoked)"
         print(f"error: PKS_API_KEY {reason}: set it to a key from `python -m search_api keys "
               f"create --index {settings.index} --partner ID` ({exc.message})", file=sys.stderr)
         return EXIT_CONFIG
+    finally:
+        state.close()
     services = _services(settings)
     if services is None:
         return EXIT_CONFIG
@@ -187,62 +197,14 @@ def _mcp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def key_scopes(named: list[str] | None) -> frozenset[str]:
-    """--scope as documented: surface scopes named replace the defaults; act-as only adds."""
-    from search_api.access import ACT_AS, DEFAULT_SCOPES
-
-    named_set = set(named or ())
-    surfaces = named_set - {ACT_AS}
-    return frozenset((surfaces or DEFAULT_SCOPES) | (named_set & {ACT_AS}))
-
-
-def _keys(args: argparse.Namespace) -> int:
-    from indexer.store.layout import StoreError
-    from indexer.store.reader import live_partners
-    from search_api.keys import KeyStore, KeyStoreError
-
-    store = KeyStore(args.index)
-    try:
-        if args.action == "create":
-            if not args.admin:
-                partners = live_partners(args.index)
-                if args.partner not in partners:
-                    print(f"error: unknown partner '{args.partner}'; the index at {args.index} "
-                          f"knows: {', '.join(partners) or 'none'}", file=sys.stderr)
-                    return EXIT_CONFIG
-            record, token = store.create(args.name, None if args.admin else args.partner,
-                                         args.admin, key_scopes(args.scopes))
-            who = "admin (sees every document)" if record.admin else f"partner {record.partner}"
-            print(f"Created key {record.key_id} for {who}, "
-                  f"scopes: {' '.join(sorted(record.scopes))}.")
-            print("Store it now; it cannot be shown again:")
-            print(token)
-        elif args.action == "list":
-            records = store.list()
-            if not records:
-                print("no keys")
-            for r in records:
-                status = f"revoked {r.revoked_at}" if r.revoked_at else "active"
-                who = "admin" if r.admin else f"partner={r.partner}"
-                scopes = "scopes=" + ",".join(sorted(r.scopes))
-                print(f"{r.key_id}  {who:<20} {scopes:<40} {status:<32} "
-                      f"created {r.created_at}  {r.name}")
-        else:
-            record = store.revoke(args.key_id)
-            print(f"Key {record.key_id} is revoked (since {record.revoked_at}).")
-    except (KeyStoreError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    return EXIT_OK
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("faiss", "transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        commands = {"serve": _serve, "mcp": _mcp, "keys": _keys, "audit": _audit}
+        commands = {"serve": _serve, "mcp": _mcp, "keys": keys_command, "audit": audit_command,
+                    "db": db_command}
         return commands[args.command](args)
     except KeyboardInterrupt:
         return EXIT_OK

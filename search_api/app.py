@@ -3,6 +3,7 @@ router per surface, and are only included here."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from search_api.routes import (
 from search_api.routes import mcp as mcp_routes
 from search_api.routes import search as search_routes
 from search_api.services import Services
+from search_api.settings import ApiSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 DESCRIPTION = """Semantic search over partner documents. Every result is a passage the calling
@@ -39,7 +41,8 @@ def _api(lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(title="Partner knowledge search", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)  # docs: served offline
     install_error_handlers(app)
-    app.router.responses.update(error_responses(413, 429))  # the limits answer on every route
+    # The limits answer on every route, and so does an unreachable shared key store or audit.
+    app.router.responses.update(error_responses(413, 429, 503))
     for router in (ops.router, search_routes.router, documents.router, page.router,
                    docs.router, audit.router, retrieve.router, me.router, builds.router):
         app.include_router(router)
@@ -69,6 +72,15 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     _install_limits(app, services)
     return app
+
+
+def worker_app() -> FastAPI:
+    """One process of `serve --workers N` (uvicorn imports it by name in each worker): the
+    service assembled from the environment the parent checked and completed."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(levelname)s %(name)s [worker %(process)d]: %(message)s")
+    environment: dict[str, Any] = {}  # every setting from PKS_* (mypy: no pydantic plugin)
+    return create_app(Services.open(ApiSettings(**environment)))
 
 
 def _install_limits(app: FastAPI, services: Services) -> None:

@@ -52,14 +52,103 @@ DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns 
 ACTIONS = frozenset({"rollback"})  # what an admin changed: recorded, never counted as an access
 
 
+class KeyList(Protocol):
+    """Where the audit finds a key's label (the key store)."""
+
+    def list(self) -> list[KeyRecord]: ...
+
+
 class AuditUnavailable(Exception):
     """The access could not be recorded, so it must not be answered (503)."""
 
 
-class KeyNames(Protocol):
-    """Where the audit finds a key's label (the key store)."""
+class Audit(Protocol):
+    """The audit as every surface and reader uses it: this file log, or PostgreSQL's
+    (search_api/postgres/audit.py), chosen once by the settings (search_api/state.py)."""
 
-    def list(self) -> list[KeyRecord]: ...
+    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
+               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
+               on_behalf_of: str | None = None, status: int = 200,
+               approximate: bool | None = None) -> None: ...
+
+    def events(self) -> Iterator[dict[str, Any]]: ...
+
+    def newest_first(self, query: AuditQuery) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class KeyNames:
+    """Key id -> label, looked up in the key store once per key (names never change)."""
+
+    def __init__(self, keys: KeyList) -> None:
+        self._keys = keys
+        self._names: dict[str, str] = {}
+
+    def __call__(self, key_id: str) -> str:
+        """The key's label; for a user signed in through the SSO proxy, the user name."""
+        if key_id.startswith("user:"):
+            return key_id.removeprefix("user:")
+        if key_id not in self._names:
+            self._names.update({r.key_id: r.name for r in self._keys.list()})
+        return self._names.get(key_id, "")
+
+
+class Recorder:
+    """What every audit does with an access: count it for the metrics, build its record
+    (access_event) and write it. Each audit says how it writes (`_write`) and what a record
+    that could not be written means (`_lost`)."""
+
+    def __init__(self, keys: KeyList, observer: AccessObserver | None) -> None:
+        self.observer = observer
+        self._names = KeyNames(keys)
+
+    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
+               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
+               on_behalf_of: str | None = None, status: int = 200,
+               approximate: bool | None = None) -> None:
+        """Record one access: the one call every surface makes, before it answers. Raises
+        AuditUnavailable when the record cannot be written (`_lost` says why, and raises).
+        `approximate`: whether the dense search ran on the IVF index (None: no dense search
+        was made); recorded as `dense_plan`, never shown to the caller."""
+        plan = None if approximate is None else "approximate" if approximate else "exact"
+        try:
+            event = access_event(self._names, principal, surface, generation, query, doc_ids,
+                                 mode, on_behalf_of, status)
+            event["dense_plan"] = plan
+            self._write(event)
+        except Exception as exc:
+            if self.observer is not None:
+                self.observer.audit_write_failed()
+            self._lost(principal, surface, exc)
+            raise AuditUnavailable(f"audit record lost: {exc}") from exc  # _lost must raise
+        if self.observer is not None and surface not in ACTIONS:  # counted once recorded
+            self.observer.access(surface, mode, plan)
+
+    def _write(self, event: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
+        """Log a record that could not be written and raise AuditUnavailable."""
+        raise NotImplementedError
+
+
+def access_event(names: KeyNames, principal: Principal, surface: str,
+                 generation: Generation | None, query: str | None, doc_ids: Sequence[str],
+                 mode: str | None, on_behalf_of: str | None, status: int) -> dict[str, Any]:
+    """One access as the audit records it; `time` is stamped when it is written."""
+    passages: dict[str, int] = {}
+    for doc_id in doc_ids:  # one entry per document, in rank order, with its passage count
+        passages[doc_id] = passages.get(doc_id, 0) + 1
+    owners = generation.document_owners(list(passages)) if generation is not None else {}
+    return {
+        "time": None, "key_id": principal.key_id, "key_name": names(principal.key_id),
+        "partner": principal.partner, "admin": principal.admin, "on_behalf_of": on_behalf_of,
+        "surface": surface, "query": query, "mode": mode, "status": status,
+        "generation": generation.name if generation is not None else None,
+        "documents": [{"doc_id": d, "owner": owners.get(d), "passages": n}
+                      for d, n in passages.items()],
+    }
 
 
 class AccessObserver(Protocol):
@@ -110,18 +199,16 @@ class AuditQuery:
         return not ((self.since and moment < self.since) or (self.until and moment > self.until))
 
 
-class AuditLog:
+class AuditLog(Recorder):
     """Writes and reads INDEX/audit. One instance per process; safe across threads."""
 
-    def __init__(self, index_dir: Path, keys: KeyNames, *, max_bytes: int = 64 * 1024 * 1024,
+    def __init__(self, index_dir: Path, keys: KeyList, *, max_bytes: int = 64 * 1024 * 1024,
                  max_age_seconds: float = 86400.0, fsync_seconds: float = 1.0,
                  observer: AccessObserver | None = None) -> None:
         self.dir = index_dir / AUDIT_DIR
+        super().__init__(keys, observer)
         self.max_bytes, self.max_age, self.fsync_every = max_bytes, max_age_seconds, fsync_seconds
-        self.observer = observer
         self.failures = 0
-        self._keys = keys
-        self._names: dict[str, str] = {}
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._lock_fd: int | None = None
@@ -130,59 +217,17 @@ class AuditLog:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def record(self, principal: Principal, surface: str, *, generation: Generation | None,
-               query: str | None, doc_ids: Sequence[str], mode: str | None = None,
-               on_behalf_of: str | None = None, status: int = 200,
-               approximate: bool | None = None) -> None:
-        """Record one access: the one call every surface makes, before it answers. Raises
-        AuditUnavailable when the record cannot be written. `approximate`: whether the dense
-        search ran on the IVF index (None: no dense search was made); recorded as
-        `dense_plan`, never shown to the caller."""
-        plan = None if approximate is None else "approximate" if approximate else "exact"
-        try:
-            event = self._event(principal, surface, generation, query, doc_ids, mode,
-                                on_behalf_of, status)
-            event["dense_plan"] = plan
-            self._append(event)
-        except Exception as exc:
-            with self._lock:
-                self.failures += 1
-            if self.observer is not None:
-                self.observer.audit_write_failed()
-            log.exception("audit record not written (%s by key %s); the request is refused",
-                          surface, principal.key_id)
-            raise AuditUnavailable(
-                "the audit log cannot record this request, so it is not answered; "
-                "retry later (operators: see the server log)") from exc
-        if self.observer is not None and surface not in ACTIONS:  # counted once recorded
-            self.observer.access(surface, mode, plan)
+    def _lost(self, principal: Principal, surface: str, error: Exception) -> None:
+        """A record that could not be written: counted, logged, and the request refused."""
+        with self._lock:
+            self.failures += 1
+        log.error("audit record not written (%s by key %s); the request is refused",
+                  surface, principal.key_id, exc_info=error)
+        raise AuditUnavailable(
+            "the audit log cannot record this request, so it is not answered; "
+            "retry later (operators: see the server log)") from error
 
-    def _event(self, principal: Principal, surface: str, generation: Generation | None,
-               query: str | None, doc_ids: Sequence[str], mode: str | None,
-               on_behalf_of: str | None, status: int) -> dict[str, Any]:
-        passages: dict[str, int] = {}
-        for doc_id in doc_ids:  # one entry per document, in rank order, with its passage count
-            passages[doc_id] = passages.get(doc_id, 0) + 1
-        owners = generation.document_owners(list(passages)) if generation is not None else {}
-        return {
-            "time": None, "key_id": principal.key_id,  # time: stamped when written
-            "key_name": self._key_name(principal.key_id), "partner": principal.partner,
-            "admin": principal.admin, "on_behalf_of": on_behalf_of, "surface": surface,
-            "query": query, "mode": mode, "status": status,
-            "generation": generation.name if generation is not None else None,
-            "documents": [{"doc_id": d, "owner": owners.get(d), "passages": n}
-                          for d, n in passages.items()],
-        }
-
-    def _key_name(self, key_id: str) -> str:
-        """The key's label; for a user signed in through the SSO proxy, the user name."""
-        if key_id.startswith("user:"):
-            return key_id.removeprefix("user:")
-        if key_id not in self._names:  # names never change; look the store up once per key
-            self._names.update({r.key_id: r.name for r in self._keys.list()})
-        return self._names.get(key_id, "")
-
-    def _append(self, event: dict[str, Any]) -> None:
+    def _write(self, event: dict[str, Any]) -> None:
         """Stamp the time under the lock, so the file's order is the order of the times."""
         with self._lock:
             if self._lock_fd is None:

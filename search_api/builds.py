@@ -18,7 +18,7 @@ from indexer.store.generations import GenerationInfo, RollbackError, list_genera
 from indexer.store.lock import LockHeld
 from indexer.store.runs import BuildRun, read_runs
 from search_api.access import Principal
-from search_api.audit import AuditLog
+from search_api.audit import Audit
 from search_api.errors import ApiError
 from search_api.live import IndexHolder
 
@@ -134,7 +134,7 @@ class RolledBack(BaseModel):
                                      "unless it could not load it: see the server log).")
 
 
-def roll_back(root: Path, holder: IndexHolder, audit: AuditLog, principal: Principal,
+def roll_back(root: Path, holder: IndexHolder, audit: Audit, principal: Principal,
               to: str | None) -> RolledBack:
     """What `python -m indexer rollback` does (the same function, under the same build lock),
     then serve the result at once and record who did it in the audit (surface "rollback").

@@ -15,10 +15,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from search_api.access import DOCUMENTS, RETRIEVE, SEARCH, AllowedSet, Principal
-from search_api.audit import AuditLog
+from search_api.audit import Audit as AuditTrail
 from search_api.bearer import bearer_token
-from search_api.errors import Forbidden, Unauthorized
-from search_api.keys import KeyStore
+from search_api.errors import Forbidden, Unauthorized, Unavailable
+from search_api.keys import Keys, KeyStoreUnavailable
 from search_api.live import LoadedIndex
 from search_api.services import Services
 from search_api.settings import ApiSettings
@@ -49,11 +49,16 @@ async def current_index(services: AppServices) -> LoadedIndex:
 CurrentIndex = Annotated[LoadedIndex, Depends(current_index)]
 
 
-def principal_for(keys: KeyStore, token: str | None) -> Principal:
-    """The one way a presented key becomes a principal: HTTP routes and MCP tools alike."""
+def principal_for(keys: Keys, token: str | None) -> Principal:
+    """The one way a presented key becomes a principal: HTTP routes and MCP tools alike.
+    A key store that cannot be read fails closed (503), never as 'unknown key'."""
     if not token or not token.strip():
         raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
-    principal = keys.authenticate(token.strip())
+    try:
+        principal = keys.authenticate(token.strip())
+    except KeyStoreUnavailable as exc:
+        raise Unavailable(f"keys cannot be checked right now ({exc}); try again shortly") \
+            from exc
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
     return principal
@@ -131,9 +136,9 @@ async def admin_principal(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
 
 
-async def get_audit(services: AppServices) -> AuditLog:
+async def get_audit(services: AppServices) -> AuditTrail:
     return services.audit
 
 
 # The one audit log: every surface calls `audit.record(principal, surface, ...)` once.
-Audit = Annotated[AuditLog, Depends(get_audit)]
+Audit = Annotated[AuditTrail, Depends(get_audit)]

@@ -37,6 +37,13 @@ class Forbidden(ApiError):
         super().__init__(403, "forbidden", message)
 
 
+class Unavailable(ApiError):
+    """The key store (PostgreSQL) cannot be read: the request fails closed, never as a 401."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "keys_unavailable", message, {"Retry-After": "5"})
+
+
 def error_response(status: int, code: str, message: str,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
     # A message may quote the request (a field name, a glob); what UTF-8 cannot encode (a lone

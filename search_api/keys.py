@@ -1,12 +1,16 @@
-"""API keys: created by the CLI, stored hashed in INDEX/keys.sqlite, checked on every request.
+"""API keys: created by the CLI, stored hashed, checked on every request.
 
-The store lives beside the generations, not inside one, so keys survive every re-index.
+Where they are kept is chosen once by the settings (search_api/state.py): INDEX/keys.sqlite by
+default (this module), or PostgreSQL when several replicas share them (search_api/postgres/).
+The SQLite store lives beside the generations, not inside one, so keys survive every re-index.
 A key reads ``pks_<key id>_<secret>``; only the SHA-256 of the whole key is stored (the secret is
-256 random bits, so a fast hash is enough) and it is compared in constant time.
+256 random bits, so a fast hash is enough) and it is compared in constant time. Both stores mint
+and check keys with the functions here, so a key means the same in either.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import os
@@ -17,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from search_api.access import DEFAULT_SCOPES, SCOPES, Principal
 
@@ -43,6 +48,10 @@ class KeyStoreError(Exception):
     """A key operation that cannot be done (unknown key id, bad arguments)."""
 
 
+class KeyStoreUnavailable(Exception):
+    """The key store cannot be read (the database is down): requests fail closed with 503."""
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     key_id: str
@@ -58,8 +67,13 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _scopes(text: str) -> frozenset[str]:
+def scopes_of(text: str) -> frozenset[str]:
+    """Scopes as stored: space-separated."""
     return frozenset(text.split())
+
+
+def scopes_text(scopes: frozenset[str]) -> str:
+    return " ".join(sorted(scopes))
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -79,8 +93,63 @@ def _migrate(db: sqlite3.Connection) -> None:
             raise
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key as minted: its record, the plain key (shown once) and the hash that is stored."""
+
+    record: KeyRecord
+    token: str
+    sha256: str
+
+
+def mint(name: str, partner: str | None, admin: bool, scopes: frozenset[str]) -> NewKey:
+    """A new key after checking its arguments (KeyStoreError says what is wrong)."""
+    if admin == (partner is not None):
+        raise KeyStoreError("a key is either for one partner (--partner ID) or an admin key")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise KeyStoreError(f"unknown scope(s) {', '.join(unknown) or '(none given)'}; "
+                            f"scopes are: {', '.join(SCOPES)}")
+    key_id = secrets.token_hex(6)
+    token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    return NewKey(KeyRecord(key_id, name, partner, admin, now(), None, frozenset(scopes)),
+                  token, _sha256(token))
+
+
+def key_id_of(token: str) -> str:
+    """The key id a presented key names ('' when it is not of our form)."""
+    parts = token.split("_", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == PREFIX else ""
+
+
+def principal_of(token: str, row: tuple[str, str | None, bool, str | None, str] | None,
+                 ) -> Principal | None:
+    """Check a presented key against its stored row (sha256, partner, admin, revoked_at,
+    scopes), in constant time whether or not the row exists; None unless it matches and is
+    not revoked."""
+    stored = row[0] if row else _DUMMY_HASH
+    matches = hmac.compare_digest(_sha256(token), stored)
+    if row is None or not matches or row[3] is not None:
+        return None
+    return Principal(key_id=key_id_of(token), partner=row[1], admin=bool(row[2]),
+                     scopes=scopes_of(row[4]))
+
+
+class Keys(Protocol):
+    """What the service and the CLI need of a key store (SQLite here, or PostgreSQL)."""
+
+    def create(self, name: str, partner: str | None, admin: bool,
+               scopes: frozenset[str] = DEFAULT_SCOPES) -> tuple[KeyRecord, str]: ...
+
+    def list(self) -> list[KeyRecord]: ...
+
+    def revoke(self, key_id: str) -> KeyRecord: ...
+
+    def authenticate(self, token: str) -> Principal | None: ...
 
 
 class KeyStore:
@@ -109,21 +178,14 @@ class KeyStore:
     def create(self, name: str, partner: str | None, admin: bool,
                scopes: frozenset[str] = DEFAULT_SCOPES) -> tuple[KeyRecord, str]:
         """Make a key; the plain key is returned once and never stored."""
-        if admin == (partner is not None):
-            raise KeyStoreError("a key is either for one partner (--partner ID) or an admin key")
-        unknown = sorted(set(scopes) - set(SCOPES))
-        if unknown or not scopes:
-            raise KeyStoreError(f"unknown scope(s) {', '.join(unknown) or '(none given)'}; "
-                                f"scopes are: {', '.join(SCOPES)}")
-        key_id = secrets.token_hex(6)
-        token = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-        record = KeyRecord(key_id, name, partner, admin, _now(), None, frozenset(scopes))
+        new = mint(name, partner, admin, scopes)
+        record = new.record
         with self._connect() as db:
             db.execute("INSERT INTO api_keys (key_id, name, partner, admin, key_sha256, "
                        "created_at, revoked_at, scopes) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-                       (key_id, name, partner, int(admin), _sha256(token), record.created_at,
-                        " ".join(sorted(scopes))))
-        return record, token
+                       (record.key_id, name, partner, int(admin), new.sha256, record.created_at,
+                        scopes_text(record.scopes)))
+        return record, new.token
 
     def list(self) -> list[KeyRecord]:
         if not self.path.exists():
@@ -131,12 +193,12 @@ class KeyStore:
         with self._connect() as db:
             rows = db.execute("SELECT key_id, name, partner, admin, created_at, revoked_at, "
                               "scopes FROM api_keys ORDER BY rowid").fetchall()
-        return [KeyRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5], _scopes(r[6])) for r in rows]
+        return [KeyRecord(r[0], r[1], r[2], bool(r[3]), r[4], r[5], scopes_of(r[6])) for r in rows]
 
     def revoke(self, key_id: str) -> KeyRecord:
         with self._connect() as db:
             db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                       (_now(), key_id))
+                       (now(), key_id))
         for record in self.list():
             if record.key_id == key_id:
                 return record
@@ -144,16 +206,18 @@ class KeyStore:
 
     def authenticate(self, token: str) -> Principal | None:
         """The principal behind a presented key, or None for unknown, malformed or revoked."""
-        parts = token.split("_", 2)
-        key_id = parts[1] if len(parts) == 3 and parts[0] == PREFIX else ""
+        key_id = key_id_of(token)
         row = None
         if key_id and self.path.exists():
             with self._connect() as db:
                 row = db.execute("SELECT key_sha256, partner, admin, revoked_at, scopes "
                                  "FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
-        stored = row[0] if row else _DUMMY_HASH
-        matches = hmac.compare_digest(_sha256(token), stored)
-        if row is None or not matches or row[3] is not None:
-            return None
-        return Principal(key_id=key_id, partner=row[1], admin=bool(row[2]),
-                         scopes=_scopes(row[4]))
+        return principal_of(token, row)
+
+    def hashed(self) -> builtins.list[tuple[KeyRecord, str]]:
+        """Every key with its stored hash: what `db import` copies into PostgreSQL."""
+        if not self.path.exists():
+            return []
+        with self._connect() as db:
+            hashes = dict(db.execute("SELECT key_id, key_sha256 FROM api_keys").fetchall())
+        return [(record, hashes[record.key_id]) for record in self.list()]

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.embed import Embedder
+from indexer.embed import Embedder, model_reference
 from indexer.store.layout import live_generation_dir
 from indexer.store.reader import Generation
+from indexer.store.vectors import PACK_BUDGET
 from search_api.access import AccessIndex
 from search_api.batching import Batching, BatchingEmbedder
 from search_api.retrieval.shards import LocalShards, Shards
@@ -41,7 +42,7 @@ def load_index(generation: Generation, embedder: Embedder | None,
     """Serve a generation; reuse the loaded model when the generation was built with it.
     Its queries are embedded in batches of concurrent requests (search_api/batching.py), each
     worker a stream of its own on the embedding backend."""
-    model = generation.info["model"]
+    model = model_reference(generation.info["model"])  # written before: an absolute path
     if embedder is None or embedder.model != model:
         batching = batching or Batching()
         embedder = BatchingEmbedder(
@@ -56,13 +57,14 @@ class IndexHolder:
     """Holds the live snapshot; `refresh` loads a newly published generation and swaps it in."""
 
     def __init__(self, root: Path, torch_threads: int, batching: Batching | None = None,
-                 shards_for: ShardsFor = LocalShards) -> None:
+                 shards_for: ShardsFor = LocalShards, pack_budget: float = PACK_BUDGET) -> None:
         self.root = root
         self._threads = torch_threads
         self._batching = batching
         self._shards_for = shards_for
-        self._current = load_index(Generation.open_live(root), None, torch_threads, batching,
-                                   shards_for)
+        self._pack_budget = pack_budget  # this process's share (ApiSettings.pack_budget)
+        self._current = load_index(Generation.open_live(root, pack_budget), None,
+                                   torch_threads, batching, shards_for)
         self._swap_lock = threading.Lock()
 
     def get(self) -> LoadedIndex:
@@ -77,8 +79,8 @@ class IndexHolder:
             if path == self._current.generation.path:
                 return False
             try:
-                fresh = load_index(Generation(path), self._current.embedder, self._threads,
-                                   self._batching, self._shards_for)
+                fresh = load_index(Generation(path, self._pack_budget), self._current.embedder,
+                                   self._threads, self._batching, self._shards_for)
             except Exception:
                 log.exception("cannot load generation %s; still serving %s", path.name,
                               self._current.generation.name)

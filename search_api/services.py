@@ -1,5 +1,6 @@
 """The service, assembled once from its settings: the index (with its embedder), keys, audit,
-metrics, sign-in, limits and readiness.
+metrics, sign-in, limits and readiness. Keys and audit are the replica's shared state (state.py:
+files beside the index, or PostgreSQL).
 
 `serve`, `mcp` and the tests all build it here, and each component receives what it needs
 instead of opening it (the audit gets the key store, the metrics the index holder). The HTTP
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from search_api.audit import AuditLog
-from search_api.keys import KeyStore
+from search_api.audit import Audit
+from search_api.keys import Keys
 from search_api.limits import RequestLimits, TokenBuckets
 from search_api.live import IndexHolder
 from search_api.metrics import OpsMetrics
@@ -24,6 +25,7 @@ from search_api.readiness import Readiness
 from search_api.retrieval.shards import LocalShards
 from search_api.settings import ApiSettings
 from search_api.sso import SsoGate
+from search_api.state import open_state
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +42,24 @@ def utc_today() -> date:
 class Services:
     settings: ApiSettings
     holder: IndexHolder
-    keys: KeyStore
-    audit: AuditLog
+    keys: Keys
+    audit: Audit
     metrics: OpsMetrics
     sso: SsoGate
     limits: RequestLimits  # request budgets per principal, refused sign-ins per address
     readiness: Readiness
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
     cluster: Closeable | None = None  # the Ray cluster of `serve --ray`, closed last
+    release: Callable[[], None] = lambda: None  # the shared state's connections
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def open(cls, settings: ApiSettings, *, holder: IndexHolder | None = None,
              today: Callable[[], date] = utc_today) -> Services:
         """Build every component. Raises SsoConfigError for a bad users table (checked first,
-        before the slow index load), StoreError or ModelLoadError for an unusable index.
-        `holder` lets tests share one loaded index between services."""
+        before the slow index load), StoreError or ModelLoadError for an unusable index,
+        StateUnavailable for an unreachable database. `holder` lets tests share one loaded
+        index between services."""
         sso = SsoGate.from_settings(settings)
         cluster = None
         if holder is None and settings.ray is not None:
@@ -65,24 +69,22 @@ class Services:
         try:
             holder = holder or IndexHolder(
                 settings.index, settings.torch_threads, settings.batching(),
-                cluster.shards_for if cluster is not None else LocalShards)
+                cluster.shards_for if cluster is not None else LocalShards,
+                settings.pack_budget / settings.workers)
         except BaseException:
             if cluster is not None:
                 cluster.close()
             raise
-        keys = KeyStore(settings.index)
         metrics = OpsMetrics(holder.get, settings.index)
-        audit = AuditLog(settings.index, keys, max_bytes=settings.audit_max_bytes,
-                         max_age_seconds=settings.audit_max_age_hours * 3600,
-                         fsync_seconds=settings.audit_fsync_seconds, observer=metrics)
+        state = open_state(settings, observer=metrics)
         limits = RequestLimits(
             TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
             if settings.rate_limit_per_minute > 0 else None,
             TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_per_minute)
             if settings.auth_failures_per_minute > 0 else None)
         readiness = Readiness(holder, settings.ready_check_seconds)
-        return cls(settings, holder, keys, audit, metrics, sso, limits, readiness, today,
-                   cluster)
+        return cls(settings, holder, state.keys, state.audit, metrics, sso, limits, readiness,
+                   today, cluster, state.close)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""
@@ -102,9 +104,10 @@ class Services:
                 log.exception("index refresh failed")
 
     def close(self) -> None:
-        """Stop following CURRENT and flush the audit (it reopens if used again)."""
+        """Stop following CURRENT, flush the audit and let go of the shared state's
+        connections (a file audit reopens if used again; a database's pool does not)."""
         self._stop.set()
-        self.audit.close()
+        self.release()
         try:
             self.holder.close()
         finally:

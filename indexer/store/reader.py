@@ -28,7 +28,7 @@ from indexer.store.records import (
     StoredDocument,
     text_sha,
 )
-from indexer.store.vectors import VectorStore
+from indexer.store.vectors import PACK_BUDGET, VectorStore
 
 
 def live_partners(root: Path) -> tuple[str, ...]:
@@ -45,7 +45,7 @@ def live_partners(root: Path) -> tuple[str, ...]:
 class Generation:
     """A published generation opened read-only: what the search API serves from."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pack_budget: float = PACK_BUDGET) -> None:
         self.path = path
         self._local = threading.local()
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
@@ -56,7 +56,8 @@ class Generation:
         self.name = self.info["generation"]
         self.partners = tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
         self.shard_count = int(self.info.get("shards", "1"))
-        self._vectors = VectorStore.load(path) if self.shard_count == 1 else None
+        self._pack_budget = pack_budget
+        self._vectors = VectorStore.load(path, pack_budget) if self.shard_count == 1 else None
         self._shards: tuple[Generation, ...] | None = None
         self._shards_lock = threading.Lock()
 
@@ -84,7 +85,7 @@ class Generation:
             with self._shards_lock:
                 if self._shards is None:
                     self._shards = (self,) if not self.sharded else \
-                        tuple(Generation(p) for p in self.shard_paths())
+                        tuple(Generation(p, self._pack_budget) for p in self.shard_paths())
         return self._shards
 
     def stored_vectors(self, chunk_ids: np.ndarray) -> np.ndarray:
@@ -106,14 +107,14 @@ class Generation:
         return out
 
     @classmethod
-    def open_live(cls, root: Path) -> Generation:
+    def open_live(cls, root: Path, pack_budget: float = PACK_BUDGET) -> Generation:
         path = live_generation_dir(root)
         if path is None:
             raise StoreError(
                 f"no published index in {root}; build one with "
                 f"`python -m indexer build --corpus DIR --index {root}`"
             )
-        return cls(path)
+        return cls(path, pack_budget)
 
     def _db(self) -> sqlite3.Connection:
         """One read-only connection per thread; the file never changes once published."""

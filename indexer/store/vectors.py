@@ -53,7 +53,9 @@ class Hit:
 class VectorStore:
     """Exact inner-product search over normalised vectors, keyed by chunk id."""
 
-    def __init__(self, ids: np.ndarray, matrix: np.ndarray, ann: AnnIndex | None = None) -> None:
+    def __init__(self, ids: np.ndarray, matrix: np.ndarray, ann: AnnIndex | None = None,
+                 pack_budget: float = PACK_BUDGET) -> None:
+        self.pack_budget = pack_budget  # the share of the matrix packed copies may take
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._cache = PlanCache()
         self._lock = threading.Lock()
@@ -81,17 +83,19 @@ class VectorStore:
         return cls(np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32))
 
     @classmethod
-    def load(cls, directory: Path) -> VectorStore:
-        """The vectors of a generation directory: memory-mapped, read-only."""
+    def load(cls, directory: Path, pack_budget: float = PACK_BUDGET) -> VectorStore:
+        """The vectors of a generation directory: memory-mapped, read-only. `pack_budget`:
+        the share of the matrix this process may copy for packed sets (the server divides
+        its budget among its worker processes, which share the matrix but not the copies)."""
         if not (directory / VECTORS).is_file() and (directory / LEGACY_VECTORS).is_file():
-            return cls(*read_legacy(directory / LEGACY_VECTORS))
+            return cls(*read_legacy(directory / LEGACY_VECTORS), pack_budget=pack_budget)
         matrix = np.load(directory / VECTORS, mmap_mode="r")
         ids = np.load(directory / VECTOR_IDS)
         if matrix.ndim != 2 or matrix.dtype != np.float32 or ids.shape != (matrix.shape[0],):
             raise ValueError(f"{directory / VECTORS}: {matrix.shape} {matrix.dtype} rows for "
                              f"{ids.shape} ids; not a vector file of this index")
         ann = AnnIndex.load(directory / ANN) if (directory / ANN).is_file() else None
-        return cls(ids, matrix, ann)
+        return cls(ids, matrix, ann, pack_budget)
 
     def save(self, directory: Path, order: np.ndarray | None = None) -> None:
         """Write rows in `order` (chunk ids; ids it omits follow in id order) so that each
@@ -201,7 +205,7 @@ class VectorStore:
                 self._cache.remember(allowed, chosen)
                 if (packed := self._pack(chosen)) is not None:
                     kept = self._cache.keep_packed(allowed, packed,
-                                                   PACK_BUDGET * self._matrix.nbytes)
+                                                   self.pack_budget * self._matrix.nbytes)
                     return chosen, packed if kept else None
         if chosen.strategy is Strategy.APPROXIMATE:
             return chosen, self._cache.bitmap(allowed, lambda: bitmap_of(chosen.rows, len(self)))
@@ -226,7 +230,8 @@ class VectorStore:
         if chosen.strategy is not Strategy.ROWS or chosen.size < PACK_MIN_ROWS or \
                 self.ann is not None:
             return None
-        if chosen.size * self._matrix.itemsize * self.dim > PACK_BUDGET * self._matrix.nbytes:
+        if chosen.size * self._matrix.itemsize * self.dim > \
+                self.pack_budget * self._matrix.nbytes:
             return None
         return self._matrix[chosen.rows]
 

@@ -19,7 +19,8 @@ ERRORS = {401: "Missing, unknown or revoked key",
           422: "Invalid request",
           429: "Too many requests by this key or user, or refused sign-ins from this address; "
                "see the Retry-After header",
-          503: "The audit cannot record this request, so it is not answered; retry later"}
+          503: "The audit cannot record this request, so it is not answered, or the shared key "
+               "store (PostgreSQL) cannot be read; retry later (see the Retry-After header)"}
 
 
 def error_responses(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
