@@ -135,6 +135,8 @@ def main() -> None:
     parser.add_argument("--peer-n", type=int, default=1_000_000,
                         help="the peer searches the first N vectors (its memory: see above)")
     parser.add_argument("--no-ann", action="store_true", help="exact plans only (no IVF)")
+    parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES),
+                        help="visible shares to measure (default: 1 0.3 0.1 0.01 0.001)")
     parser.add_argument("--scratch", type=Path, default=None,
                         help="directory for the store's files (default: a temporary one)")
     args = parser.parse_args()
@@ -164,7 +166,7 @@ def main() -> None:
     peer = None if args.no_peer else langchain_store(np.ascontiguousarray(matrix[:peer_n]),
                                                      ids[:peer_n])
     rows: list[dict[str, object]] = []
-    for share in SHARES:
+    for share in args.shares:
         for layout in LAYOUTS:
             picked = allowed_rows(n, share, layout, seed=int(share * 1e6) + len(layout))
             allowed = np.unique(ids[picked])

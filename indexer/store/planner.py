@@ -16,7 +16,9 @@ and the calls it makes:
   selector and re-scored exactly: its cost is the lists it probes, not the allowed set. It is
   the one plan that is not exact, so it is chosen only where every exact plan would cost more
   than EXACT_BUDGET_US (a third of the 60 ms goal; then recall 1.0 costs little) and more than
-  it: broad allowed sets of a large index. Generations without an IVF keep the exact plans.
+  it: broad allowed sets of a large index. A narrow set (under NARROW_SHARE of the index), where
+  the IVF's recall falls, stays exact up to the whole goal. Generations without an IVF keep the
+  exact plans.
 
 The constants are per-row and per-call costs measured on the reference machine (2 cores,
 faiss 1.15 SIMD kernels, 384-d float32); only their ratios matter.
@@ -42,6 +44,12 @@ ANN_CALL_US = 40.0
 ANN_ENTRY_US = 0.026
 ANN_CODE_US = 0.036
 EXACT_BUDGET_US = 20_000.0
+# A narrow set (under 2 % of the index) is kept exact up to the whole 60 ms goal: its nearest
+# allowed neighbours lie far out in the IVF's lists, and at 10M chunks 1 % scattered gave
+# recall@10 0.883 probing 16 lists and 0.94 probing lists that held 5,000 of its entries
+# (benchmarks/filtered_search.py, 16-core Xeon), where 10 % scattered gave 0.998.
+NARROW_SHARE = 0.02
+NARROW_EXACT_BUDGET_US = 60_000.0
 
 
 class Strategy(Enum):
@@ -114,7 +122,8 @@ def plan(rows: np.ndarray, total: int, approximate: Approximate | None = None) -
     if rows.size == total:  # the whole index: one pass, nothing to pick out afterwards
         costs[Strategy.SCAN] = total * SEQ_US_PER_ROW
     best = min(costs, key=lambda s: costs[s])
-    if approximate is not None and costs[best] > EXACT_BUDGET_US and \
+    budget = NARROW_EXACT_BUDGET_US if rows.size < NARROW_SHARE * total else EXACT_BUDGET_US
+    if approximate is not None and costs[best] > budget and \
             approximate.cost_us(rows.size, total) < costs[best]:
         best = Strategy.APPROXIMATE
     return Plan(best, rows, starts, stops, total)
