@@ -100,6 +100,9 @@ class ApiSettings(BaseSettings):
                           "and INDEX/audit/)")
     database_pool_size: int = Field(
         8, ge=1, le=100, description="PostgreSQL connections one server process keeps at most")
+    database_timeout_seconds: float = Field(
+        5.0, gt=0, le=300, description="how long a server or CLI waits for PostgreSQL at start "
+                                       "before it stops with a message")
     workers: int = Field(
         1, ge=1, le=64, description="server processes on this host, sharing the index's "
                                     "memory-mapped vectors (docs/REPLICAS.md)")

@@ -38,7 +38,8 @@ def open_state(settings: ApiSettings, observer: AccessObserver | None = None) ->
     from search_api.postgres.database import Database, DatabaseError
     from search_api.postgres.keys import PostgresKeys
 
-    db = Database(settings.database_url.get_secret_value(), settings.database_pool_size)
+    db = Database(settings.database_url.get_secret_value(), settings.database_pool_size,
+                  settings.database_timeout_seconds)
     try:
         db.open()
     except DatabaseError as exc:

@@ -18,7 +18,7 @@ def test_workers_are_not_started_without_their_database(
         access_index: tuple[Path, BuildReport]) -> None:
     url = f"postgresql://pks@127.0.0.1:{free_port()}/pks?connect_timeout=1"
     ran = run("search_api", "serve", "--index", str(access_index[0]), "--workers", "2",
-              env={"PKS_DATABASE_URL": url})
+              env={"PKS_DATABASE_URL": url, "PKS_DATABASE_TIMEOUT_SECONDS": "1"})
     assert ran.returncode == 2 and "cannot connect to PostgreSQL at 127.0.0.1" in ran.stderr
 
 

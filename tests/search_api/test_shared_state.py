@@ -142,7 +142,7 @@ def test_an_unreachable_database_is_named_without_its_password(index: Path) -> N
 
     url = f"postgresql://pks:s3cret@127.0.0.1:{free_port()}/pks?connect_timeout=1"
     ran = run("search_api", "keys", "list", "--index", str(index),
-              env={"PKS_DATABASE_URL": url})
+              env={"PKS_DATABASE_URL": url, "PKS_DATABASE_TIMEOUT_SECONDS": "1"})
     assert ran.returncode == 2
     assert "cannot connect to PostgreSQL at 127.0.0.1" in ran.stderr and "s3cret" not in ran.stderr
     bad = run("search_api", "keys", "list", "--index", str(index),
