@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+import indexer.store.vectors as vectors  # noqa: E402
 from indexer.store.planner import Strategy  # noqa: E402
 from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile  # noqa: E402
 from indexer.store.vectors import VectorStore  # noqa: E402
@@ -135,11 +136,15 @@ def main() -> None:
     parser.add_argument("--peer-n", type=int, default=1_000_000,
                         help="the peer searches the first N vectors (its memory: see above)")
     parser.add_argument("--no-ann", action="store_true", help="exact plans only (no IVF)")
+    parser.add_argument("--no-pack", action="store_true",
+                        help="never pack scattered sets (as with an IVF: rows read by position)")
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES),
                         help="visible shares to measure (default: 1 0.3 0.1 0.01 0.001)")
     parser.add_argument("--scratch", type=Path, default=None,
                         help="directory for the store's files (default: a temporary one)")
     args = parser.parse_args()
+    if args.no_pack:
+        vectors.PACK_MIN_ROWS = 2**62
     n = args.n
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((max(16, n // 1000), DIM)).astype(np.float32)
