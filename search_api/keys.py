@@ -16,6 +16,7 @@ import hmac
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,6 +157,7 @@ class KeyStore:
     def __init__(self, index_dir: Path) -> None:
         self.path = index_dir / KEYS_DB
         self._migrated = False
+        self._readers = threading.local()  # each request thread's connection for key checks
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -208,11 +210,36 @@ class KeyStore:
         """The principal behind a presented key, or None for unknown, malformed or revoked."""
         key_id = key_id_of(token)
         row = None
-        if key_id and self.path.exists():
-            with self._connect() as db:
-                row = db.execute("SELECT key_sha256, partner, admin, revoked_at, scopes "
-                                 "FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
+        db = self._reader() if key_id else None
+        if db is not None:
+            row = db.execute("SELECT key_sha256, partner, admin, revoked_at, scopes "
+                             "FROM api_keys WHERE key_id = ?", (key_id,)).fetchone()
         return principal_of(token, row)
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's connection for key checks, kept between requests: opening one was most
+        of a key check's CPU. Each query still reads the file as it is now (SQLite starts every
+        read afresh), so a key revoked a moment ago is refused by the next request. Reopened
+        when keys.sqlite was replaced or written; None while there is none."""
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        # A new inode number may repeat a deleted file's; with the time of the last write,
+        # a replaced file is told apart (a revocation also reopens: a rare, cheap event).
+        file = (status.st_dev, status.st_ino, status.st_mtime_ns)
+        held: tuple[tuple[int, int, int], sqlite3.Connection] | None = \
+            getattr(self._readers, "held", None)
+        if held is not None and held[0] == file:
+            return held[1]
+        if held is not None:
+            held[1].close()
+        if not self._migrated:
+            with self._connect():  # brings an old file's schema up to date first
+                pass
+        db = sqlite3.connect(self.path, timeout=10)
+        self._readers.held = (file, db)
+        return db
 
     def hashed(self) -> builtins.list[tuple[KeyRecord, str]]:
         """Every key with its stored hash: what `db import` copies into PostgreSQL."""

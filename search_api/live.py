@@ -18,6 +18,7 @@ from indexer.store.reader import Generation
 from indexer.store.vectors import PACK_BUDGET
 from search_api.access import AccessIndex
 from search_api.batching import Batching, BatchingEmbedder
+from search_api.retrieval.documents import ChunkDocuments
 from search_api.retrieval.shards import LocalShards, Shards
 
 # How a generation's shards are reached: in this process (LocalShards), or on a Ray cluster
@@ -34,6 +35,7 @@ class LoadedIndex:
     access: AccessIndex
     embedder: Embedder  # the generation's own model, shared by all request threads
     shards: Shards  # where its dense searches run
+    documents: ChunkDocuments  # chunk id -> its document, for the fusion
 
 
 def load_index(generation: Generation, embedder: Embedder | None,
@@ -50,7 +52,8 @@ def load_index(generation: Generation, embedder: Embedder | None,
                      precision=batching.precision, streams=batching.workers), batching)
     # Each shard's postings are loaded now (here or in its Ray replica), not by the first
     # lexical query after a swap.
-    return LoadedIndex(generation, AccessIndex(generation), embedder, shards_for(generation))
+    return LoadedIndex(generation, AccessIndex(generation), embedder, shards_for(generation),
+                       ChunkDocuments.of(generation))
 
 
 class IndexHolder:

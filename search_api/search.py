@@ -68,6 +68,5 @@ def _retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
     depth = max(top_k, CANDIDATES)
     answer = dense(index.shards, vector, allowed, depth)
     lists = [answer.ranked, lexical(index.shards, query, allowed, depth)]
-    spans = index.generation.chunk_spans(list({c for ranked in lists for c, _ in ranked}))
-    return document_aware(lists, WEIGHTS, {c: span.doc_id for c, span in spans.items()}), \
-        answer.approximate
+    doc_of = index.documents({c for ranked in lists for c, _ in ranked})
+    return document_aware(lists, WEIGHTS, doc_of), answer.approximate

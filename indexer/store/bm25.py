@@ -27,6 +27,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,9 @@ class _Terms(Sequence[bytes]):
 
     def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
         self._blob, self._offsets = blob, offsets
+        # Queries repeat their words: the recent ones' places are kept (a bounded memory), so
+        # the bisect's twenty-odd slices of the blob run once per word, not twice per query.
+        self.find = lru_cache(maxsize=16384)(self._find)  # type: ignore[method-assign]
 
     def __len__(self) -> int:
         return int(self._offsets.size) - 1
@@ -70,6 +74,10 @@ class _Terms(Sequence[bytes]):
         return self._blob[self._offsets[i]:self._offsets[i + 1]].tobytes()
 
     def find(self, token: str) -> int | None:
+        """The term's number in the vocabulary, None when no chunk holds it."""
+        return self._find(token)
+
+    def _find(self, token: str) -> int | None:
         key = token.encode("utf-8")
         i = bisect_left(self, key)
         return i if i < len(self) and self[i] == key else None
@@ -124,8 +132,7 @@ class Postings:
         chosen = self._selection(allowed)
         frequencies = {}
         for token in dict.fromkeys(tokens):
-            rows, _ = self._postings(token, chosen)
-            frequencies[token] = int(rows.size)
+            frequencies[token] = self._count(token, chosen)
         return LexicalStats(chosen.chunks, chosen.tokens, frequencies)
 
     def search(self, tokens: Sequence[str], allowed: np.ndarray, k: int,
@@ -161,6 +168,15 @@ class Postings:
             ids, scores = ids[keep], scores[keep]
         order = np.lexsort((ids, -scores))[:k]
         return [(int(ids[i]), float(scores[i])) for i in order]
+
+    def _count(self, token: str, chosen: _Selection) -> int:
+        """How many chunks of the selection hold `token`: its postings in the selection's runs,
+        counted by binary search without gathering them (the statistics need only the count)."""
+        term = self.terms.find(token)
+        if term is None:
+            return 0
+        rows = self.rows[int(self.starts[term]):int(self.starts[term + 1])]
+        return int((rows.searchsorted(chosen.ends) - rows.searchsorted(chosen.starts)).sum())
 
     def _postings(self, token: str, chosen: _Selection) -> tuple[np.ndarray, np.ndarray]:
         """Rows and per-column counts of `token` within the selection. Only the selection's

@@ -21,7 +21,6 @@ import re
 import sqlite3
 import threading
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 
@@ -132,12 +131,17 @@ def postings_of(db: sqlite3.Connection) -> Postings:
 
 class Analyzer:
     """Query terms -> the tokens the index holds, by the index's own FTS5 tokenizer (porter
-    stems, folded diacritics) run on an in-memory table, one per thread."""
+    stems, folded diacritics) run on an in-memory table, one per thread.
+
+    Each term is tokenized on its own (a row of its own), so each term's tokens are kept, a
+    bounded number of them: a new query whose words were all seen before asks SQLite nothing."""
+
+    KEPT = 65536  # terms whose tokens are remembered; forgotten all at once past this
 
     def __init__(self, tokenize: str) -> None:
         self.tokenize = tokenize
         self._local = threading.local()
-        self.tokens = lru_cache(maxsize=4096)(self._tokens)
+        self._known: dict[str, tuple[str, ...]] = {}
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -149,19 +153,31 @@ class Analyzer:
             self._local.db = db
         return db
 
-    def _tokens(self, terms: tuple[str, ...]) -> tuple[str, ...]:
+    def _tokens_of(self, terms: list[str]) -> list[tuple[str, ...]]:
         """Each term's tokens, in order (a term of several tokens gives each of them)."""
         db = self._db()
         try:
             db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)", enumerate(terms))
-            found = db.execute("SELECT term FROM qv ORDER BY doc, offset").fetchall()
+            found = db.execute("SELECT doc, term FROM qv ORDER BY doc, offset").fetchall()
         finally:
             db.rollback()  # the table stays empty
-        return tuple(term for (term,) in found)
+        tokens: list[list[str]] = [[] for _ in terms]
+        for row, token in found:
+            tokens[row].append(token)
+        return [tuple(each) for each in tokens]
 
     def __call__(self, terms: Sequence[str]) -> tuple[str, ...]:
         """Terms that are not text (a lone surrogate has no UTF-8 form) match nothing."""
-        return self.tokens(tuple(t for t in terms if _encodable(t)))
+        texts = [t for t in terms if _encodable(t)]
+        tokens = {term: self._known.get(term) for term in texts}  # another thread may clear
+        missing = [term for term, found in tokens.items() if found is None]
+        if missing:
+            fresh = dict(zip(missing, self._tokens_of(missing), strict=True))
+            if len(self._known) + len(fresh) > self.KEPT:
+                self._known.clear()
+            self._known.update(fresh)
+            tokens.update(fresh)
+        return tuple(token for term in texts for token in tokens[term] or ())
 
 
 def _encodable(term: str) -> bool:

@@ -6,7 +6,7 @@ inside the caller's allowed set, so their union does too).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 Ranked = list[tuple[int, float]]
 
@@ -48,17 +48,17 @@ def weighted_scores(lists: Sequence[Ranked], weights: Sequence[float]) -> Ranked
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _best_per_document(ranked: Ranked, doc_of: Mapping[int, str]) -> Ranked:
+def _best_per_document(ranked: Ranked, doc_of: Mapping[int, Hashable]) -> Ranked:
     """A list of chunks -> its documents, each scored by its best chunk (keyed by the first
     chunk id seen, so the result is still a Ranked list)."""
-    seen: dict[str, tuple[int, float]] = {}
+    seen: dict[Hashable, tuple[int, float]] = {}
     for chunk_id, score in ranked:
         seen.setdefault(doc_of[chunk_id], (chunk_id, score))
     return list(seen.values())
 
 
 def document_aware(lists: Sequence[Ranked], weights: Sequence[float],
-                   doc_of: Mapping[int, str]) -> Ranked:
+                   doc_of: Mapping[int, Hashable]) -> Ranked:
     """`weighted_scores` of the chunks, where each document's best chunk is credited with its
     document's evidence from every retriever.
 
@@ -70,13 +70,13 @@ def document_aware(lists: Sequence[Ranked], weights: Sequence[float],
     On SciFact's train split: 0.737 nDCG@10 against 0.729 chunk by chunk (docs/QUALITY.md).
     """
     fused = weighted_scores(lists, weights)
-    by_doc: dict[str, float] = {}
+    by_doc: dict[Hashable, float] = {}
     for ranked, weight in zip(lists, weights, strict=True):
         best = _best_per_document(ranked, doc_of)
         for chunk_id, score in _normalised(best).items():
             doc = doc_of[chunk_id]
             by_doc[doc] = by_doc.get(doc, 0.0) + weight * score
-    credited: set[str] = set()
+    credited: set[Hashable] = set()
     out: Ranked = []
     for chunk_id, score in fused:  # best first: the first chunk of a document is its best
         doc = doc_of[chunk_id]

@@ -36,3 +36,19 @@ def test_a_key_is_for_one_partner_or_admin(tmp_path: Path) -> None:
         KeyStore(tmp_path).create("", "acme", True)
     with pytest.raises(KeyStoreError):
         KeyStore(tmp_path).create("", None, False)
+
+
+def test_a_kept_connection_sees_a_revocation_by_another_process_and_a_replaced_file(
+        tmp_path: Path) -> None:
+    """Key checks keep their connection between requests; a revocation made through another
+    store (the CLI, another worker) is still refused from the next check on, and a keys.sqlite
+    replaced under the server is read afresh."""
+    server, cli = KeyStore(tmp_path), KeyStore(tmp_path)
+    record, key = cli.create("", "acme", False)
+    assert server.authenticate(key) is not None  # opens and keeps this thread's connection
+    cli.revoke(record.key_id)
+    assert server.authenticate(key) is None
+    (tmp_path / "keys.sqlite").unlink()
+    assert server.authenticate(key) is None
+    _, fresh = KeyStore(tmp_path).create("", "acme", False)
+    assert server.authenticate(fresh) is not None

@@ -192,3 +192,15 @@ def test_an_unknown_mode_is_422(client: TestClient, keys: dict[str, str], mode: 
     assert error["code"] == "invalid_request" and error["message"].startswith("mode:")
     assert "hybrid" in error["message"]
 
+
+
+def test_chunk_documents_group_chunks_as_their_rows_do(boiler: LoadedIndex) -> None:
+    """The in-memory chunk -> document map that the fusion uses names the same documents as
+    the chunks' rows, and leaves out ids the generation does not hold."""
+    ids = boiler.generation.all_chunk_ids().tolist()
+    spans = boiler.generation.chunk_spans(ids)
+    numbers = boiler.documents([*ids, -12345])
+    assert set(numbers) == set(ids)
+    document_of_number = {numbers[c]: spans[c].doc_id for c in ids}
+    assert all(document_of_number[numbers[c]] == spans[c].doc_id for c in ids)
+    assert len(document_of_number) == len({span.doc_id for span in spans.values()})
