@@ -28,8 +28,10 @@ from indexer.progress import Progress
 from indexer.report import BuildReport
 from indexer.settings import IndexerSettings
 from indexer.store.generations import clean_debris
+from indexer.store.layout import live_generation_dir
 from indexer.store.lock import build_lock
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument
+from indexer.store.runs import INTERRUPTED, clear_running, mark_running, settle_interrupted
 from indexer.store.writer import GenerationWriter
 from indexer.workers import BlockEmbedding, Workers, workers_for
 
@@ -70,14 +72,29 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
     with build_lock(index):
         if removed := clean_debris(index):
             log.info("removed what an interrupted build left: %s", ", ".join(removed))
-        with workers_for(settings) as workers:
-            report.stages = {"parse": workers.parse.as_dict(), "embed": workers.embed.as_dict()}
-            report.cluster = workers.cluster
-            _build(corpus, index, settings, manifest, workers, report, embedder, environ,
-                   started)
+        _settle_interrupted(index)
+        mark_running(index, report.started_at)
+        try:
+            with workers_for(settings) as workers:
+                report.stages = {"parse": workers.parse.as_dict(),
+                                 "embed": workers.embed.as_dict()}
+                report.cluster = workers.cluster
+                _build(corpus, index, settings, manifest, workers, report, embedder, environ,
+                       started)
+        finally:
+            clear_running(index)  # ended, however: the CLI records its outcome next
     log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
              report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report
+
+
+def _settle_interrupted(index: Path) -> None:
+    """A run before this one that was killed left its marker: record it as interrupted, so the
+    Builds page and /metrics show last night's kill, not the success before it."""
+    live = live_generation_dir(index)
+    run = settle_interrupted(index, live.name if live is not None else None)
+    if run is not None:
+        log.warning("the build started at %s %s", run.started_at, INTERRUPTED)
 
 
 def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manifest,

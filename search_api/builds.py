@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from indexer.store.generations import GenerationInfo, RollbackError, list_generations, rollback
 from indexer.store.lock import LockHeld
-from indexer.store.runs import BuildRun, read_runs
+from indexer.store.runs import EXIT_INTERRUPTED, BuildRun, read_runs
 from search_api.access import Principal
 from search_api.audit import Audit
 from search_api.errors import ApiError
@@ -26,7 +26,8 @@ RUNS_SHOWN = 20
 OUTCOMES = {0: "ok", 1: "failed: nothing was published",
             2: "configuration or access.yaml error: nothing was published",
             3: "published, with files skipped or kept in their previous version",
-            4: "not run: another build held the lock"}
+            4: "not run: another build held the lock",
+            EXIT_INTERRUPTED: "interrupted: it stopped without recording an outcome"}
 
 
 class FileNote(BaseModel):

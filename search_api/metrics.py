@@ -77,7 +77,7 @@ class BuildCollector(Collector):
             run = runs[0]
             yield from _gauge("pks_build_last_run_exit_code", "Exit code of the last recorded "
                               "build run: 0 ok, 1 failed, 2 configuration, 3 published with "
-                              "skips, 4 locked out.", run.exit_code)
+                              "skips, 4 locked out, 137 interrupted (killed).", run.exit_code)
             yield from _gauge("pks_build_last_run_timestamp_seconds",
                               "When the last recorded build run finished.", epoch(run.finished_at))
             yield from _gauge("pks_build_last_run_duration_seconds",

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import random
 import re
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +30,7 @@ from playwright.sync_api import expect
 
 from indexer.store.layout import CURRENT
 from indexer.store.reader import Generation
+from indexer.store.runs import RUNNING
 from search_api import audit
 from search_api.access import Principal
 from search_api.audit import AuditLog
@@ -258,6 +263,25 @@ def test_builds_page_shows_each_report_and_the_failed_night(page: Any, site: dic
     shot = tmp_path / "builds.png"
     page.screenshot(path=str(shot), full_page=True)
     update_docs(shot, "builds.png")
+
+
+def test_a_build_killed_last_night_shows_at_once_as_interrupted(page: Any, site: dict) -> None:
+    """A SIGKILLed build records nothing itself; its marker, whose process is gone, is shown
+    as the newest run before any other build runs."""
+    marker = site["index"] / RUNNING
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a PID with no process behind it, as a killed build's
+    marker.write_text(json.dumps({"started_at": "2026-11-30T02:30:00+00:00", "pid": child.pid,
+                                  "host": socket.gethostname()}))
+    try:
+        open_as(page, site, "admin", "/builds")
+        banner = page.locator("#last-run")
+        expect(banner).to_have_class(re.compile(r"\bbad\b"))
+        expect(banner).to_contain_text("exit code 137 (interrupted")
+        exits = page.locator("#runs tbody td[data-label=Exit]").all_inner_texts()
+        assert exits == ["137", "2", "3", "0"]
+    finally:
+        marker.unlink()
 
 
 def test_a_partner_key_is_asked_for_an_admin_key(page: Any, site: dict) -> None:

@@ -10,16 +10,29 @@ an alert before the 26 hours without a successful build have passed.
 Each line is written with one `write(2)` on an O_APPEND descriptor, so two runs (one refused
 by the build lock, exit 4) never interleave; a torn last line is skipped by readers. A line
 is ~300 bytes a night: the file needs no rotation, and readers only read its tail.
+
+A run killed outright (SIGKILL, the out-of-memory killer, a machine that stopped) records
+nothing itself. So a build writes INDEX/.build.running under the lock when it starts and removes
+it when it ends; the next build, holding the lock, finds a marker left behind and records that
+run as interrupted (exit code 137, as a shell reports a SIGKILLed command). Readers do not wait
+for the next build: a marker whose process is gone from this host reads as that interrupted
+run at once (a marker written on another host is read as still running).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 RUNS = "runs.jsonl"
+RUNNING = ".build.running"  # the running build's start, PID and host, under the build lock
+EXIT_INTERRUPTED = 137  # a run that stopped without recording its outcome
+INTERRUPTED = ("stopped without recording an outcome: killed (by hand or for memory) or its "
+               "machine stopped")
 TAIL_BYTES = 256 * 1024  # readers look at the newest runs only
 MAX_ERROR = 1000  # characters of an error message kept in the record
 
@@ -71,7 +84,82 @@ def _run(line: bytes) -> BuildRun | None:
 
 
 def read_runs(root: Path, limit: int = 20) -> list[BuildRun]:
-    """The newest `limit` recorded runs, newest first; [] when none was recorded."""
+    """The newest `limit` recorded runs, newest first, an interrupted run not yet recorded
+    included (see the module's docstring); [] when none was recorded."""
+    recorded = _recorded(root, limit)
+    pending = _interrupted(root)
+    return ([pending] + recorded)[:limit] if pending is not None else recorded
+
+
+def mark_running(root: Path, started_at: str) -> None:
+    """Say that a build runs (only under the build lock): written whole, then renamed."""
+    marker = {"started_at": started_at, "pid": os.getpid(), "host": socket.gethostname()}
+    partial = root / (RUNNING + ".tmp")
+    partial.write_text(json.dumps(marker), encoding="utf-8")
+    os.replace(partial, root / RUNNING)
+
+
+def clear_running(root: Path) -> None:
+    """The build ended, however it ended, and its outcome is about to be recorded."""
+    (root / RUNNING).unlink(missing_ok=True)
+
+
+def settle_interrupted(root: Path, live: str | None) -> BuildRun | None:
+    """Under the build lock: record the run that left its marker behind (nobody else can hold
+    the lock, so it is dead), then remove the marker. `live`: the generation CURRENT names
+    now; if the dead run published it (killed after the switch), the record says so."""
+    marker = _marker(root)
+    if marker is None:
+        clear_running(root)  # an unreadable marker: nothing to record, nothing to keep
+        return None
+    run = _as_run(marker, live if live is not None and _newer(live, marker[0]) else None)
+    record_run(root, run)
+    clear_running(root)
+    return run
+
+
+def _marker(root: Path) -> tuple[str, int, str] | None:
+    try:
+        record = json.loads((root / RUNNING).read_text(encoding="utf-8"))
+        return str(record["started_at"]), int(record["pid"]), str(record["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _as_run(marker: tuple[str, int, str], generation: str | None) -> BuildRun:
+    found = datetime.now(UTC).isoformat(timespec="seconds")
+    return BuildRun(marker[0], found, 0.0, EXIT_INTERRUPTED, generation,
+                    f"{INTERRUPTED} (process {marker[1]} on {marker[2]}; found {found})")
+
+
+def _newer(generation: str, started_at: str) -> bool:
+    """Whether a generation's name (its UTC creation time first) is after `started_at`."""
+    try:
+        made = datetime.strptime(generation[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        return made >= datetime.fromisoformat(started_at).astimezone(UTC)
+    except ValueError:
+        return False
+
+
+def _interrupted(root: Path) -> BuildRun | None:
+    """A marker whose process is gone from this host, read as the interrupted run it is."""
+    marker = _marker(root)
+    if marker is None or marker[2] != socket.gethostname() or _alive(marker[1]):
+        return None
+    return _as_run(marker, None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def _recorded(root: Path, limit: int) -> list[BuildRun]:
     try:
         with open(root / RUNS, "rb") as handle:
             size = handle.seek(0, os.SEEK_END)

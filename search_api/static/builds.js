@@ -48,12 +48,16 @@ function render() {
   $("runs-section").hidden = !state.runs.length;
 }
 
+// Nothing published: failed (1), a configuration error (2), or killed before it ended (137).
+function failed(run) {
+  return run.exit_code === 1 || run.exit_code === 2 || run.exit_code === 137;
+}
+
 function renderLastRun(run) {
   const banner = $("last-run");
   banner.hidden = !run;
   if (!run) return;
-  banner.className = "banner " + (run.exit_code === 0 ? "good" : run.exit_code === 1
-    || run.exit_code === 2 ? "bad" : "warn");
+  banner.className = "banner " + (run.exit_code === 0 ? "good" : failed(run) ? "bad" : "warn");
   banner.textContent = "Last build run: " + utcMinute(run.finished_at) + ", exit code "
     + run.exit_code + " (" + run.outcome + ")" + (run.error ? ": " + run.error : ".");
 }
@@ -117,7 +121,7 @@ function card(build, position) {
 
 function runRow(run) {
   const tr = document.createElement("tr");
-  tr.className = run.exit_code === 1 || run.exit_code === 2 ? "bad" : "";
+  tr.className = failed(run) ? "bad" : "";
   const cells = [["Finished", utcMinute(run.finished_at)], ["Seconds", run.seconds.toFixed(1)],
     ["Exit", run.exit_code], ["Outcome", run.outcome + (run.error ? ": " + run.error : "")],
     ["Generation", run.generation || "none published"]];

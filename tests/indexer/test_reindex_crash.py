@@ -11,7 +11,7 @@ import pytest
 from indexer.store.layout import CURRENT, GENERATIONS
 from indexer.store.lock import LOCK
 from indexer.store.reader import Generation
-from indexer.store.runs import RUNS, read_runs
+from indexer.store.runs import EXIT_INTERRUPTED, RUNS, read_runs
 from tests.conftest import make_access_corpus
 from tests.factory import write
 from tests.indexer.test_cli_reindex import bulk, indexer, start_build, wait_for_line
@@ -39,6 +39,9 @@ def test_sigkill_at_every_phase_leaves_the_live_index_and_the_next_build_is_clea
         build.wait()
         assert (index / CURRENT).read_text() == live, phase
         assert served(index) == docs, phase
+        # The Builds page and /metrics see the kill at once, not last night's success.
+        newest = read_runs(index)[0]
+        assert newest.exit_code == EXIT_INTERRUPTED and not newest.published, phase
 
     # Publishing: the kill lands before or after the switch; either way one whole generation.
     (corpus / "shared/bulk.jsonl").unlink()
@@ -48,6 +51,8 @@ def test_sigkill_at_every_phase_leaves_the_live_index_and_the_next_build_is_clea
     build.send_signal(signal.SIGKILL)
     build.wait()
     assert served(index) in (docs, docs | {"alpha/new-finding.txt"})
+    switched = (index / CURRENT).read_text().strip()
+    served_generation = switched if switched != live.strip() else None
 
     final = indexer("build", "--corpus", str(corpus), "--index", str(index))
     assert final.returncode == 0, final.stderr
@@ -56,5 +61,8 @@ def test_sigkill_at_every_phase_leaves_the_live_index_and_the_next_build_is_clea
     assert not [n for n in names if n.endswith(".tmp")], names
     assert {p.name for p in index.iterdir()} == {LOCK, CURRENT, GENERATIONS, RUNS}  # no .tmp
     assert (index / LOCK).read_text() == ""
-    # Only the runs that ended recorded themselves: a killed one never writes a half line.
-    assert [r.exit_code for r in read_runs(index)] == [0, 0]
+    # Each killed run was recorded as interrupted by the build after it (never a half line);
+    # the one killed while publishing names its generation if the switch had happened.
+    recorded = read_runs(index)
+    assert [r.exit_code for r in recorded] == [0] + [EXIT_INTERRUPTED] * 4 + [0]
+    assert recorded[1].generation in (None, served_generation)
