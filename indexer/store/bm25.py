@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.store.npz_map import map_npz
+
 K1 = 1.2
 B = 0.75
 MIN_IDF = 1e-6  # FTS5's floor for terms in more than half of the chunks
@@ -117,6 +119,9 @@ class Postings:
 
     @classmethod
     def load(cls, path: Path) -> Postings:
+        """Memory-mapped (npz_map.py): a host's server processes share one copy."""
+        if (mapped := map_npz(path)) is not None:
+            return cls(*(mapped[name] for name in cls.ARRAYS))
         with np.load(path) as data:
             return cls(*(data[name] for name in cls.ARRAYS))
 
