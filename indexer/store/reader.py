@@ -127,16 +127,16 @@ class Generation:
         return db
 
     def all_chunk_ids(self) -> np.ndarray:
-        rows = self._db().execute("SELECT chunk_id FROM chunks ORDER BY chunk_id").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        rows = self._db().execute("SELECT chunk_id FROM chunks ORDER BY chunk_id")
+        return np.fromiter((row[0] for row in rows), dtype=np.int64)  # no list of every row
 
     def chunk_documents(self) -> tuple[np.ndarray, np.ndarray]:
         """Every chunk id, ascending, and its document's row number: which chunks share a
         document, held in memory by the server so a query asks SQLite nothing for it."""
         rows = self._db().execute("SELECT c.chunk_id, d.rowid FROM chunks c JOIN documents d "
-                                  "USING (doc_id) ORDER BY c.chunk_id").fetchall()
-        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+                                  "USING (doc_id) ORDER BY c.chunk_id")
+        pairs = np.fromiter(rows, dtype=[("chunk", np.int64), ("document", np.int64)])
+        return np.ascontiguousarray(pairs["chunk"]), np.ascontiguousarray(pairs["document"])
 
     def grant_rows(self) -> list[GrantRows]:
         """Chunk ids per (partner, until): access rights are evaluated from these at query time."""
@@ -253,11 +253,11 @@ class Generation:
         """Every document path with the chunk ids of the documents read from it."""
         rows = self._db().execute(
             "SELECT d.path, c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.path, c.chunk_id").fetchall()
-        groups: dict[str, list[int]] = {}
-        for path, chunk_id in rows:
-            groups.setdefault(path, []).append(chunk_id)
-        return [(path, np.array(ids, dtype=np.int64)) for path, ids in groups.items()]
+            "ORDER BY d.path, c.chunk_id")
+        groups: dict[str, array[int]] = {}
+        for path, chunk_id in rows:  # streamed: no list of every row at once
+            groups.setdefault(path, array("q")).append(chunk_id)
+        return [(path, np.frombuffer(ids, dtype=np.int64)) for path, ids in groups.items()]
 
     def grants_of(self, doc_ids: Sequence[str]) -> dict[str, list[tuple[str, date | None]]]:
         """(partner, until) of each document's grants: what admins see as `visible_to`."""
