@@ -8,8 +8,9 @@ near it (a greedy packer from the top, as the splitter alone does, moves every b
 it). Two winners are at least `window` apart, so `window` is also the smallest chunk they make.
 A stretch between two winners longer than `max_tokens` is cut inside itself after its highest
 ranked unit (into two chunks where two suffice), again and again: chosen by its own content.
-A segment (a page, or what lies between headings) that fits in two chunks is cut once, where
-a greedy splitter would (an edit there changes at most its two or three chunks anyway).
+A segment (a page, or what lies between headings) that a greedy fill cuts into at most three
+chunks is filled greedily, as the splitter alone did (an edit there changes at most its three
+chunks anyway); one that fits in two chunks but not greedily is cut once, at its best unit.
 Headings are fixed points: a heading standing alone always begins a chunk, and a unit of
 heading lines never ends one.
 """
@@ -22,6 +23,10 @@ from itertools import accumulate
 from indexer.units import Unit
 
 Span = tuple[int, int]  # [first, last) unit indices of one chunk
+# A segment that a greedy fill cuts into at most this many chunks is filled greedily, as the
+# splitter alone did (the chunks retrieval was tuned on): any edit inside it re-embeds at most
+# its three chunks, which is within the bound of the chunks it touches + 2 anyway.
+GREEDY_CHUNKS = 3
 
 
 def group(units: Sequence[Unit], window: int, max_tokens: int) -> list[Span]:
@@ -40,6 +45,10 @@ def _split(units: Sequence[Unit], lo: int, hi: int, window: int, max_tokens: int
     ends = list(accumulate(u.tokens for u in units[lo:hi]))
     if hi - lo == 1 or ends[-1] <= max_tokens:
         return [(lo, hi)]
+    if ends[-1] <= GREEDY_CHUNKS * max_tokens and \
+            len(packed := _pack(units, lo, hi, max_tokens)) <= GREEDY_CHUNKS and \
+            all(sum(u.tokens for u in units[a:b]) <= max_tokens for a, b in packed):
+        return packed  # a short segment, filled in order as the splitter did: see GREEDY_CHUNKS
     cuts = _winners(units, lo, hi, ends, window)
     if ends[-1] <= 2 * max_tokens:  # two chunks suffice: cut where the greedy splitter would
         fits = [k for k in range(hi - lo - 1) if not units[lo + k].title

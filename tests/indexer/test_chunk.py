@@ -105,3 +105,22 @@ def test_demo_report_has_no_passage_ending_with_a_heading(embedder: Embedder) ->
     results = [c for c in chunks if c.section and "3. Results after 300 cycles" in c.section]
     assert results and results[0].text.startswith("## 3. Results after 300 cycles")
     assert any("0.6 %" in c.text or "JX-01" in c.text for c in results)
+
+
+def test_a_page_of_up_to_three_chunks_is_filled_from_the_top(embedder: Embedder) -> None:
+    """A short page (an abstract, a record) gets the splitter's own chunks: each chunk but the
+    last is as full as the next sentence allows, so the title stays with most of its text."""
+    chunker = Chunker(embedder.tokenizer, chunk_tokens=60, overlap=0,
+                      max_tokens=embedder.max_tokens)
+
+    def tokens(text: str) -> int:
+        return len(embedder.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    for sentences in (5, 8, 9):  # 16 word pieces each, 3 to a chunk: two or three chunks
+        text = " ".join(f"Batch {i} of the electrolyte reached {i * 3} mS/cm in the cell."
+                        for i in range(sentences))
+        chunks = chunker.chunk(doc(text))
+        assert 2 <= len(chunks) <= 3, sentences
+        for this, following in zip(chunks, chunks[1:], strict=False):
+            first_sentence = following.text.split(". ")[0] + "."
+            assert tokens(this.text + " " + first_sentence) > 60, sentences  # filled
