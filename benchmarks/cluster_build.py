@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARED  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.embed import Embedder, embedder_for  # noqa: E402
@@ -55,12 +55,6 @@ def make_corpus(dest: Path, records: list[str], files: int = 20) -> Path:
         (dest / f"part-{i:02d}.jsonl").write_text("".join(
             line + "\n" for n, line in enumerate(records) if n % files == i))
     return dest
-
-
-def cpu_model() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                 if line.startswith("Model name")), "unknown")
 
 
 def row(name: str, report: BuildReport, settings: IndexerSettings) -> dict[str, object]:
@@ -205,7 +199,7 @@ def main() -> None:
     chunks = float(builds["local"]["chunks"])  # type: ignore[arg-type]
     ceiling = round(chunks / (float(builds["local"]["chunk_seconds"])  # type: ignore[arg-type]
                               + float(rebuild["seconds"])), 1)  # type: ignore[arg-type]
-    result = {"machine": {"cpu": cpu_model(), "cpus": os.cpu_count(),
+    result = {"machine": {"cpu": cpu()["cpu"], "cpus": os.cpu_count(),
                           "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
               "documents": args.documents, "builds": [*builds.values(), rebuild],
               # the embedding stage (start-up included), and the models while they computed

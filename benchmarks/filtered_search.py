@@ -40,6 +40,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 import indexer.store.vectors as vectors  # noqa: E402
+from benchmarks.machine import cpu as machine  # noqa: E402
 from indexer.store.planner import Strategy  # noqa: E402
 from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile  # noqa: E402
 from indexer.store.vectors import VectorStore  # noqa: E402
@@ -116,13 +117,6 @@ def langchain_store(matrix: np.ndarray, ids: np.ndarray):  # type: ignore[no-unt
     docstore = InMemoryDocstore({key: Document(page_content="", metadata={"id": int(cid)})
                                  for key, cid in zip(keys, ids.tolist(), strict=True)})
     return FAISS(FakeEmbeddings(size=DIM), index, docstore, dict(enumerate(keys)))
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main() -> None:
@@ -229,7 +223,7 @@ def main() -> None:
         "bytes_per_chunk_with_caches": round(
             (store.nbytes + store.ann_bytes + store.plan_cache_bytes) / n, 1),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(), "cpu_model": cpu_model(),
+        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(), "cpu_model": machine()["cpu"],
         "faiss": faiss.__version__, "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

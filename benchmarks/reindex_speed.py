@@ -37,6 +37,7 @@ from benchmarks.edits import (  # noqa: E402
     load,
     write_document,
 )
+from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARDS, SHARED, make_corpus  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
 from indexer.chunk import Chunk  # noqa: E402
@@ -155,7 +156,7 @@ def main() -> None:
                                      args.edit_share, settings, embedder)
         rows += document_shapes(args.source, scratch, settings, embedder)
     shapes = [r for r in rows if "edit" in r]
-    result = {"machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(),
+    result = {"machine": {"cpu": cpu()["cpu"], "cpus": os.cpu_count(),
                           "python": platform.python_version(),
                           "torch_threads": settings.torch_threads,
                           "load_average": os.getloadavg()},
@@ -170,13 +171,6 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / name
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 if __name__ == "__main__":
