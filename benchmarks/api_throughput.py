@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARED, load_queries, make_partner_corpus  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
+from search_api.identity.keys import KeyStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ class BareEmbedding:
     PRECISION, the same threads), measured in this process: wall clock and CPU time."""
 
     def __init__(self, index: Path, threads: int, queries: list[str]) -> None:
-        from indexer.embed import Embedder
+        from indexer.embed.embedder import Embedder
         from search_api.settings import ApiSettings
 
         settings = ApiSettings(index=index)

@@ -15,8 +15,8 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from indexer.chunk import run_together
-from indexer.load import Document, LoadOptions, load_file
+from indexer.chunk.chunker import run_together
+from indexer.load.loader import Document, LoadOptions, load_file
 from indexer.store.records import Chunk
 from tests.factory import pdf_bytes
 

@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/parse_speed.py [--min-seconds 1.0] [--ocr]
 
 Reads ../shared/eval/office, ../shared/eval/pdfs and the Office files of corpora/demo through
-indexer.load.load_file, exactly as a build does (one file at a time, in this process). A "page"
-is what the format cites: a PDF page, a slide, a sheet, a Word or Markdown heading section, one
-HTML page or e-mail. Scanned PDFs are parsed without OCR unless --ocr is given (OCR speed is
-measured by benchmarks/ocr_quality.py). Prints JSON per format and writes
+indexer.load.loader.load_file, exactly as a build does (one file at a time, in this process). A
+"page" is what the format cites: a PDF page, a slide, a sheet, a Word or Markdown heading
+section, one HTML page or e-mail. Scanned PDFs are parsed without OCR unless --ocr is given (OCR
+speed is measured by benchmarks/ocr_quality.py). Prints JSON per format and writes
 benchmarks/results/parse_speed.json.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.load import SUPPORTED, Document, LoadOptions, load_file  # noqa: E402
+from indexer.load.loader import SUPPORTED, Document, LoadOptions, load_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMAT = {".htm": "html", ".markdown": "md", ".xlsm": "xlsx"}  # one row per format

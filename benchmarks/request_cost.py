@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.api_throughput import server_cpu_seconds, start_server  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
+from search_api.identity.keys import KeyStore  # noqa: E402
 
 QUERIES = ["battery cell swelling during fast charging", "sensor calibration drift",
            "recycling of cobalt from spent cells", "gene expression in cancer cells",

@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.api_throughput import cpu_seconds, free_port  # noqa: E402
 from benchmarks.filtered_search import DIM, clustered  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
-from indexer.embed import model_reference  # noqa: E402
+from indexer.embed.embedder import model_reference  # noqa: E402
 from indexer.settings import default_model  # noqa: E402
 from indexer.store.layout import VECTORS, live_generation_dir  # noqa: E402
 from indexer.store.records import Chunk, Grant, StoredDocument  # noqa: E402
 from indexer.store.writer import GenerationWriter  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
+from search_api.identity.keys import KeyStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTNERS = tuple(f"p{i:02d}" for i in range(50))
@@ -189,7 +189,8 @@ def account(index: Path) -> dict[str, int]:
     from datetime import date
 
     from indexer.store.reader import Generation
-    from search_api.access import AccessIndex, Principal
+    from search_api.access.allowed import AccessIndex
+    from search_api.identity.principal import Principal
 
     def anonymous() -> int:
         for line in Path("/proc/self/smaps_rollup").read_text().splitlines():

@@ -31,7 +31,7 @@ from benchmarks.api_throughput import start_server  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
+from search_api.identity.keys import KeyStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["cell cycling results", "sensor calibration drift", "battery management firmware",

@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from indexer.chunk import Chunker, chunk_id_for
+from indexer.chunk.chunker import Chunker, chunk_id_for
 from indexer.discover import discover_files
-from indexer.embed import Embedder, embedder_for
+from indexer.embed.embedder import Embedder, embedder_for
 from indexer.incremental import Previous, pipeline_key
 from indexer.intake import Intake, PasswordSource, read_corpus
-from indexer.load import Document, LoadWarning, Skipped, load_options
+from indexer.load.loader import Document, LoadWarning, Skipped, load_options
 from indexer.manifest import Manifest, load_manifest
 from indexer.progress import Progress
 from indexer.report import BuildReport
@@ -33,7 +34,7 @@ from indexer.store.lock import build_lock
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument
 from indexer.store.runs import INTERRUPTED, clear_running, mark_running, settle_interrupted
 from indexer.store.writer import GenerationWriter
-from indexer.workers import BlockEmbedding, Workers, workers_for
+from indexer.workers import BlockEmbedding, Workers, local_workers
 
 __all__ = ["BuildError", "BuildReport", "ConfigError", "build"]
 log = logging.getLogger(__name__)
@@ -86,6 +87,21 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
     log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
              report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report
+
+
+@contextmanager
+def workers_for(settings: IndexerSettings) -> Iterator[Workers]:
+    """The back-end is chosen here, where the build is assembled: this machine's workers, or
+    the cluster's at `settings.ray_address` (connected before any model is loaded, so an
+    unreachable cluster fails at once). Nothing else imports the cluster back-end."""
+    if settings.ray_address is None:
+        with local_workers(settings) as workers:
+            yield workers
+        return
+    from indexer.cluster.connect import cluster_workers  # Ray is imported only here
+
+    with cluster_workers(settings) as workers:
+        yield workers
 
 
 def _settle_interrupted(index: Path) -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.embed import model_reference
-from indexer.load import load_options
+from indexer.embed.embedder import model_reference
+from indexer.load.loader import load_options
 from indexer.settings import IndexerSettings
 from indexer.store.layout import live_generation_dir
 from indexer.store.reader import Generation

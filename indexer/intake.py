@@ -1,4 +1,4 @@
-"""Stage 1 as a nightly build runs it: every discovered file is carried over unchanged, parsed
+"""Stage 2 as a nightly build runs it: every discovered file is carried over unchanged, parsed
 (in an isolated worker, with a time limit), or, when it fails tonight but was indexed before,
 kept in its last good version. Only a file that is really gone leaves the index.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from indexer.incremental import Previous, file_sha256
-from indexer.isolate import IsolatedParser
-from indexer.load import Document, LoadOptions, LoadResult, LoadWarning, Skipped, refusal
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import Document, LoadOptions, LoadResult, LoadWarning, Skipped, refusal
 from indexer.manifest import Manifest
 from indexer.store.records import Chunk, FileRecord, StoredDocument
 

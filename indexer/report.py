@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from indexer.load import LoadWarning, Skipped
+from indexer.load.loader import LoadWarning, Skipped
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Who does a build's heavy work: this machine (the isolated parser process and the build's own
-model) or a Ray cluster (indexer/cluster/, imported only when an address is given).
+"""Who does a build's heavy work: what a back-end offers the build (Workers), and this machine's
+(the isolated parser process and the build's own model). The Ray back-end (indexer/cluster/)
+offers the same; the build chooses between them where it is assembled (indexer/build.py).
 
 The build asks both the same two questions, "parse these files" and "embed these blocks of
 texts", so the pipeline reads the same whichever answers; discovering, chunking, writing and
@@ -15,9 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.intake import FileParsing, LocalParsing
-from indexer.isolate import IsolatedParser
+from indexer.load.isolate import IsolatedParser
 from indexer.settings import IndexerSettings
 
 
@@ -74,15 +75,8 @@ class Workers:
 
 
 @contextmanager
-def workers_for(settings: IndexerSettings) -> Iterator[Workers]:
-    """This machine's workers, or the cluster's at `settings.ray_address` (connected before any
-    model is loaded, so an unreachable cluster fails at once)."""
-    if settings.ray_address is not None:
-        from indexer.cluster.connect import cluster_workers  # Ray is imported only here
-
-        with cluster_workers(settings) as workers:
-            yield workers
-        return
+def local_workers(settings: IndexerSettings) -> Iterator[Workers]:
+    """This machine's workers: one isolated parser process, and the build's own model."""
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         yield Workers(LocalParsing(parser), Stage("local", 1),
                       Stage("local", 1, resources={"CPU": float(settings.torch_threads)}),

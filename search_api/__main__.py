@@ -26,8 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-from search_api.settings_cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, settings_from
-from search_api.state_cli import audit_command, db_command, keys_command, open_state_for
+from search_api.cli.commands import audit_command, db_command, keys_command, open_state_for
+from search_api.cli.options import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, settings_from
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,11 +85,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _services(settings):  # -> Services | None: every component, or a message saying why not
-    from indexer.embed import ModelLoadError
+    from indexer.embed.embedder import ModelLoadError
     from indexer.store.layout import StoreError
-    from search_api.services import Services
-    from search_api.sso import SsoConfigError
-    from search_api.state import StateUnavailable
+    from search_api.identity.sso import SsoConfigError
+    from search_api.state.services import Services
+    from search_api.state.shared import StateUnavailable
 
     try:
         return Services.open(settings)
@@ -109,7 +109,7 @@ def _services(settings):  # -> Services | None: every component, or a message sa
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from search_api.app import create_app
+    from search_api.http.app import create_app
 
     settings = settings_from({"index": args.index, "host": args.host, "port": args.port,
                               "workers": args.workers, "ray": args.ray,
@@ -134,17 +134,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _serve_workers(settings) -> int:  # settings: ApiSettings
     """`serve --workers N`: uvicorn's process model. Each worker assembles the service from
-    the environment (search_api.app.worker_app): its own model and key store connections, the
+    the environment (search_api.http.app.worker_app): its own model and key store connections, the
     index's vectors memory-mapped and so shared, its own watcher of CURRENT. What would make
     every worker fail is checked here first, once, with a clear message."""
     import os
 
     import uvicorn
 
-    from indexer.embed import ModelLoadError, model_location
+    from indexer.embed.embedder import ModelLoadError, model_location
     from indexer.store.layout import StoreError
     from indexer.store.reader import Generation
-    from search_api.sso import SsoConfigError, SsoGate
+    from search_api.identity.sso import SsoConfigError, SsoGate
 
     try:
         SsoGate.from_settings(settings)
@@ -161,16 +161,16 @@ def _serve_workers(settings) -> int:  # settings: ApiSettings
     state.close()
     os.environ.update({"PKS_INDEX": str(settings.index.resolve()),
                        "PKS_WORKERS": str(settings.workers)})  # what the workers read
-    uvicorn.run("search_api.app:worker_app", factory=True, workers=settings.workers,
+    uvicorn.run("search_api.http.app:worker_app", factory=True, workers=settings.workers,
                 host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
     return EXIT_OK
 
 
 def _mcp(args: argparse.Namespace) -> int:
     """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
-    from search_api.deps import principal_for
     from search_api.errors import Unauthorized
-    from search_api.mcp_server import build_server
+    from search_api.http.deps import principal_for
+    from search_api.http.mcp_server import build_server
 
     settings = settings_from({"index": args.index})
     state = open_state_for(args.index) if settings is not None else None

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from search_api.batching import Batching
+from indexer.embed.embedder import Backend, Precision
 
 HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How queries are batched (ApiSettings.batching() builds it from the settings)."""
+
+    workers: int = 1  # queries that arrive during a pass form the next batch
+    max_batch: int = 32
+    window_ms: float = 0.0
+    backend: Backend = "auto"  # the forward pass (indexer/embed/embedder.py)
+    precision: Precision = "auto"
 
 
 class ApiSettings(BaseSettings):
@@ -33,7 +45,7 @@ class ApiSettings(BaseSettings):
         "auto", description="query embedding on OpenVINO (auto falls back to torch) or torch")
     embed_precision: Literal["auto", "f32", "bf16"] = Field(
         "auto", description="auto: bf16 where the CPU computes it natively, else f32")
-    # Queries of concurrent requests are embedded together (search_api/batching.py).
+    # Queries of concurrent requests are embedded together (search_api/retrieval/batching.py).
     embed_workers: int = Field(1, ge=1, description="threads embedding query batches")
     query_batch: int = Field(32, ge=1, le=256, description="most queries in one batch")
     batch_window_ms: float = Field(

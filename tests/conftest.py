@@ -25,9 +25,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import indexer.build  # noqa: E402
-import search_api.live  # noqa: E402
+import search_api.retrieval.live  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
-from indexer.embed import Embedder, embedder_for  # noqa: E402
+from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from tests.browser import browser, page  # noqa: E402, F401 (the page tests' fixtures)
 from tests.environment import check_needs  # noqa: E402
@@ -145,12 +145,12 @@ def shared_embedder_for(settings: IndexerSettings) -> Embedder:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_model_per_configuration() -> Iterator[None]:
-    """In-process builds (indexer.build) and in-process apps (search_api.live) take their
+    """In-process builds (indexer.build) and in-process apps (search_api.retrieval.live) take their
     model from the session's; a model of another configuration is still loaded for real."""
-    assert embedder_for.__module__ == "indexer.embed"
+    assert embedder_for.__module__ == "indexer.embed.embedder"
     patch = pytest.MonkeyPatch()
     patch.setattr(indexer.build, "embedder_for", shared_embedder_for)
-    patch.setattr(search_api.live, "Embedder", shared_embedder)
+    patch.setattr(search_api.retrieval.live, "Embedder", shared_embedder)
     yield
     patch.undo()
 

@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from search_api.app import openapi_schema
+from search_api.http.app import openapi_schema
 from tests.conftest import VISIBLE
 from tests.deployment import OWNED_BY
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder, model_location, model_reference
+from indexer.embed.embedder import Embedder, model_location, model_reference
 from indexer.settings import IndexerSettings, default_model
 from indexer.store.reader import Generation
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.deployment import app_client
 from tests.factory import write, write_jsonl
 

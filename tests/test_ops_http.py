@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests.conftest import VISIBLE

@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import expect
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.browser import PHONE, loopback_tab
 from tests.conftest import TEXTS, VISIBLE, make_access_corpus
 from tests.deployment import serve

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests import sharding

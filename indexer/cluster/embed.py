@@ -22,7 +22,7 @@ import pyarrow as pa
 import ray
 import ray.data
 
-from indexer.embed import Embedder, ModelLoadError, embedder_for
+from indexer.embed.embedder import Embedder, ModelLoadError, embedder_for
 from indexer.settings import IndexerSettings
 from indexer.workers import Stage, WorkersUnavailable
 

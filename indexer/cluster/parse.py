@@ -19,8 +19,8 @@ import ray
 from ray.util import ActorPool
 
 from indexer.intake import Parsed, ParseJob, Snapshot, parsed, snapshot
-from indexer.isolate import IsolatedParser
-from indexer.load import LoadOptions, LoadResult
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import LoadOptions, LoadResult
 from indexer.store.records import FileRecord
 from indexer.workers import Stage, WorkersUnavailable
 

@@ -17,4 +17,6 @@
 It imports nothing from the build pipeline or the search API: the pipeline writes through it,
 the API reads through it (tests/test_layering.py holds that rule). Modules are imported by name;
 this file imports nothing, so `python -m indexer generations` does not load FAISS.
+
+May import: nothing else of indexer
 """

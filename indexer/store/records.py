@@ -1,7 +1,7 @@
 """The rows a generation stores, as the indexer writes them and the search API reads them.
 
 Plain frozen values with no behaviour of the pipeline or the API: the pipeline produces them
-(indexer/chunk.py makes Chunks, indexer/manifest.py Grants), the writer stores them and the
+(indexer/chunk/chunker.py makes Chunks, indexer/manifest.py Grants), the writer stores them and the
 reader returns them.
 """
 
@@ -23,7 +23,7 @@ class Chunk:
     ordinal: int  # position within the document
     page: int | None
     char_start: int  # offsets into the page text; a chunk that runs on into the next page of
-    char_end: int  # a PDF ends past its page's end (indexer.chunk.run_together)
+    char_end: int  # a PDF ends past its page's end (indexer.chunk.chunker.run_together)
     text: str
     section: str | None = None  # heading path, slide title or sheet name: for citations
     ocr: bool = False  # text recognised from a scanned image, not a text layer

@@ -9,4 +9,6 @@
 Imported only with `--ray`: a server without it never loads Ray (`make serve` does not need the
 `cluster` extra). The API still resolves the principal and its allowed set once, in the server;
 the shards only ever see the allowed set.
+
+May import: errors, settings, identity, access, retrieval
 """

@@ -27,7 +27,7 @@ from ray import serve
 
 from indexer.store.bm25 import LexicalStats
 from indexer.store.reader import Generation
-from search_api.access import AllowedSet
+from search_api.access.allowed import AllowedSet
 from search_api.cluster.shard import ShardServer
 from search_api.retrieval.fusion import Ranked
 from search_api.retrieval.shards import DenseAnswer, Weights

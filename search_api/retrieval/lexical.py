@@ -9,7 +9,7 @@ import re
 from functools import reduce
 
 from indexer.store.bm25 import LexicalStats
-from search_api.access import AllowedSet
+from search_api.access.allowed import AllowedSet
 from search_api.retrieval.merge import merge_top_k
 from search_api.retrieval.shards import Shards
 

@@ -1,6 +1,6 @@
-from indexer.chunk import Chunker, chunk_id_for
-from indexer.embed import Embedder
-from indexer.load import Document, Page
+from indexer.chunk.chunker import Chunker, chunk_id_for
+from indexer.embed.embedder import Embedder
+from indexer.load.loader import Document, Page
 
 
 def doc(text: str, page: int | None = None) -> Document:
@@ -93,7 +93,7 @@ def test_pages_and_sections_are_never_mixed_in_one_chunk(embedder: Embedder) -> 
 def test_demo_report_has_no_passage_ending_with_a_heading(embedder: Embedder) -> None:
     from pathlib import Path
 
-    from indexer.load import LoadOptions, load_file
+    from indexer.load.loader import LoadOptions, load_file
 
     rel = "joint/acme-globex/cell-sensor-integration.md"
     path = Path(__file__).resolve().parents[2] / "corpora" / "demo" / rel

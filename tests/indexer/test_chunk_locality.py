@@ -1,5 +1,5 @@
 """An edit of one paragraph changes the chunks that hold it and at most two more, wherever it is:
-chunk boundaries follow the content, not the distance from the top (indexer/boundaries.py)."""
+chunk boundaries follow the content, not the distance from the top (indexer/chunk/boundaries.py)."""
 
 import json
 import random
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.edits import OPS, changed_chunks, edited, embedded_after, load, write_document
-from indexer.chunk import Chunker
-from indexer.embed import Embedder
+from indexer.chunk.chunker import Chunker
+from indexer.embed.embedder import Embedder
 from indexer.store.reader import Generation
 from tests.deployment import run
 from tests.factory import write

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from indexer.discover import discover
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.store.layout import CURRENT, GENERATIONS
 from indexer.store.lock import LOCK
 from indexer.store.reader import Generation

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder, ModelLoadError
+from indexer.embed.embedder import Embedder, ModelLoadError
 from indexer.settings import IndexerSettings
 from tests.conftest import make_access_corpus
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder
-from indexer.formats.encoding import UndecodableText, decode
-from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_file
+from indexer.embed.embedder import Embedder
+from indexer.load.formats.encoding import UndecodableText, decode
+from indexer.load.loader import Document, LoadOptions, LoadWarning, Skipped, load_file
 from indexer.settings import IndexerSettings
 from tests.deployment import app_client, create_key
 from tests.factory import write

@@ -13,7 +13,7 @@ import pptx
 import pytest
 from msoffcrypto.format.ooxml import OOXMLFile
 
-from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_file
+from indexer.load.loader import Document, LoadOptions, LoadWarning, Skipped, load_file
 from tests.environment import EVAL
 from tests.factory import pdf_bytes, write
 from tests.factory_office import fuzzed_docx, huge_xml_xlsx, write_report, write_workbook
@@ -237,7 +237,7 @@ def test_a_format_whose_parser_is_missing_is_skipped_not_a_crash(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_report(tmp_path / "r.docx")
     monkeypatch.setitem(sys.modules, "docx", None)  # as if python-docx were not installed
-    monkeypatch.delitem(sys.modules, "indexer.formats.docx", raising=False)
+    monkeypatch.delitem(sys.modules, "indexer.load.formats.docx", raising=False)
     results = load(tmp_path / "r.docx")
     assert len(results) == 1 and isinstance(results[0], Skipped)
     assert results[0].reason.startswith("no parser for .docx files is installed (python-docx")

@@ -6,9 +6,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.deployment import app_client
 from tests.factory import write
 from tests.factory_office import write_deck, write_report

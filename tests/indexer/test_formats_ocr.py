@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.ocr_quality import character_error_rate
-from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_file
+from indexer.load.loader import Document, LoadOptions, LoadWarning, Skipped, load_file
 from tests.environment import EVAL
 
 SCANNED = EVAL / "pdfs" / "scanned"

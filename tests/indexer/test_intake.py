@@ -8,8 +8,8 @@ from pathlib import Path
 
 from indexer.incremental import Previous
 from indexer.intake import LocalParsing, PasswordSource, read_corpus
-from indexer.isolate import IsolatedParser
-from indexer.load import LoadOptions, LoadResult, load_file
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import LoadOptions, LoadResult, load_file
 from indexer.manifest import Manifest
 from tests.factory import write
 

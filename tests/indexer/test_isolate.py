@@ -7,8 +7,8 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
-from indexer.isolate import IsolatedParser
-from indexer.load import Document, LoadOptions, LoadResult, Skipped, load_file
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import Document, LoadOptions, LoadResult, Skipped, load_file
 from tests.factory import write, write_pdf
 
 

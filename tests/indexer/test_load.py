@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from indexer.discover import discover
-from indexer.load import Document, LoadOptions, LoadWarning, Skipped, load_corpus, load_file
+from indexer.load.loader import Document, LoadOptions, LoadWarning, Skipped, load_corpus, load_file
 from tests.environment import EVAL
 from tests.factory import pdf_bytes, write, write_jsonl, write_pdf
 

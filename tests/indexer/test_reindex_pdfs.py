@@ -12,11 +12,11 @@ import pytest
 
 from indexer.build import build
 from indexer.discover import discover_files
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.incremental import Previous
 from indexer.intake import LocalParsing, PasswordSource, read_corpus
-from indexer.isolate import IsolatedParser
-from indexer.load import load_options
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import load_options
 from indexer.manifest import Manifest, PasswordRule
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.keys import KeyStore
-from search_api.live import IndexHolder
+from search_api.identity.keys import KeyStore
+from search_api.retrieval.live import IndexHolder
 from tests.deployment import app_client, make_build_history
 
 

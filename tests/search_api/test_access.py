@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.store.reader import Generation
 from tests.conftest import ALL_DOCS, GLOSSARY, PDF_PAGES, TEXTS, VISIBLE
 from tests.search_api.conftest import Clock, auth

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.search_api.conftest import auth
 
 

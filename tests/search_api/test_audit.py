@@ -18,11 +18,11 @@ import pytest
 
 from indexer.build import BuildReport
 from indexer.store.reader import Generation
-from search_api.access import Principal
-from search_api.audit import ACTIVE, AuditLog, AuditQuery, AuditUnavailable
-from search_api.keys import KeyStore
-from search_api.metrics import OpsMetrics
-from search_api.owned import every_owner, owned_receipts
+from search_api.audit.owned import every_owner, owned_receipts
+from search_api.audit.trail import ACTIVE, AuditLog, AuditQuery, AuditUnavailable
+from search_api.identity.keys import KeyStore
+from search_api.identity.principal import Principal
+from search_api.ops.metrics import OpsMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 ALPHA = Principal("a1", "alpha", False)
@@ -87,9 +87,9 @@ def test_age_rotation_and_a_restart_keep_every_record(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from search_api.access import Principal
-from search_api.audit import AuditLog
-from search_api.keys import KeyStore
+from search_api.identity.principal import Principal
+from search_api.audit.trail import AuditLog
+from search_api.identity.keys import KeyStore
 log = AuditLog(Path(sys.argv[1]), KeyStore(Path(sys.argv[1])), max_bytes=4096, fsync_seconds=0)
 for i in range(150):
     log.record(Principal(sys.argv[2], "alpha", False), "mcp", generation=None,
@@ -239,6 +239,6 @@ def test_receipts_count_per_day_and_filter_by_period_document_and_partner(
 
 @pytest.mark.parametrize("text", ["2026-11-25", "2026-11-25T10:00:00Z", "2026-11-25T10:00:00"])
 def test_times_without_a_zone_are_utc(text: str) -> None:
-    from search_api.audit import parse_time
+    from search_api.audit.trail import parse_time
 
     assert parse_time(text).utcoffset() == timedelta(0)

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from indexer.embed import Embedder
-from search_api.batching import Batching, BatchingEmbedder
+from indexer.embed.embedder import Embedder
+from search_api.retrieval.batching import BatchingEmbedder
+from search_api.settings import Batching
 
 QUERIES = [f"question {i}: which electrolyte batch reached {i * 1.5:.1f} mS/cm at room "
            f"temperature" + " after annealing" * (i % 4) for i in range(24)]

@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport, build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
-from search_api.access import Principal
-from search_api.keys import KeyStore
-from search_api.live import IndexHolder
-from search_api.stitching import document_text
+from search_api.identity.keys import KeyStore
+from search_api.identity.principal import Principal
+from search_api.retrieval.live import IndexHolder
+from search_api.retrieval.stitching import document_text
 from tests.conftest import ALL_DOCS, VISIBLE
 from tests.deployment import app_client
 from tests.factory import write, write_jsonl

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from search_api.keys import KeyStore, KeyStoreError
+from search_api.identity.keys import KeyStore, KeyStoreError
 
 
 def test_keys_are_stored_hashed_and_authenticate(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport, build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
-from search_api.access import ACT_AS, DEFAULT_SCOPES
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
+from search_api.identity.principal import ACT_AS, DEFAULT_SCOPES
 from tests.conftest import VISIBLE
 from tests.deployment import app_client, create_key
 from tests.factory import write

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.live import IndexHolder
+from search_api.retrieval.live import IndexHolder
 from tests.deployment import app_client
 from tests.search_api.conftest import Clock, auth
 

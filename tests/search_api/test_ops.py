@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from indexer.build import BuildReport
-from search_api.audit import AuditLog
-from search_api.limits import TokenBuckets
-from search_api.live import IndexHolder
-from search_api.services import Services
+from search_api.access.budgets import TokenBuckets
+from search_api.audit.trail import AuditLog
+from search_api.retrieval.live import IndexHolder
 from search_api.settings import ApiSettings
+from search_api.state.services import Services
 from tests.deployment import app_client
 from tests.search_api.conftest import Clock, auth
 

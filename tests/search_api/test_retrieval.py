@@ -12,15 +12,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
-from search_api.access import EMPTY, AllowedSet, Principal
-from search_api.live import LoadedIndex, load_index
+from search_api.access.allowed import EMPTY, AllowedSet
+from search_api.identity.principal import Principal
 from search_api.retrieval.dense import dense
 from search_api.retrieval.fusion import document_aware
 from search_api.retrieval.lexical import lexical, query_terms
-from search_api.search import CANDIDATES, WEIGHTS, search
+from search_api.retrieval.live import LoadedIndex, load_index
+from search_api.retrieval.search import CANDIDATES, WEIGHTS, search
 from tests.factory import write
 from tests.search_api.conftest import auth
 

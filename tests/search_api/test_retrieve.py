@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport, build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from indexer.store.records import ChunkSpan, Passage
-from search_api.keys import KeyStore
-from search_api.retrieve import citation, merge_neighbours
-from search_api.stitching import Hit, stitch
+from search_api.identity.keys import KeyStore
+from search_api.retrieval.retrieve import citation, merge_neighbours
+from search_api.retrieval.stitching import Hit, stitch
 from tests.conftest import TEXTS, VISIBLE
 from tests.deployment import app_client
 from tests.factory import write

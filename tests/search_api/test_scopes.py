@@ -13,12 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport, build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
-from search_api.access import DEFAULT_SCOPES, AccessDenied, AccessIndex, Principal
-from search_api.audit import AuditLog
-from search_api.keys import KeyStore, KeyStoreError
+from search_api.access.allowed import AccessIndex
+from search_api.audit.trail import AuditLog
+from search_api.identity.keys import KeyStore, KeyStoreError
+from search_api.identity.principal import DEFAULT_SCOPES, AccessDenied, Principal
 from tests.conftest import VISIBLE
 from tests.deployment import Ran, app_client, run
 from tests.factory import write

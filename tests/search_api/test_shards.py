@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.layout import SHARDS, is_complete, live_generation_dir
 from indexer.store.reader import Generation
@@ -79,9 +79,9 @@ def test_the_audit_and_the_metrics_say_which_plan_ran_and_the_answer_does_not(
         pair: Pair) -> None:
     """A dense or hybrid search records `dense_plan` in the audit and counts it in /metrics;
     a lexical one records none; the results themselves carry no trace of the plan."""
-    from search_api.audit import AuditLog
-    from search_api.keys import KeyStore
-    from search_api.schemas import SearchResult
+    from search_api.audit.trail import AuditLog
+    from search_api.http.schemas import SearchResult
+    from search_api.identity.keys import KeyStore
 
     keys = keys_for(pair.sharded)
     key = keys["alpha"]
@@ -116,7 +116,8 @@ def test_the_shards_statistics_add_up_to_the_single_index(pair: Pair) -> None:
     from functools import reduce
     from operator import add
 
-    from search_api.access import AccessIndex, Principal
+    from search_api.access.allowed import AccessIndex
+    from search_api.identity.principal import Principal
     from search_api.retrieval.lexical import query_terms
 
     single, sharded = Generation.open_live(pair.single), Generation.open_live(pair.sharded)

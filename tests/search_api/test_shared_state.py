@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from indexer.build import BuildReport
-from search_api.keys import KeyStore
-from search_api.live import IndexHolder
-from search_api.postgres.database import LATEST, Database, DatabaseError
+from search_api.identity.keys import KeyStore
+from search_api.retrieval.live import IndexHolder
+from search_api.state.postgres.database import LATEST, Database, DatabaseError
 from tests.deployment import app_client, run
 from tests.search_api.conftest import auth
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from search_api.access import Principal
+from search_api.identity.principal import Principal
+from search_api.identity.sso import SsoConfigError, SsoGate, load_users
 from search_api.settings import ApiSettings
-from search_api.sso import SsoConfigError, SsoGate, load_users
 from tests.deployment import run
 
 

@@ -1,0 +1,78 @@
+"""Request budgets, charged to whoever the request turns out to be (the body's size is
+limited before that, in search_api/http/body_limit.py).
+
+RequestLimits: a token bucket per resolved principal (an API key's id, or the signed-in SSO
+  user), charged once the caller is known (deps.py), so that neither a fresh junk key per
+  request nor anyone else's requests change a caller's budget; and a bucket per client address
+  for failed sign-ins (401), so that guessing keys or user names costs the guesser, never a
+  named user. Over either: 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+
+from search_api.errors import ApiError, Unauthorized
+from search_api.identity.principal import Principal
+
+MAX_BUCKETS = 10_000  # distinct callers remembered; the least recently seen is forgotten first
+
+
+class TokenBuckets:
+    """`rate_per_minute` tokens a minute per caller, at most `burst` saved up."""
+
+    def __init__(self, rate_per_minute: int, burst: int) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.burst = float(burst)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Spend one token; 0.0 when allowed, else the seconds until one is available."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, seen = self._buckets.pop(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - seen) * self.rate)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / self.rate
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > MAX_BUCKETS:
+                self._buckets.popitem(last=False)
+            return wait
+
+
+class RateLimited(ApiError):
+    def __init__(self, wait: float, whose: str) -> None:
+        retry = max(1, math.ceil(wait))
+        super().__init__(429, "rate_limited", f"too many requests {whose}; retry after {retry} s",
+                         {"Retry-After": str(retry)})
+
+
+class RequestLimits:
+    """Per-principal request budgets and per-address budgets of failed sign-ins (None: off)."""
+
+    def __init__(self, principals: TokenBuckets | None, failures: TokenBuckets | None) -> None:
+        self.principals, self.failures = principals, failures
+
+    def charge(self, principal: Principal) -> None:
+        """Spend one of the principal's requests; RateLimited when it has none left."""
+        if self.principals is not None:
+            wait = self.principals.take(principal.key_id)
+            if wait > 0:
+                raise RateLimited(wait, "with this key" if not principal.key_id.startswith(
+                    "user:") else "by this user")
+
+    def refusal(self, address: str | None, refused: Unauthorized) -> ApiError:
+        """What a failed sign-in from `address` gets: its 401, or 429 once that address has
+        failed too often."""
+        if self.failures is not None:
+            wait = self.failures.take(address or "unknown")
+            if wait > 0:
+                return RateLimited(wait, "without a valid key from this address")
+        return refused

@@ -1,0 +1,16 @@
+"""The surfaces: the FastAPI app, its routes, the request dependencies, error handling, the body
+limit, the pages and the MCP tools (served at /mcp, and over stdio by `python -m search_api mcp`).
+
+    app.py            the app, assembled from a Services
+    deps.py           the request's principal (once) and its allowed set, as dependencies
+    error_handlers.py every error as {"error": {"code", "message"}}
+    body_limit.py     413 before a body is read
+    schemas.py        request and response models
+    mcp_server.py     the MCP tools, over the same principal and allowed set
+    routes/           one small router per surface
+
+Routes stay thin: they take the principal and the allowed set from deps.py and call the module
+that owns the work.
+
+May import: errors, settings, identity, access, retrieval, audit, ops, state
+"""
