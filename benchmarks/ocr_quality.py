@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness import RESULTS, ROOT, write_results  # noqa: E402
+from benchmarks.machine import cpu  # noqa: E402
 from indexer.load.loader import Document, LoadOptions, load_file  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ROOT.parent / "shared" / "eval" / "pdfs" / "scanned"
 
 
@@ -88,8 +89,7 @@ def main() -> None:
         row = measure(pdf, truth, dpi)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    out = ROOT / "benchmarks" / "results" / "ocr_quality.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    write_results(RESULTS / "ocr_quality.json", cpu(), rows)
 
 
 if __name__ == "__main__":
