@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from indexer.store.bm25 import Postings
-from indexer.store.layout import BY_RULE
+from indexer.store.layout import BY_RULE, RULE_SIZES
 
 TABLE = "chunks_fts"
 # Columns, in order: the chunk's own text, its document's title, its heading path.
@@ -35,6 +35,9 @@ SCHEMA = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
           f"{', '.join(COLUMNS)}, content='', tokenize='{TOKENIZE}')")
 _TOKENIZE_RE = re.compile(r"tokenize\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
 MAX_COUNT = np.iinfo(np.uint16).max  # a term's count in one column saturates here
+# The postings' format: 2 since they are partitioned by access group (bm25.py). Part of the
+# content digest, so a build never links postings of another format from the live generation.
+POSTINGS_FORMAT = "2"
 
 
 def fill(db: sqlite3.Connection) -> int:
@@ -65,7 +68,8 @@ def content_digest(db: sqlite3.Connection) -> str:
     """What a generation's postings are a function of: the tokenizer, the order of rows, and
     every chunk's id, text (by its sha), title and heading path. Equal digests, equal postings:
     an unchanged re-build reuses the previous generation's instead of exporting them again."""
-    digest = hashlib.sha256((SCHEMA + BY_RULE).encode("utf-8"))  # the analysis, the row order
+    # the analysis, the row order and its groups, the format
+    digest = hashlib.sha256((SCHEMA + BY_RULE + RULE_SIZES + POSTINGS_FORMAT).encode("utf-8"))
     rows = db.execute("SELECT c.chunk_id, c.text_sha, d.title, coalesce(c.section, '') "
                       "FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
     for row in rows:
@@ -73,10 +77,25 @@ def content_digest(db: sqlite3.Connection) -> str:
     return digest.hexdigest()
 
 
+def group_rows(db: sqlite3.Connection, rows: int) -> np.ndarray:
+    """Where each access group's rows begin in layout order (and where the last ends): one
+    group per access rule, and one of the documents no rule covers (admins only). A generation
+    from before rules were recorded is one group."""
+    try:
+        sizes = [r[0] for r in db.execute(RULE_SIZES)]
+    except sqlite3.OperationalError:
+        sizes = [rows]
+    bounds = np.cumsum([0, *sizes], dtype=np.int64)
+    if int(bounds[-1]) != rows:
+        raise ValueError(f"the access groups hold {int(bounds[-1])} chunks, the postings {rows}")
+    return bounds
+
+
 def postings_of(db: sqlite3.Connection) -> Postings:
-    """Export the FTS5 index's postings: per term, the chunks holding it and how often in each
-    column; per chunk, its length in tokens. Reads FTS5's own analysis, so nothing here decides
-    what a token is. Works on a read-only connection (the vocabulary tables are temporary).
+    """Export the FTS5 index's postings: per access group and term, the chunks holding it and
+    how often in each column; per chunk, its length in tokens. Reads FTS5's own analysis, so
+    nothing here decides what a token is (nor how the groups are formed: they are row ranges).
+    Works on a read-only connection (the vocabulary tables are temporary).
 
     fts5vocab lists every token instance, by term, then chunk, then column; SQLite hands them
     over as one string of integers (chunk id * 4 + column) and numpy counts the runs: about a
@@ -126,7 +145,8 @@ def postings_of(db: sqlite3.Connection) -> Postings:
     terms = [term.encode("utf-8") for term, _, _ in vocabulary]
     offsets = np.cumsum([0] + [len(t) for t in terms], dtype=np.int64)
     blob = np.frombuffer(b"".join(terms), dtype=np.uint8)
-    return Postings(chunk_ids, lengths.astype(np.int64), blob, offsets, starts, rows, counts)
+    return Postings.partition(chunk_ids, lengths.astype(np.int64), blob, offsets, starts, rows,
+                              counts, group_rows(db, chunk_ids.size))
 
 
 class Analyzer:

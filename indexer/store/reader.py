@@ -52,8 +52,10 @@ class Generation:
         self._local = threading.local()
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
         self._lexical_lock = threading.Lock()
-        self._owners: dict[str, int] | None = None
+        self._owners: dict[str, tuple[str, ...]] | None = None
         db = self._db()
+        self._by_rule = "INDEXED BY documents_by_rule" if db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'documents_by_rule'").fetchone() else ""
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]
         self.partners = tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
@@ -148,6 +150,23 @@ class Generation:
         return [GrantRows(partner, date.fromisoformat(until) if until else None, ids)
                 for (partner, until), ids in groups.items()]
 
+    def grant_groups(self) -> list[GrantRows]:
+        """Chunk ids per (partner, until, access rule): what a partner may see, and in which
+        access groups (the rules, each a run of rows of the postings and vectors)."""
+        rows = self._db().execute(
+            "SELECT g.partner, g.until, d.rule, c.chunk_id FROM grants g JOIN documents d "
+            "USING (doc_id) JOIN chunks c USING (doc_id) ORDER BY 1, 2, 3, 4")
+        groups = _ids_by(((partner, until, rule), chunk_id)
+                         for partner, until, rule, chunk_id in rows)
+        return [GrantRows(partner, date.fromisoformat(until) if until else None, ids, rule)
+                for (partner, until, rule), ids in groups.items()]
+
+    def rules(self) -> tuple[int | None, ...]:
+        """Every access group of this generation: its rules, and None for the documents no
+        rule covers (admins only)."""
+        return tuple(r[0] for r in self._db().execute(
+            "SELECT DISTINCT rule FROM documents ORDER BY rule IS NULL, rule"))
+
     def lexical_index(self) -> tuple[Postings, lexical.Analyzer] | None:
         """The BM25 postings and the index's query analyser, loaded on first use (the server
         loads them before it serves the generation). Generations written before lexical.npz
@@ -159,7 +178,8 @@ class Generation:
                     if not lexical.has_index(db):
                         return None
                     path = self.path / LEXICAL
-                    postings = Postings.load(path) if path.is_file() else lexical.postings_of(db)
+                    postings = Postings.load(path, lambda rows: lexical.group_rows(db, rows)) \
+                        if path.is_file() else lexical.postings_of(db)
                     self._lexical = (postings, lexical.Analyzer(lexical.tokenizer_of(db)))
         return self._lexical
 
@@ -212,6 +232,19 @@ class Generation:
                                  "ORDER BY ordinal LIMIT 1", (doc_id,)).fetchone()
         return None if row is None else int(row[0])
 
+    def first_chunk_in(self, doc_id: str, rules: Sequence[int]) -> int | None:
+        """The document's first chunk id if it is in one of these access groups, else None.
+        One index probe per group, (rule, doc_id) of documents_by_rule: a document of another
+        group and one that exists nowhere are each a miss in every probe, the same work."""
+        marks = ",".join("?" * len(rules))
+        # The index is named: SQLite would rather probe the primary key, which finds a document
+        # of any group (generations from before the index have only that; rebuild them).
+        row = self._db().execute(
+            "SELECT (SELECT chunk_id FROM chunks WHERE doc_id = d.doc_id ORDER BY ordinal "
+            f"LIMIT 1) FROM documents d {self._by_rule} WHERE d.rule IN ({marks}) AND d.doc_id = ?",
+            (*rules, doc_id)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def document_chunk_ids(self, doc_id: str) -> list[int]:
         """A document's chunk ids in reading order (empty for an unknown document)."""
         rows = self._db().execute("SELECT chunk_id FROM chunks WHERE doc_id = ? ORDER BY ordinal",
@@ -238,12 +271,17 @@ class Generation:
             return None
         return row[0] if row else None
 
-    def chunk_paths(self) -> list[tuple[str, np.ndarray]]:
-        """Every document path with the chunk ids of the documents read from it."""
+    def chunk_paths(self) -> dict[int | None, list[tuple[str, np.ndarray]]]:
+        """Per access group (rule; None: no rule), every document path in it with the chunk
+        ids of the documents read from it: `within` matches only the groups a caller sees."""
         rows = self._db().execute(
-            "SELECT d.path, c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.path, c.chunk_id")
-        return list(_ids_by(rows).items())
+            "SELECT d.rule, d.path, c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+            "ORDER BY d.rule, d.path, c.chunk_id")
+        out: dict[int | None, list[tuple[str, np.ndarray]]] = {}
+        for (rule, path), ids in _ids_by(((rule, path), chunk_id)
+                                         for rule, path, chunk_id in rows).items():
+            out.setdefault(rule, []).append((path, ids))
+        return out
 
     def grants_of(self, doc_ids: Sequence[str]) -> dict[str, list[tuple[str, date | None]]]:
         """(partner, until) of each document's grants: what admins see as `visible_to`."""
@@ -271,13 +309,20 @@ class Generation:
 
     def owner_counts(self) -> dict[str, int]:
         """How many documents each owner owns here: whether a key's page links to its
-        documents' receipts, and which owners an admin's view spans. Counted once: a
+        documents' receipts, and which owners an admin's view spans."""
+        return {owner: len(docs) for owner, docs in self.owned_documents().items()}
+
+    def owned_documents(self) -> dict[str, tuple[str, ...]]:
+        """The documents each owner owns here: where its receipts are. Read once: a
         generation never changes."""
         if self._owners is None:
-            rows = self._db().execute("SELECT owner, count(*) FROM documents "
-                                      "WHERE owner IS NOT NULL GROUP BY owner").fetchall()
-            self._owners = {str(owner): int(n) for owner, n in sorted(rows)}
-        return dict(self._owners)
+            rows = self._db().execute("SELECT owner, doc_id FROM documents WHERE owner IS NOT "
+                                      "NULL ORDER BY owner, doc_id")
+            owned: dict[str, list[str]] = {}
+            for owner, doc_id in rows:
+                owned.setdefault(str(owner), []).append(doc_id)
+            self._owners = {owner: tuple(docs) for owner, docs in owned.items()}
+        return self._owners
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) in this generation, for the operators' metrics."""

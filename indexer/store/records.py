@@ -100,11 +100,13 @@ def text_sha(text: str) -> str:
 
 @dataclass(frozen=True)
 class GrantRows:
-    """All chunk ids one grant (partner, until) covers: the raw material of allowed sets."""
+    """All chunk ids one grant (partner, until) covers, in one access group (`rule`) when read
+    by group: the raw material of allowed sets."""
 
     partner: str
     until: date | None
     chunk_ids: np.ndarray
+    rule: int | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ CREATE TABLE partners(partner TEXT PRIMARY KEY);
 CREATE TABLE documents(
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL,
     content_sha TEXT NOT NULL, rule INTEGER, owner TEXT);
+CREATE INDEX documents_by_rule ON documents(rule, doc_id);
 CREATE TABLE grants(
     doc_id TEXT NOT NULL REFERENCES documents(doc_id), partner TEXT NOT NULL, until TEXT,
     PRIMARY KEY (doc_id, partner));

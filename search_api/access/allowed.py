@@ -17,16 +17,20 @@ import numpy as np
 
 from indexer.store.names import path_matcher
 from indexer.store.reader import Generation
+from indexer.store.work import tally
 from search_api.identity.principal import ACT_AS, Principal
 
 NO_CHUNK = -1  # no chunk has this id (they are non-negative hashes)
+Group = int | None  # an access group: the rule its documents fell under (None: no rule)
 
 
 @dataclass(frozen=True, eq=False)
 class AllowedSet:
-    """Sorted, unique, read-only chunk ids one principal may see right now."""
+    """Sorted, unique, read-only chunk ids one principal may see right now, and the access
+    groups they lie in: every request step that looks something up looks only in those."""
 
     ids: np.ndarray
+    groups: frozenset[Group] = frozenset()
 
     def __len__(self) -> int:
         return int(self.ids.size)
@@ -44,60 +48,80 @@ class AllowedSet:
         return (NO_CHUNK if first_chunk_id is None else first_chunk_id) in self
 
 
-def _frozen(ids: np.ndarray) -> AllowedSet:
+def _frozen(ids: np.ndarray, groups: frozenset[Group]) -> AllowedSet:
     ids = np.unique(np.asarray(ids, dtype=np.int64))
     ids.setflags(write=False)
-    return AllowedSet(ids)
+    return AllowedSet(ids, groups if ids.size else frozenset())
 
 
-EMPTY = _frozen(np.zeros(0, dtype=np.int64))
+EMPTY = _frozen(np.zeros(0, dtype=np.int64), frozenset())
+WITHIN_KEPT = 4096  # (group, globs) matches remembered; forgotten all at once past this
 
 
 class AccessIndex:
-    """Grants of one generation, pre-grouped so an allowed set costs one union per day."""
+    """Grants of one generation by partner and access group, so an allowed set costs one union
+    per day and knows its groups."""
 
     def __init__(self, generation: Generation) -> None:
-        self._all = _frozen(generation.all_chunk_ids())
-        self._grants: dict[str, list[tuple[date | None, np.ndarray]]] = {}
-        for rows in generation.grant_rows():
-            self._grants.setdefault(rows.partner, []).append((rows.until, rows.chunk_ids))
+        self._all = _frozen(generation.all_chunk_ids(), frozenset(generation.rules()))
+        self._grants: dict[str, list[tuple[date | None, Group, np.ndarray]]] = {}
+        for rows in generation.grant_groups():
+            self._grants.setdefault(rows.partner, []).append(
+                (rows.until, rows.rule, rows.chunk_ids))
         self._cache: dict[tuple[str, date], AllowedSet] = {}
         self._lock = threading.Lock()
         self._generation = generation
-        self._by_path: list[tuple[str, np.ndarray]] | None = None
-        self._within_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._by_path: dict[Group, list[tuple[str, np.ndarray]]] | None = None
+        self._within_cache: dict[tuple[Group, tuple[str, ...]], np.ndarray] = {}
 
     def within(self, allowed: AllowedSet, patterns: Sequence[str]) -> AllowedSet:
         """Narrow `allowed` to documents whose path matches one of the globs (access.yaml's
-        glob semantics). The result is a subset of `allowed`: a glob can never widen it."""
-        matching = self._matching(tuple(patterns))
-        if matching.size == 0 or len(allowed) == 0:
+        glob semantics). The result is a subset of `allowed`: a glob can never widen it. Only
+        the paths of the groups `allowed` covers are matched: a folder that exists only in
+        documents the caller may not see costs what a folder that exists nowhere costs."""
+        if len(allowed) == 0:
             return EMPTY
+        picked = [self._matching(group, tuple(patterns)) for group in
+                  sorted(allowed.groups, key=lambda g: (g is None, g or 0))]
+        matching = np.concatenate(picked) if picked else np.zeros(0, np.int64)
         narrowed = np.intersect1d(allowed.ids, matching, assume_unique=True)
         narrowed.setflags(write=False)
-        return AllowedSet(narrowed)
+        return AllowedSet(narrowed, allowed.groups if narrowed.size else frozenset())
 
-    def _matching(self, patterns: tuple[str, ...]) -> np.ndarray:
-        """Sorted chunk ids of every document whose path matches; kept per set of globs, since
-        people repeat the same few folder filters."""
-        cached = self._within_cache.get(patterns)
+    def _matching(self, group: Group, patterns: tuple[str, ...]) -> np.ndarray:
+        """Sorted chunk ids of the group's documents whose path matches; kept per group and
+        set of globs, since people repeat the same few folder filters."""
+        key = (group, patterns)
+        cached = self._within_cache.get(key)
         if cached is None:
             matcher = path_matcher(patterns)
-            picked = [ids for path, ids in self._paths() if matcher.match(path)]
+            paths = self._paths().get(group, [])
+            tally(paths=len(paths))
+            picked = [ids for path, ids in paths if matcher.match(path)]
             cached = np.unique(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
             with self._lock:
-                if len(self._within_cache) > 256:
+                if len(self._within_cache) > WITHIN_KEPT:
                     self._within_cache.clear()
-                self._within_cache[patterns] = cached
+                self._within_cache[key] = cached
         return cached
 
-    def _paths(self) -> list[tuple[str, np.ndarray]]:
-        """Chunk ids per document path, read on the first `within` of this generation."""
+    def _paths(self) -> dict[Group, list[tuple[str, np.ndarray]]]:
+        """Chunk ids per document path and group, read on the first `within` of this
+        generation."""
         if self._by_path is None:
             with self._lock:
                 if self._by_path is None:
                     self._by_path = self._generation.chunk_paths()
         return self._by_path
+
+    def first_chunk(self, allowed: AllowedSet, doc_id: str) -> int | None:
+        """The document's first chunk id, looked up only in the groups `allowed` covers (None
+        when it is in none of them): a document of a hidden group and a missing one take the
+        same probes. With every group (an admin), one probe of the whole index."""
+        if None in allowed.groups:  # no rule: only an admin's set covers that group
+            return self._generation.first_chunk_id(doc_id)
+        return self._generation.first_chunk_in(
+            doc_id, sorted(g for g in allowed.groups if g is not None))
 
     def visible_to(self, principal: Principal, doc_ids: Sequence[str],
                    today: date) -> dict[str, list[str]] | None:
@@ -121,7 +145,8 @@ class AccessIndex:
             return mine
         principal.require(ACT_AS)
         theirs = self._partner_set(on_behalf_of, today)
-        return _frozen(np.intersect1d(mine.ids, theirs.ids, assume_unique=True))
+        return _frozen(np.intersect1d(mine.ids, theirs.ids, assume_unique=True),
+                       mine.groups & theirs.groups)
 
     def _principal_set(self, principal: Principal, today: date) -> AllowedSet:
         if principal.admin:
@@ -134,9 +159,10 @@ class AccessIndex:
         key = (partner, today)
         cached = self._cache.get(key)
         if cached is None:
-            live = [ids for until, ids in self._grants.get(partner, [])
+            live = [(group, ids) for until, group, ids in self._grants.get(partner, [])
                     if until is None or until >= today]
-            cached = _frozen(np.concatenate(live)) if live else EMPTY
+            cached = _frozen(np.concatenate([ids for _, ids in live]),
+                             frozenset(group for group, _ in live)) if live else EMPTY
             with self._lock:
                 if len(self._cache) > 4096:  # dates roll over; never grow without bound
                     self._cache.clear()

@@ -52,7 +52,7 @@ class DocumentContent:
 def fetch_document(index: LoadedIndex, allowed: AllowedSet, doc_id: str,
                    corpus: Path | None) -> DocumentContent:
     """The document's bytes as indexed, if `allowed` covers it."""
-    if not allowed.shows(index.generation.first_chunk_id(doc_id)):
+    if not allowed.shows(index.access.first_chunk(allowed, doc_id)):
         raise DocumentNotFound()
     row = index.generation.document(doc_id)
     if row is None:  # cannot happen within one generation; never a different answer

@@ -85,7 +85,7 @@ def document_text(index: LoadedIndex, doc_id: str, allowed: AllowedSet) -> Docum
     it; None both when it does not exist and when the caller may not see it. MCP's
     fetch_document returns its pages; the REST download of an export record, its `text`.
     A hidden and a missing document take the same reads (documents.py)."""
-    if not allowed.shows(index.generation.first_chunk_id(doc_id)):
+    if not allowed.shows(index.access.first_chunk(allowed, doc_id)):
         return None
     ids = [c for c in index.generation.document_chunk_ids(doc_id) if c in allowed]
     hits: list[Hit] = []

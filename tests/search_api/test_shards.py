@@ -24,15 +24,8 @@ from tests.sharding import (
     answers,
     assert_canary,
     assert_equal,
-    build_pair,
     keys_for,
 )
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
-         embedder: Embedder) -> Pair:
-    return build_pair(tmp_path_factory.mktemp("shards"), settings, embedder)
 
 
 def poster(client: TestClient) -> Post:
