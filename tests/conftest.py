@@ -184,7 +184,7 @@ def owned_server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSett
         # Seed the audit so that the owners' view has something to (not) show.
         httpx.post(f"{url}/v1/search", json={"query": "KESTREL electrolyte", "top_k": 5},
                    headers={"Authorization": f"Bearer {keys['alpha']}"}, timeout=30)
-        yield {"url": url, "keys": keys}
+        yield {"url": url, "keys": keys, "index": index}
 
 
 @pytest.fixture(scope="session")

@@ -6,19 +6,25 @@ RequestLimits: a token bucket per resolved principal (an API key's id, or the si
   request nor anyone else's requests change a caller's budget; and a bucket per client address
   for failed sign-ins (401), so that guessing keys or user names costs the guesser, never a
   named user. Over either: 429 with Retry-After.
+StreamSlots: open event streams (GET /mcp), which hold a connection and a descriptor for as
+  long as they stay open, bounded per principal and per server process; the next one is 429.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import resource
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 from search_api.errors import ApiError, Unauthorized
 from search_api.identity.principal import Principal
 
 MAX_BUCKETS = 10_000  # distinct callers remembered; the least recently seen is forgotten first
+DESCRIPTOR_SHARE = 4  # streams may hold at most a quarter of the process's file descriptors
+log = logging.getLogger(__name__)
 
 
 class TokenBuckets:
@@ -76,3 +82,52 @@ class RequestLimits:
             if wait > 0:
                 return RateLimited(wait, "without a valid key from this address")
         return refused
+
+
+class TooManyStreams(ApiError):
+    def __init__(self, whose: str, limit: int) -> None:
+        super().__init__(429, "too_many_streams",
+                         f"{whose} already holds {limit} open event streams, the most allowed; "
+                         "close one (or let it idle out) before opening another",
+                         {"Retry-After": "5"})
+
+
+class StreamSlots:
+    """At most `per_key` open streams per principal and `per_server` in this process."""
+
+    def __init__(self, per_key: int, per_server: int) -> None:
+        self.per_key, self.per_server = per_key, per_server
+        self._open: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_process(cls, per_key: int, per_server: int) -> StreamSlots:
+        """`per_server` lowered, if need be, to a quarter of the descriptors this process may
+        open (RLIMIT_NOFILE), so that held streams always leave room for everyone's requests."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        room = per_server if soft == resource.RLIM_INFINITY else \
+            max(1, min(per_server, soft // DESCRIPTOR_SHARE))
+        if room < per_server:
+            log.warning("at most %d open event streams (PKS_STREAMS_PER_SERVER is %d): a "
+                        "quarter of this process's %d file descriptors", room, per_server, soft)
+        return cls(min(per_key, room), room)
+
+    def open(self, key_id: str) -> None:
+        """Take a slot for one stream of `key_id`; TooManyStreams when none is left."""
+        with self._lock:
+            if self._open[key_id] >= self.per_key:
+                raise TooManyStreams("this key" if not key_id.startswith("user:")
+                                     else "this user", self.per_key)
+            if self._open.total() >= self.per_server:
+                raise TooManyStreams("this server", self.per_server)
+            self._open[key_id] += 1
+
+    def close(self, key_id: str) -> None:
+        with self._lock:
+            self._open[key_id] -= 1
+            if self._open[key_id] <= 0:
+                del self._open[key_id]
+
+    def held(self, key_id: str | None = None) -> int:
+        with self._lock:
+            return self._open.total() if key_id is None else self._open[key_id]

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from search_api.http.body_limit import BodyLimit
 from search_api.http.error_handlers import install_error_handlers
+from search_api.http.request_id import RequestId
 from search_api.http.routes import (
     audit,
     builds,
@@ -62,6 +63,7 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         faiss.omp_set_num_threads(services.settings.faiss_threads)
         services.watch()
+        services.keep_audit()
         try:
             async with mcp_routes.serving(app):
                 yield
@@ -87,8 +89,9 @@ def _install_limits(app: FastAPI, services: Services) -> None:
     """Metrics and the body limit (docs/OPERATIONS.md, "Metrics and limits"); the rate limit is
     charged where the caller is known (deps.py).
 
-    Middleware order, outermost first: metrics (sees every answer, 413 and 429 included),
-    body size.
+    Middleware order, outermost first: the request id (every answer names it), metrics (sees
+    every answer, 413 and 429 included), body size.
     """
     app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=services.metrics, router=app.router)
+    app.add_middleware(RequestId)

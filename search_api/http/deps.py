@@ -57,9 +57,8 @@ def principal_for(keys: Keys, token: str | None) -> Principal:
         raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
     try:
         principal = keys.authenticate(token.strip())
-    except KeyStoreUnavailable as exc:
-        raise Unavailable(f"keys cannot be checked right now ({exc}); try again shortly") \
-            from exc
+    except KeyStoreUnavailable as exc:  # which store, and why: the server log (errors.py)
+        raise Unavailable("keys cannot be checked right now; try again shortly") from exc
     if principal is None:
         raise Unauthorized("unknown or revoked API key")
     return principal
@@ -109,10 +108,17 @@ def scoped(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     return require
 
 
-# One per surface: a route names the scope it needs by its caller type.
+async def every_surface(principal: CurrentPrincipal) -> Principal:
+    principal.require_every_surface()
+    return principal
+
+
+# One per surface: a route names the scope it needs by its caller type (the table of every
+# route: search_api/http/routes/__init__.py, ROUTE_SCOPES).
 SearchCaller = Annotated[Principal, Depends(scoped(SEARCH))]
 RetrieveCaller = Annotated[Principal, Depends(scoped(RETRIEVE))]
 DocumentsCaller = Annotated[Principal, Depends(scoped(DOCUMENTS))]
+OwnerCaller = Annotated[Principal, Depends(every_surface)]  # an owner's receipts
 
 
 def allowed_set(principal: CurrentPrincipal, index: CurrentIndex,
@@ -124,9 +130,11 @@ Allowed = Annotated[AllowedSet, Depends(allowed_set)]
 
 
 def require_admin(principal: Principal) -> Principal:
-    """Admin-only routes (the full audit): a partner key gets 403, never a partial answer."""
+    """Admin-only routes (the full audit, builds, metrics): a partner key gets 403, never a
+    partial answer, and so does an admin key narrowed to some surfaces (a chat bot's)."""
     if not principal.admin:
         raise Forbidden("this needs an admin key (`keys create --admin`)")
+    principal.require_every_surface()
     return principal
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
@@ -13,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from search_api.audit.trail import AuditUnavailable
 from search_api.errors import ApiError
+from search_api.http.request_id import request_id
 from search_api.identity.principal import AccessDenied
 
 log = logging.getLogger(__name__)
@@ -66,18 +66,31 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(messages) or "invalid request"
 
 
+def _server_side(request: Request, exc: Exception, message: str) -> str:
+    """A server-side failure: its details (which database, host or file, and why) go to the
+    log under the request's id; the caller gets the message and the id, nothing of the
+    infrastructure."""
+    rid = request_id(request.scope)
+    cause = exc.__cause__ or exc.__context__
+    log.error("request %s %s %s failed: %s%s", rid, request.method, request.url.path, exc,
+              f" (cause: {cause!r})" if cause else "", exc_info=cause)
+    return f"{message} (request id {rid}: the server log has the details)"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        message = _server_side(request, exc, exc.message) if exc.status >= 500 else exc.message
+        return error_response(exc.status, exc.code, message, exc.headers)
 
     @app.exception_handler(AccessDenied)
     async def _forbidden(_: Request, exc: AccessDenied) -> JSONResponse:
         return error_response(403, "forbidden", str(exc))
 
     @app.exception_handler(AuditUnavailable)
-    async def _unaudited(_: Request, exc: AuditUnavailable) -> JSONResponse:
-        return error_response(503, "audit_unavailable", str(exc), {"Retry-After": "30"})
+    async def _unaudited(request: Request, exc: AuditUnavailable) -> JSONResponse:
+        return error_response(503, "audit_unavailable", _server_side(request, exc, str(exc)),
+                              {"Retry-After": "30"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,9 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        incident = uuid.uuid4().hex[:12]
-        log.exception("unhandled error (incident %s)", incident)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = request_id(request.scope)
+        log.error("request %s %s %s: unhandled error", rid, request.method, request.url.path,
+                  exc_info=exc)
         return error_response(
             500, "internal_error",
-            f"internal error; the server log has the details (incident {incident})")
+            f"internal error (request id {rid}: the server log has the details)")

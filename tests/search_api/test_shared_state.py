@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from indexer.build import BuildReport
 from search_api.identity.keys import KeyStore
@@ -117,7 +118,8 @@ def test_moving_a_servers_files_in_keeps_every_key_and_record_once(
 
 
 def test_an_unusable_database_fails_requests_closed_with_503(
-        index: Path, holder: IndexHolder, database_url: str) -> None:
+        index: Path, holder: IndexHolder, database_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     env = {"PKS_DATABASE_URL": database_url}
     key = key_of(run("search_api", "keys", "create", "--index", str(index), "--partner", "alpha",
                      env=env).stdout)
@@ -135,6 +137,15 @@ def test_an_unusable_database_fails_requests_closed_with_503(
     assert unchecked.json()["error"]["code"] == "keys_unavailable"
     assert "audit" in unaudited.json()["error"]["message"]
     assert "keys cannot be checked" in unchecked.json()["error"]["message"]
+    where = conninfo_to_dict(database_url)
+    for answer in (unaudited, unchecked):  # nothing of the infrastructure: a request id
+        rid = answer.headers["x-request-id"]
+        assert f"request id {rid}" in answer.json()["error"]["message"]
+        for secret in ("PostgreSQL", "postgres", str(where.get("host")), str(where.get("port")),
+                       str(where.get("dbname")), "pks_audit", "pks_api_keys"):
+            assert secret not in answer.text, secret
+        assert any(rid in r.getMessage() and "pks_" in r.getMessage() + str(r.exc_info)
+                   for r in caplog.records), rid  # the details are in the server log
 
 
 def test_an_unreachable_database_is_named_without_its_password(index: Path) -> None:
