@@ -9,6 +9,7 @@
     python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
     python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
                                            [--until ISO] [--limit N] [--json]
+    python -m search_api audit --index DIR --prune [DAYS]   (export, then remove, older records)
     python -m search_api db migrate             (PostgreSQL: apply schema migrations)
     python -m search_api db import --index DIR  (PostgreSQL: move keys.sqlite and the audit in)
 
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--until", help="ISO date or time (UTC)")
     audit.add_argument("--limit", type=int, help="at most this many records")
     audit.add_argument("--json", action="store_true", help="one JSON record per line")
+    audit.add_argument("--prune", type=int, nargs="?", const=-1, metavar="DAYS",
+                       help="keep DAYS UTC days of records (default: PKS_AUDIT_RETENTION_DAYS); "
+                            "export the older ones to PKS_AUDIT_EXPORT_DIR, then remove them")
     db = sub.add_parser("db", help="the shared PostgreSQL database (PKS_DATABASE_URL)")
     db_action = db.add_subparsers(dest="action", required=True)
     db_action.add_parser("migrate", help="apply the schema migrations this version needs")

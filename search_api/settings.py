@@ -88,6 +88,13 @@ class ApiSettings(BaseSettings):
         24.0, gt=0, description="start a new audit segment when the open one is this old")
     audit_fsync_seconds: float = Field(
         1.0, ge=0, description="fsync the audit at most this often (0: after every record)")
+    audit_retention_days: int = Field(
+        0, ge=0, description="keep this many UTC days of audit records, today included; older "
+                             "ones are exported to PKS_AUDIT_EXPORT_DIR, then removed, with "
+                             "their receipts (0: keep every record)")
+    audit_export_dir: Path | None = Field(
+        None, description="where pruned audit records are exported, gzipped JSON lines "
+                          "(default: INDEX/audit-export)")
     metrics_token: SecretStr | None = Field(
         None, description="a bearer token that may read /metrics (a Prometheus scraper's "
                           "`authorization` credentials); admin keys may always read it")
@@ -104,6 +111,15 @@ class ApiSettings(BaseSettings):
                               "as large; beyond: 429 (0: no limit)")
     max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="larger request bodies are refused with 413 unread")
+    streams_per_key: int = Field(
+        64, ge=1, description="open event streams (GET /mcp) one API key or user may hold; "
+                              "the next is refused with 429")
+    streams_per_server: int = Field(
+        256, ge=1, description="open event streams one server process holds at most (lowered "
+                               "to a quarter of its file descriptor limit)")
+    stream_idle_seconds: float = Field(
+        60.0, gt=0, description="an event stream that sent nothing but keep-alive pings for "
+                                "this long is closed")
 
     # Shared state of several replicas (docs/REPLICAS.md): keys and audit in PostgreSQL.
     database_url: SecretStr | None = Field(
@@ -171,6 +187,9 @@ class ApiSettings(BaseSettings):
             raise ValueError("PKS_TRUST_USER_HEADER needs PKS_TRUSTED_PROXIES (the SSO proxy's "
                              "addresses) and PKS_USERS_FILE (users -> partners)")
         return self
+
+    def audit_export(self) -> Path:
+        return self.audit_export_dir or self.index / "audit-export"
 
     def batching(self) -> Batching:
         return Batching(self.embed_workers, self.query_batch, self.batch_window_ms,

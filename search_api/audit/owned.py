@@ -7,17 +7,26 @@ confidential information. Only documents of the given owners appear: the owner n
 live generation (access.yaml `owner`), or, for a document no longer indexed, the owner recorded
 with the access. A partner's view passes its own partner as the one owner; an admin's view
 passes every owner there is (`every_owner`), built explicitly, never "no filter".
+
+The views read tallies, not records (`owned_view`): each audit keeps one row per (recorded
+owner, document, recipient, kind, UTC day) as it writes a record (`tallies_of`; the file
+audit's in receipts.py, PostgreSQL's in pks_receipts), so a view costs what the owner's rows
+cost, not what the audit holds. Only a period that starts or ends inside a day reads records:
+that day's, through the audit's time-ordered reading (`between`). `owned_receipts` computes the
+same from records, and is the reference the tallies are tested against.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Protocol
 
 from indexer.store.reader import Generation
-from search_api.audit.trail import DOWNLOAD_SURFACES, AuditQuery
+from search_api.audit.tally import DOWNLOAD_SURFACES, Tally, recipients
+from search_api.audit.trail import AuditQuery
 
 BATCH = 500  # document ids per owner look-up (SQLite caps the number of bound parameters)
 
@@ -34,12 +43,21 @@ class Receipt:
     days: tuple[tuple[str, int], ...]  # (UTC date, accesses that day), oldest first
 
 
-def _recipients(event: dict[str, Any]) -> set[str]:
-    """The key's partner (or "admin") and the partner acted for, when present."""
-    who = {"admin" if event.get("admin") else str(event.get("partner"))}
-    if event.get("on_behalf_of"):
-        who.add(str(event["on_behalf_of"]))
-    return who
+class Tallies(Protocol):
+    """What an audit answers for the owners' views (the file audit and PostgreSQL's)."""
+
+    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
+                first_day: str | None, last_day: str | None) -> list[Tally]:
+        """Rows recorded with one of `owners`, or of one of `doc_ids`, in [first, last day]."""
+        ...
+
+    def between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The records of [since, until]."""
+        ...
+
+    def recorded_owners(self) -> frozenset[str]:
+        """Every owner recorded with a delivered access."""
+        ...
 
 
 def _delivered(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -53,6 +71,12 @@ def _current_owners(generation: Generation, doc_ids: set[str]) -> dict[str, str 
     for start in range(0, len(ordered), BATCH):
         owners.update(generation.document_owners(ordered[start:start + BATCH]))
     return owners
+
+
+def every_owner_of(audit: Tallies, generation: Generation) -> frozenset[str]:
+    """All owners an admin's view spans: the live generation's and those recorded with past
+    accesses (documents since removed), from the tallies."""
+    return frozenset(generation.owner_counts()) | audit.recorded_owners()
 
 
 def every_owner(events: Sequence[dict[str, Any]], generation: Generation) -> frozenset[str]:
@@ -78,7 +102,7 @@ def owned_receipts(events: Iterable[dict[str, Any]], owners: frozenset[str],
             owner = current[doc["doc_id"]] if doc["doc_id"] in current else doc.get("owner")
             if owner not in owners or query.document not in (None, doc["doc_id"]):
                 continue
-            for recipient in _recipients(event):
+            for recipient in recipients(event):
                 if query.partner in (None, recipient):
                     table.setdefault((str(owner), doc["doc_id"], recipient, kind),
                                      Counter())[event["time"]] += 1
@@ -90,3 +114,61 @@ def owned_receipts(events: Iterable[dict[str, Any]], owners: frozenset[str],
         out.append(Receipt(owner, doc_id, who, kind, times.total(), min(times), max(times),
                            tuple(sorted(days.items()))))
     return out
+
+
+def owned_view(audit: Tallies, owners: frozenset[str], generation: Generation,
+               query: AuditQuery | None = None) -> list[Receipt]:
+    """`owned_receipts` of every record, from the tallies: whole days from the rows, a day the
+    period starts or ends inside from that day's records."""
+    query = query or AuditQuery()
+    first_day, last_day, edges = _split(query.since, query.until)
+    table: dict[tuple[str, str, str, str], Counter[str]] = {}
+    firsts: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+    if first_day is None or last_day is None or first_day <= last_day:
+        live = {doc for owner in owners for doc in generation.owned_documents().get(owner, ())}
+        rows = audit.tallies(owners, live, first_day, last_day)
+        current = _current_owners(generation, {t.doc_id for t in rows})
+        for t in rows:
+            owner = current[t.doc_id] if t.doc_id in current else (t.owner or None)
+            if owner in owners and query.document in (None, t.doc_id) and \
+                    query.partner in (None, t.recipient):
+                key = (str(owner), t.doc_id, t.recipient, t.kind)
+                table.setdefault(key, Counter())[t.day] += t.count
+                low, high = firsts.get(key, (t.first, t.last))
+                firsts[key] = (min(low, t.first), max(high, t.last))
+    for since, until in edges:
+        window = AuditQuery(query.partner, query.document, since, until)
+        for r in owned_receipts(audit.between(since, until), owners, generation, window):
+            key = (r.owner, r.doc_id, r.partner, r.kind)
+            table.setdefault(key, Counter()).update(dict(r.days))
+            low, high = firsts.get(key, (r.first, r.last))
+            firsts[key] = (min(low, r.first), max(high, r.last))
+    return [Receipt(*key, days.total(), *firsts[key], tuple(sorted(days.items())))
+            for key, days in sorted(table.items())]
+
+
+def _split(since: datetime | None, until: datetime | None
+           ) -> tuple[str | None, str | None, list[tuple[datetime, datetime]]]:
+    """A period as whole UTC days [first, last] (None: unbounded) and the partial days at its
+    ends as (since, until) windows."""
+    edges: list[tuple[datetime, datetime]] = []
+    first = last = None
+    since = since.astimezone(UTC) if since is not None else None
+    until = until.astimezone(UTC) if until is not None else None
+    if since is not None:
+        start = datetime.combine(since.date(), time(), UTC)
+        first = since.date().isoformat() if since == start else \
+            (since.date() + timedelta(days=1)).isoformat()
+        if since != start:
+            day_end = start + timedelta(days=1) - timedelta(microseconds=1)
+            edges.append((since, day_end if until is None else min(until, day_end)))
+    if until is not None:
+        start = datetime.combine(until.date(), time(), UTC)
+        end = start + timedelta(days=1) - timedelta(microseconds=1)
+        last = until.date().isoformat() if until == end else \
+            (until.date() - timedelta(days=1)).isoformat()
+        covered = bool(edges) and since is not None and since.date() == until.date()
+        if until != end and not covered:
+            edges.append((start if since is None else max(since, start), until))
+    return first, last, [(a, b) for a, b in edges if a <= b]
+

@@ -32,14 +32,17 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from indexer.store.layout import fsync_dir
 from indexer.store.reader import Generation
+from search_api.audit.receipts import ReceiptIndex, first_time
+from search_api.audit.retention import Pruned, prune_segments
+from search_api.audit.tally import Tally, tallies_of
 from search_api.identity.keys import KeyRecord
 from search_api.identity.principal import Principal
 
@@ -48,7 +51,6 @@ log = logging.getLogger(__name__)
 AUDIT_DIR = "audit"
 ACTIVE = "current.jsonl"
 SEGMENT = re.compile(r"^segment-(\d{6,})\.jsonl$")
-DOWNLOAD_SURFACES = frozenset({"document", "mcp-document"})  # the rest returns passages
 ACTIONS = frozenset({"rollback"})  # what an admin changed: recorded, never counted as an access
 
 
@@ -76,7 +78,22 @@ class Audit(Protocol):
 
     def newest_first(self, query: AuditQuery) -> list[dict[str, Any]]: ...
 
+    # the owners' receipts (audit/owned.py): tallies kept as records are written
+    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
+                first_day: str | None, last_day: str | None) -> list[Tally]: ...
+
+    def between(self, since: datetime, until: datetime) -> list[dict[str, Any]]: ...
+
+    def recorded_owners(self) -> frozenset[str]: ...
+
+    def prune(self, before: date, export: Path) -> Pruned: ...
+
+    def prepare(self) -> None:
+        """Count the receipts of records written before they were kept (once, at start)."""
+        ...
+
     def close(self) -> None: ...
+
 
 
 class KeyNames:
@@ -214,7 +231,9 @@ class AuditLog(Recorder):
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._started = 0.0  # when the open segment got its first record (epoch seconds)
+        self._name: str | None = None  # the open segment's first record's time (receipts.py)
         self._synced = 0.0
+        self.receipts = ReceiptIndex(self.dir)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -243,7 +262,11 @@ class AuditLog(Recorder):
                     "utf-8", "backslashreplace")
                 fd = self._open_segment()
                 size = os.fstat(fd).st_size
-                if size >= self.max_bytes or (size and time.time() - self._started >= self.max_age):
+                if size and self._name is None:  # another process wrote its first record
+                    self._name = first_time(self.dir / ACTIVE)
+                if size >= self.max_bytes or (size and (
+                        time.time() - self._started >= self.max_age
+                        or self._name is not None and self._name[:10] != event["time"][:10])):
                     self._rotate()
                     fd = self._open_segment()
                     size = 0
@@ -255,8 +278,20 @@ class AuditLog(Recorder):
                 if self.fsync_every == 0 or time.monotonic() - self._synced >= self.fsync_every:
                     os.fsync(fd)
                     self._synced = time.monotonic()
+                self._name = self._name if size else event["time"]
+                self._count(event, size, size + len(data))
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _count(self, event: dict[str, Any], before: int, after: int) -> None:
+        """The record's receipts (receipts.py). The record is written: a table that cannot be
+        updated now catches up with the next write or read, and the request goes on."""
+        try:
+            assert self._name is not None
+            self.receipts.after_write(self.segments(), self._name, before, after,
+                                      tallies_of(event))
+        except Exception:
+            log.exception("the owners' receipts were not updated; they catch up later")
 
     def _open_segment(self) -> int:
         """The descriptor of current.jsonl, reopened if another process rotated it away."""
@@ -272,6 +307,7 @@ class AuditLog(Recorder):
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             self._fd = fd
             self._started = self._first_record_time(path) or time.time()
+            self._name = first_time(path)
             fsync_dir(self.dir)
         assert self._fd is not None
         return self._fd
@@ -299,6 +335,7 @@ class AuditLog(Recorder):
 
     def close(self) -> None:
         with self._lock:
+            self.receipts.close()
             for fd in (self._fd, self._lock_fd):
                 if fd is not None:
                     if fd == self._fd:
@@ -333,12 +370,72 @@ class AuditLog(Recorder):
             yield from self._lines(path)
 
     def newest_first(self, query: AuditQuery) -> list[dict[str, Any]]:
-        """Records matching `query`, newest first, at most `query.limit` of them."""
+        """Records matching `query`, newest first, at most `query.limit` of them; only the
+        segments that overlap its period are read (segments are in time order)."""
         found: list[dict[str, Any]] = []
-        for path in reversed(self.segments()):
+        for path in reversed(self._overlapping(query.since, query.until)):
             for event in reversed(self._lines(path)):
                 if query.matches(event):
                     found.append(event)
                     if query.limit is not None and len(found) >= query.limit:
                         return found
         return found
+
+    def _overlapping(self, since: datetime | None, until: datetime | None) -> list[Path]:
+        """The segments that may hold records of [since, until]: a segment's records are no
+        older than its first and older than the next one's first."""
+        segments = self.segments()
+        starts = [first_time(p) for p in segments]
+        keep = []
+        for number, path in enumerate(segments):
+            first = starts[number]
+            following = next((t for t in starts[number + 1:] if t is not None), None)
+            if first is None or (until is not None and parse_time(first) > until) or \
+                    (since is not None and following is not None
+                     and parse_time(following) <= since):
+                continue
+            keep.append(path)
+        return keep
+
+    def between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The records of [since, until], oldest first."""
+        return self.newest_first(AuditQuery(since=since, until=until))[::-1]
+
+    def _current(self) -> None:
+        """Bring the receipts up to every record written (by any process), under the lock."""
+        with self._lock:
+            if self._lock_fd is None:
+                self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                self.receipts.current(self.segments())
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def prepare(self) -> None:
+        self._current()
+
+    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
+                first_day: str | None, last_day: str | None) -> list[Tally]:
+        self._current()
+        return self.receipts.tallies(owners, doc_ids, first_day, last_day)
+
+    def recorded_owners(self) -> frozenset[str]:
+        self._current()
+        return self.receipts.recorded_owners()
+
+    def prune(self, before: date, export: Path) -> Pruned:
+        """Retention (retention.py): closed segments wholly before the day `before` exported,
+        then removed, with their receipts."""
+        self._current()
+        with self._lock:
+            assert self._lock_fd is not None
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                segments = self.segments()
+                if not segments or segments[-1].name != ACTIVE:  # no open one: keep the last
+                    segments = [*segments, self.dir / ACTIVE]
+                return prune_segments(segments, self.receipts, before, export)
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)

@@ -24,11 +24,41 @@ def open_state_for(index: Path | None):  # -> SharedState | None: keys and audit
         return None
 
 
+def prune_command(args: argparse.Namespace) -> int:
+    """`audit --prune`: apply the retention now, as a server does every few hours."""
+    from search_api.audit.retention import first_kept_day
+    from search_api.state.shared import StateUnavailable, open_state
+
+    days = None if args.prune < 0 else args.prune  # --prune alone: PKS_AUDIT_RETENTION_DAYS
+    settings = settings_from({"index": args.index, "audit_retention_days": days})
+    if settings is None:
+        return EXIT_CONFIG
+    if settings.audit_retention_days <= 0:
+        print("error: give the days to keep (--prune DAYS, or PKS_AUDIT_RETENTION_DAYS)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        state = open_state(settings)
+    except StateUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        pruned = state.audit.prune(first_kept_day(settings.audit_retention_days),
+                                   settings.audit_export())
+    finally:
+        state.close()
+    print(f"{pruned.records} audit records from before {pruned.before} exported and removed"
+          + "".join(f"\n  {name}" for name in pruned.files))
+    return EXIT_OK
+
+
 def audit_command(args: argparse.Namespace) -> int:
     import json
 
     from search_api.audit.trail import AuditQuery, parse_time
 
+    if args.prune is not None:
+        return prune_command(args)
     try:
         since = parse_time(args.since) if args.since else None
         until = parse_time(args.until) if args.until else None

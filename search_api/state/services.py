@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from search_api.access.budgets import RequestLimits, TokenBuckets
+from search_api.access.budgets import RequestLimits, StreamSlots, TokenBuckets
+from search_api.audit.retention import first_kept_day
 from search_api.audit.trail import Audit
 from search_api.identity.keys import Keys
 from search_api.identity.sso import SsoGate
@@ -28,6 +29,7 @@ from search_api.settings import ApiSettings
 from search_api.state.shared import open_state
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_SECONDS = 6 * 3600  # how often a server applies the audit retention
 
 
 class Closeable(Protocol):
@@ -48,6 +50,7 @@ class Services:
     sso: SsoGate
     limits: RequestLimits  # request budgets per principal, refused sign-ins per address
     readiness: Readiness
+    streams: StreamSlots  # open event streams per principal and in this process
     today: Callable[[], date] = utc_today  # grants expire by this date (tests move it)
     cluster: Closeable | None = None  # the Ray cluster of `serve --ray`, closed last
     release: Callable[[], None] = lambda: None  # the shared state's connections
@@ -77,14 +80,16 @@ class Services:
             raise
         metrics = OpsMetrics(holder.get, settings.index)
         state = open_state(settings, observer=metrics)
+        state.audit.prepare()  # receipts of records from before they were kept, once
         limits = RequestLimits(
             TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
             if settings.rate_limit_per_minute > 0 else None,
             TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_per_minute)
             if settings.auth_failures_per_minute > 0 else None)
         readiness = Readiness(holder, settings.ready_check_seconds)
+        streams = StreamSlots.for_process(settings.streams_per_key, settings.streams_per_server)
         return cls(settings, holder, state.keys, state.audit, metrics, sso, limits, readiness,
-                   today, cluster, state.close)
+                   streams, today, cluster, state.close)
 
     def watch(self) -> None:
         """Follow CURRENT: swap in a newly published generation every PKS_RELOAD_SECONDS."""
@@ -95,6 +100,30 @@ class Services:
         self._stop = stop = threading.Event()
         threading.Thread(target=self._follow, args=(every, stop), daemon=True,
                          name="index-watch").start()
+
+    def keep_audit(self) -> None:
+        """Apply the audit retention (PKS_AUDIT_RETENTION_DAYS) now and every few hours."""
+        if self.settings.audit_retention_days <= 0:
+            return
+        stop = self._stop
+
+        def prune() -> None:
+            while True:
+                try:
+                    self.prune_audit()
+                except Exception:  # the next run tries again; requests go on
+                    log.exception("audit retention failed")
+                if stop.wait(PRUNE_EVERY_SECONDS):
+                    return
+
+        threading.Thread(target=prune, daemon=True, name="audit-retention").start()
+
+    def prune_audit(self) -> object:
+        """Export, then remove, the audit records older than the retention keeps."""
+        pruned = self.audit.prune(first_kept_day(self.settings.audit_retention_days,
+                                                 self.today()), self.settings.audit_export())
+        log.info("audit retention: %s", pruned)
+        return pruned
 
     def _follow(self, every: float, stop: threading.Event) -> None:
         while not stop.wait(every):

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, BeforeValidator, Field
 
 from search_api.audit.owned import Receipt as OwnedReceipt
-from search_api.audit.owned import every_owner, owned_receipts
+from search_api.audit.owned import every_owner_of, owned_view
 from search_api.audit.trail import AuditQuery, parse_time
 from search_api.errors import Forbidden
-from search_api.http.deps import AdminPrincipal, Audit, CurrentIndex, CurrentPrincipal
+from search_api.http.deps import AdminPrincipal, Audit, CurrentIndex, OwnerCaller
 from search_api.http.routes import error_responses
 
 router = APIRouter(tags=["audit"])
@@ -125,7 +125,7 @@ def _receipts(found: list[OwnedReceipt]) -> list[Receipt]:
 
 
 @router.get("/v1/audit/owned", response_model=OwnedReport, responses=ERRORS)
-def owned_audit(principal: CurrentPrincipal, audit: Audit, index: CurrentIndex,
+def owned_audit(principal: OwnerCaller, audit: Audit, index: CurrentIndex,
                 query: ReceiptQuery) -> OwnedReport:
     """Who received passages of, or downloaded, the documents the caller's partner owns.
 
@@ -136,7 +136,7 @@ def owned_audit(principal: CurrentPrincipal, audit: Audit, index: CurrentIndex,
         raise Forbidden("admin keys own nothing; read every owner's receipts with "
                         "GET /v1/admin/audit/owned")
     generation = index.generation
-    receipts = owned_receipts(audit.events(), frozenset({principal.partner}), generation, query)
+    receipts = owned_view(audit, frozenset({principal.partner}), generation, query)
     return OwnedReport(owner=principal.partner,
                        documents=generation.owner_counts().get(principal.partner, 0),
                        receipts=_receipts(receipts))
@@ -150,11 +150,10 @@ def all_owners_audit(
     """The owners' view over every owner (admin keys only): the same receipts each owner reads
     at /v1/audit/owned, with the owner of each; filters as there, and `owner`."""
     generation = index.generation
-    events = list(audit.events())
-    everyone = every_owner(events, generation)
+    everyone = every_owner_of(audit, generation)
     counts = generation.owner_counts()
     chosen = everyone if owner is None else everyone & {owner}
-    receipts = owned_receipts(events, chosen, generation, query)
+    receipts = owned_view(audit, chosen, generation, query)
     return AllOwnersReport(
         owners=[OwnerDocuments(owner=o, documents=counts.get(o, 0)) for o in sorted(everyone)],
         receipts=_receipts(receipts))

@@ -52,6 +52,29 @@ COMMENT ON COLUMN pks_audit.who IS 'the key''s partner (or admin) and the partne
 COMMENT ON COLUMN pks_audit.event IS 'the record as JSON (ASCII-escaped), without its time';
 COMMENT ON COLUMN pks_audit.origin IS 'records moved from a file audit: SHA-256 of the line';
 """),
+    (2, "the owners' receipts, kept as the audit is written", """
+CREATE TABLE pks_receipts (
+    owner      text NOT NULL,
+    doc_id     text NOT NULL,
+    recipient  text NOT NULL,
+    kind       text NOT NULL,
+    day        date NOT NULL,
+    count      bigint NOT NULL,
+    first      timestamptz NOT NULL,
+    last       timestamptz NOT NULL,
+    PRIMARY KEY (owner, doc_id, recipient, kind, day)
+);
+CREATE INDEX pks_receipts_doc ON pks_receipts (doc_id, day);
+COMMENT ON TABLE pks_receipts IS 'per owner, document, recipient, kind, UTC day (owned.py)';
+COMMENT ON COLUMN pks_receipts.doc_id IS 'the document id as a JSON string: any text fits';
+CREATE TABLE pks_receipts_backlog (
+    one   integer PRIMARY KEY CHECK (one = 1),
+    upto  bigint NOT NULL,
+    done  bigint NOT NULL
+);
+INSERT INTO pks_receipts_backlog SELECT 1, coalesce(max(id), 0), 0 FROM pks_audit;
+COMMENT ON TABLE pks_receipts_backlog IS 'rows before pks_receipts (id <= upto), counted to done';
+"""),
 )
 LATEST = MIGRATIONS[-1][0]
 
