@@ -173,10 +173,10 @@ class Postings:
         chosen = self._selection(allowed)
         unique = list(dict.fromkeys(tokens))
         found = self._find(unique, chosen)
-        frequencies = np.zeros(len(unique), dtype=np.int64)
         whole = chosen.whole[found.group]
         sizes = self.list_starts[found.lists + 1] - self.list_starts[found.lists]
-        np.add.at(frequencies, found.token[whole], sizes[whole])
+        frequencies = np.bincount(found.token[whole], weights=sizes[whole],
+                                  minlength=len(unique)).astype(np.int64)
         for token, group, number in zip(found.token[~whole].tolist(),
                                         found.group[~whole].tolist(),
                                         found.lists[~whole].tolist(), strict=True):
@@ -201,14 +201,7 @@ class Postings:
         found = self._find(unique, chosen)
         if found.lists.size == 0:
             return []
-        lows, highs, token_of = [], [], []
-        for token, group, number in zip(found.token.tolist(), found.group.tolist(),
-                                        found.lists.tolist(), strict=True):
-            low, high = self._within_runs(number, group, chosen)
-            lows.append(low)
-            highs.append(high)
-            token_of.append(np.full(low.size, token))
-        low, high = np.concatenate(lows), np.concatenate(highs)
+        low, high, token_of = self._ranges_of(found, chosen)
         at = _ranges(low, high)
         tally(postings=int(at.size))
         rows = self.rows[at]
@@ -216,7 +209,7 @@ class Postings:
         average = stats.tokens / stats.chunks
         ratio = self.lengths[rows] / average if average > 0 else 0.0
         factor = np.array([times[t] * stats.idf(t) for t in unique])
-        per_posting = np.repeat(factor[np.concatenate(token_of)], high - low)
+        per_posting = np.repeat(factor[token_of], high - low)
         scores_of = per_posting * (freq * (K1 + 1)) / (freq + K1 * (1 - B + B * ratio))
         hit_rows, where = np.unique(rows, return_inverse=True)
         scores = np.bincount(where, weights=scores_of)
@@ -244,6 +237,24 @@ class Postings:
         token, group = flat % len(tokens), flat // len(tokens)
         order = np.argsort(token, kind="stable")  # by token, then group (= row order)
         return _Found(token[order], group[order], at[flat][order])
+
+    def _ranges_of(self, found: _Found, chosen: _Selection
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The postings of the found lists within the selection, as ranges [low, high) with
+        each range's token, token-major: a wholly covered group's list is one range (no
+        search), a partly covered one's a range per run."""
+        whole = chosen.whole[found.group]
+        if whole.all():
+            return (self.list_starts[found.lists], self.list_starts[found.lists + 1],
+                    found.token)
+        lows, highs, tokens = [], [], []
+        for token, group, number in zip(found.token.tolist(), found.group.tolist(),
+                                        found.lists.tolist(), strict=True):
+            low, high = self._within_runs(number, group, chosen)
+            lows.append(low)
+            highs.append(high)
+            tokens.append(np.full(low.size, token))
+        return np.concatenate(lows), np.concatenate(highs), np.concatenate(tokens)
 
     def _within_runs(self, number: int, group: int,
                      chosen: _Selection) -> tuple[np.ndarray, np.ndarray]:
