@@ -36,17 +36,19 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def take(self, key: str, now: float | None = None) -> float:
-        """Spend one token; 0.0 when allowed, else the seconds until one is available."""
+    def take(self, key: str, now: float | None = None, cost: float = 1.0) -> float:
+        """Spend `cost` tokens (at most the burst); 0.0 when allowed, else the seconds until
+        they are available."""
         now = time.monotonic() if now is None else now
+        cost = min(cost, self.burst)
         with self._lock:
             tokens, seen = self._buckets.pop(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - seen) * self.rate)
             wait = 0.0
-            if tokens >= 1.0:
-                tokens -= 1.0
+            if tokens >= cost:
+                tokens -= cost
             else:
-                wait = (1.0 - tokens) / self.rate
+                wait = (cost - tokens) / self.rate
             self._buckets[key] = (tokens, now)
             while len(self._buckets) > MAX_BUCKETS:
                 self._buckets.popitem(last=False)
@@ -66,10 +68,11 @@ class RequestLimits:
     def __init__(self, principals: TokenBuckets | None, failures: TokenBuckets | None) -> None:
         self.principals, self.failures = principals, failures
 
-    def charge(self, principal: Principal) -> None:
-        """Spend one of the principal's requests; RateLimited when it has none left."""
-        if self.principals is not None:
-            wait = self.principals.take(principal.key_id)
+    def charge(self, principal: Principal, cost: int = 1) -> None:
+        """Spend `cost` of the principal's requests (an expensive read costs what the searches
+        it is worth would); RateLimited when it has not that many left."""
+        if self.principals is not None and cost > 0:
+            wait = self.principals.take(principal.key_id, cost=cost)
             if wait > 0:
                 raise RateLimited(wait, "with this key" if not principal.key_id.startswith(
                     "user:") else "by this user")

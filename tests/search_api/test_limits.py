@@ -80,3 +80,18 @@ def test_a_key_is_charged_once_per_request_on_every_surface(
     assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
     other = proxied.post("/v1/retrieve", json={"query": "KESTREL"}, headers=auth(keys["delta"]))
     assert other.status_code == 200  # another key, its own budget
+
+
+def test_an_expensive_read_costs_what_the_searches_it_is_worth_would(
+        access_index: tuple[Path, BuildReport], holder: IndexHolder, clock: Clock,
+        keys: dict[str, str]) -> None:
+    """The admin audit costs one request of the key's budget per 100 records it may return."""
+    admin = auth(keys["admin"])
+    with app_client(access_index[0], holder=holder, today=clock, rate_limit_per_minute=1,
+                    rate_limit_burst=12) as client:
+        assert client.get("/v1/admin/audit", params={"limit": 1000},
+                          headers=admin).status_code == 200  # 10 of 12
+        refused = client.get("/v1/admin/audit", params={"limit": 300}, headers=admin)
+        assert refused.status_code == 429 and refused.headers["Retry-After"].isdigit()
+        assert client.get("/v1/admin/audit", params={"limit": 100},
+                          headers=admin).status_code == 200  # 1: it still has 2

@@ -12,7 +12,7 @@ from search_api.audit.owned import Receipt as OwnedReceipt
 from search_api.audit.owned import every_owner_of, owned_view
 from search_api.audit.trail import AuditQuery, parse_time
 from search_api.errors import Forbidden
-from search_api.http.deps import AdminPrincipal, Audit, CurrentIndex, OwnerCaller
+from search_api.http.deps import AdminPrincipal, AppServices, Audit, CurrentIndex, OwnerCaller
 from search_api.http.routes import error_responses
 
 router = APIRouter(tags=["audit"])
@@ -91,16 +91,21 @@ def _iso(value: object) -> object:
 IsoTime = Annotated[datetime, BeforeValidator(_iso)]
 
 
+RECORDS_PER_REQUEST = 100  # the admin audit costs one request of the budget per 100 records
+
+
 @router.get("/v1/admin/audit", response_model=AuditEvents, responses=ERRORS)
 def admin_audit(
-    _: AdminPrincipal, audit: Audit,
+    principal: AdminPrincipal, audit: Audit, services: AppServices,
     partner: Annotated[str | None, Query(description="A partner id, or 'admin'.")] = None,
     document: Annotated[str | None, Query(description="A document id.")] = None,
     since: Annotated[IsoTime | None, Query(alias="from", description="ISO time (UTC).")] = None,
     until: Annotated[IsoTime | None, Query(alias="to", description="ISO time (UTC).")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> AuditEvents:
-    """Every recorded access, newest first (admin keys only)."""
+    """Every recorded access, newest first (admin keys only). A read of up to `limit` records
+    costs one request of the key's rate limit per 100 of them (it was charged one already)."""
+    services.limits.charge(principal, -(-limit // RECORDS_PER_REQUEST) - 1)
     found = audit.newest_first(AuditQuery(partner, document, since, until, limit))
     return AuditEvents(events=[AuditEvent.model_validate(e) for e in found])
 
