@@ -41,7 +41,8 @@ from indexer.embed.embedder import model_reference  # noqa: E402
 from indexer.settings import default_model  # noqa: E402
 from indexer.store.records import Chunk, Grant, StoredDocument  # noqa: E402
 from indexer.store.writer import GenerationWriter  # noqa: E402
-from search_api.audit.trail import ACTIVE, iso  # noqa: E402
+from search_api.audit.files import ACTIVE
+from search_api.audit.trail import iso  # noqa: E402
 
 PARTNERS = tuple(f"p{i:02d}" for i in range(50))
 DOCUMENTS = 200  # document d is owned by PARTNERS[d % 50]; p00 owns 4
@@ -122,7 +123,7 @@ def measure(index: Path, records: int, calls: int, database_url: str | None) -> 
         db.close()
         env["PKS_DATABASE_URL"] = database_url
     else:
-        from search_api.audit.trail import AuditLog
+        from search_api.audit.files import AuditLog
 
         audit = AuditLog(index, KeyStore(index))
         audit.prepare()  # what a server's start does once with records it has not counted

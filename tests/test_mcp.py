@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from indexer.build import BuildReport
-from search_api.audit.trail import AuditLog
+from search_api.audit.files import AuditLog
 from search_api.identity.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE
 from tests.deployment import ENV, ROOT, cli, serve

@@ -32,7 +32,7 @@ from indexer.store.layout import CURRENT
 from indexer.store.reader import Generation
 from indexer.store.runs import RUNNING
 from search_api.audit import trail
-from search_api.audit.trail import AuditLog
+from search_api.audit.files import AuditLog
 from search_api.identity.keys import KeyStore
 from search_api.identity.principal import Principal
 from tests.browser import PHONE, loopback_tab

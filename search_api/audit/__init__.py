@@ -1,8 +1,11 @@
 """Who received what: the audit trail (one append-only record per access) and the owners'
 receipts built from it.
 
-    trail.py  the audit in files beside the index, its reader and its query
-    owned.py  what each owner's documents were shown to, and when
+    trail.py  what every audit shares: the record, the protocol, the query
+    files.py  the audit in files beside the index, its reader, receipts and retention
+    owned.py  what each owner's documents were shown to, and when, from tallies
+    tally.py  what one record adds to the receipts; receipts.py the file audit's tallies
+    retention.py  records older than the retention: exported, then removed
 
 The PostgreSQL audit (search_api/state/postgres/audit.py) keeps the same contract.
 

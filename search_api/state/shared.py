@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from search_api.audit.trail import AccessObserver, Audit, AuditLog
+from search_api.audit.files import AuditLog
+from search_api.audit.trail import AccessObserver, Audit
 from search_api.identity.keys import Keys, KeyStore
 from search_api.settings import ApiSettings
 

@@ -18,8 +18,9 @@ import pytest
 
 from indexer.build import BuildReport
 from indexer.store.reader import Generation
+from search_api.audit.files import ACTIVE, AuditLog
 from search_api.audit.owned import every_owner, owned_receipts
-from search_api.audit.trail import ACTIVE, AuditLog, AuditQuery, AuditUnavailable
+from search_api.audit.trail import AuditQuery, AuditUnavailable
 from search_api.identity.keys import KeyStore
 from search_api.identity.principal import Principal
 from search_api.ops.metrics import OpsMetrics
@@ -88,7 +89,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from search_api.identity.principal import Principal
-from search_api.audit.trail import AuditLog
+from search_api.audit.files import AuditLog
 from search_api.identity.keys import KeyStore
 log = AuditLog(Path(sys.argv[1]), KeyStore(Path(sys.argv[1])), max_bytes=4096, fsync_seconds=0)
 for i in range(150):

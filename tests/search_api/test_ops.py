@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from indexer.build import BuildReport
 from search_api.access.budgets import TokenBuckets
-from search_api.audit.trail import AuditLog
+from search_api.audit.files import AuditLog
 from search_api.retrieval.live import IndexHolder
 from search_api.settings import ApiSettings
 from search_api.state.services import Services

@@ -16,8 +16,9 @@ import pytest
 
 from indexer.build import BuildReport
 from indexer.store.reader import Generation
+from search_api.audit.files import ACTIVE, AuditLog
 from search_api.audit.owned import owned_receipts, owned_view
-from search_api.audit.trail import ACTIVE, AuditLog, AuditQuery, iso
+from search_api.audit.trail import AuditQuery, iso
 from search_api.identity.keys import KeyStore
 from search_api.identity.principal import Principal
 

@@ -17,7 +17,7 @@ from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from search_api.access.allowed import AccessIndex
-from search_api.audit.trail import AuditLog
+from search_api.audit.files import AuditLog
 from search_api.identity.keys import KeyStore, KeyStoreError
 from search_api.identity.principal import DEFAULT_SCOPES, AccessDenied, Principal
 from tests.conftest import VISIBLE

@@ -72,7 +72,7 @@ def test_the_audit_and_the_metrics_say_which_plan_ran_and_the_answer_does_not(
         pair: Pair) -> None:
     """A dense or hybrid search records `dense_plan` in the audit and counts it in /metrics;
     a lexical one records none; the results themselves carry no trace of the plan."""
-    from search_api.audit.trail import AuditLog
+    from search_api.audit.files import AuditLog
     from search_api.http.schemas import SearchResult
     from search_api.identity.keys import KeyStore
 

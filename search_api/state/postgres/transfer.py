@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from search_api.audit.trail import AuditLog
+from search_api.audit.files import AuditLog
 from search_api.identity.keys import KeyStore
 from search_api.state.postgres.audit import PostgresAudit
 from search_api.state.postgres.keys import PostgresKeys
