@@ -9,9 +9,9 @@ through the store's writer; the server embeds nothing here). The audit is writte
 files as a server of this version writes it (one segment per UTC day, over 30 days), without
 receipts; the receipts of those records are counted once before the server starts (timed: the
 one-time cost of an upgrade; with PostgreSQL the import counts them), then each call reads
-tallies, never the records. Owner p00 owns 4
-documents, which 10 partners receive; the other 196 documents take the bulk of the records, so
-p00's answer is the same size at every audit size and only the audit grows. With
+tallies, never the records. Owner p00 owns 4 documents, which 10 partners receive in the same
+2,000 records at every audit size; the other 196 documents take the rest, so p00's answer is
+the same at every size and only the audit grows. With
 --database-url the records are moved into that (empty) PostgreSQL database as `db import` moves
 them, and the server reads them there. The calls come one at a time over one keep-alive
 connection, with the rate limit off; the JSON gives the latency's p50 and p95, the server's CPU
@@ -47,6 +47,7 @@ from search_api.audit.trail import iso  # noqa: E402
 PARTNERS = tuple(f"p{i:02d}" for i in range(50))
 DOCUMENTS = 200  # document d is owned by PARTNERS[d % 50]; p00 owns 4
 DAYS = 30
+OWNED = 2000  # records that deliver p00's documents, the same in every audit size
 DIM = 384
 
 
@@ -66,28 +67,33 @@ def write_index(index: Path) -> None:
 
 
 def write_audit(index: Path, records: int) -> None:
-    """`records` search records over DAYS days ending yesterday, a segment per UTC day; one in
-    50 delivers one of p00's documents to one of 10 partners."""
-    rng = np.random.default_rng(11)
+    """`records` search records over DAYS days ending yesterday, a segment per UTC day: the
+    same OWNED of them (same seed) deliver one of p00's documents to one of 10 partners, the
+    rest deliver the other owners' documents."""
     directory = index / "audit"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700)
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - \
         timedelta(days=DAYS)
-    moments = np.sort(rng.integers(0, DAYS * 86400 * 10**6, records))
+    span = DAYS * 86400 * 10**6
+    mine, theirs = np.random.default_rng(5), np.random.default_rng(11)
     owned = [d for d in range(DOCUMENTS) if d % len(PARTNERS) == 0]
     others = [d for d in range(DOCUMENTS) if d % len(PARTNERS) != 0]
+    moments = np.concatenate([mine.integers(0, span, OWNED), theirs.integers(0, span,
+                                                                            records - OWNED)])
+    docs = np.concatenate([mine.choice(owned, OWNED), theirs.choice(others, records - OWNED)])
+    partners = np.concatenate([mine.integers(0, 10, OWNED),
+                               theirs.integers(0, len(PARTNERS), records - OWNED)])
+    order = np.argsort(moments, kind="stable")
     day, out = None, None
-    for number, offset in enumerate(moments.tolist()):
-        moment = iso(start + timedelta(microseconds=offset))
+    for number, at in enumerate(order.tolist()):
+        moment = iso(start + timedelta(microseconds=int(moments[at])))
         if moment[:10] != day:
             if out is not None:
                 out.close()
             day = moment[:10]
             out = open(directory / f"segment-{number + 1:09d}.jsonl", "w")  # noqa: SIM115
-        mine = rng.random() < 0.02
-        doc = int(rng.choice(owned if mine else others))
-        partner = PARTNERS[int(rng.integers(0, 10 if mine else len(PARTNERS)))]
+        doc, partner = int(docs[at]), PARTNERS[int(partners[at])]
         assert out is not None
         out.write(json.dumps({
             "time": moment, "key_id": f"k{partner}", "key_name": partner, "partner": partner,

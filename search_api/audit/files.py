@@ -39,7 +39,7 @@ from typing import Any
 from indexer.store.layout import fsync_dir
 from search_api.audit.receipts import ReceiptIndex, first_time
 from search_api.audit.retention import Pruned, prune_segments
-from search_api.audit.tally import Tally, tallies_of
+from search_api.audit.tally import Summary, tallies_of
 from search_api.audit.trail import (
     AccessObserver,
     AuditQuery,
@@ -258,10 +258,10 @@ class AuditLog(Recorder):
     def prepare(self) -> None:
         self._current()
 
-    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
-                first_day: str | None, last_day: str | None) -> list[Tally]:
+    def summaries(self, owners: Collection[str], doc_ids: Collection[str],
+                  first_day: str | None, last_day: str | None) -> list[Summary]:
         self._current()
-        return self.receipts.tallies(owners, doc_ids, first_day, last_day)
+        return self.receipts.summaries(owners, doc_ids, first_day, last_day)
 
     def recorded_owners(self) -> frozenset[str]:
         self._current()

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol
 
 from indexer.store.reader import Generation
-from search_api.audit.tally import DOWNLOAD_SURFACES, Tally, recipients
+from search_api.audit.tally import DOWNLOAD_SURFACES, Summary, recipients
 from search_api.audit.trail import AuditQuery
 
 BATCH = 500  # document ids per owner look-up (SQLite caps the number of bound parameters)
@@ -46,9 +46,10 @@ class Receipt:
 class Tallies(Protocol):
     """What an audit answers for the owners' views (the file audit and PostgreSQL's)."""
 
-    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
-                first_day: str | None, last_day: str | None) -> list[Tally]:
-        """Rows recorded with one of `owners`, or of one of `doc_ids`, in [first, last day]."""
+    def summaries(self, owners: Collection[str], doc_ids: Collection[str],
+                  first_day: str | None, last_day: str | None) -> list[Summary]:
+        """Tallies recorded with one of `owners`, or of one of `doc_ids`, in [first, last day],
+        summed per (owner, document, recipient, kind)."""
         ...
 
     def between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -126,23 +127,23 @@ def owned_view(audit: Tallies, owners: frozenset[str], generation: Generation,
     firsts: dict[tuple[str, str, str, str], tuple[str, str]] = {}
     if first_day is None or last_day is None or first_day <= last_day:
         live = {doc for owner in owners for doc in generation.owned_documents().get(owner, ())}
-        rows = audit.tallies(owners, live, first_day, last_day)
-        current = _current_owners(generation, {t.doc_id for t in rows})
-        for t in rows:
-            owner = current[t.doc_id] if t.doc_id in current else (t.owner or None)
-            if owner in owners and query.document in (None, t.doc_id) and \
-                    query.partner in (None, t.recipient):
-                key = (str(owner), t.doc_id, t.recipient, t.kind)
-                table.setdefault(key, Counter())[t.day] += t.count
-                low, high = firsts.get(key, (t.first, t.last))
-                firsts[key] = (min(low, t.first), max(high, t.last))
+        rows = audit.summaries(owners, live, first_day, last_day)
+        current = _current_owners(generation, {r.doc_id for r in rows})
+        for r in rows:
+            owner = current[r.doc_id] if r.doc_id in current else (r.owner or None)
+            if owner in owners and query.document in (None, r.doc_id) and \
+                    query.partner in (None, r.recipient):
+                key = (str(owner), r.doc_id, r.recipient, r.kind)
+                table.setdefault(key, Counter()).update(dict(r.days))
+                low, high = firsts.get(key, (r.first, r.last))
+                firsts[key] = (min(low, r.first), max(high, r.last))
     for since, until in edges:
         window = AuditQuery(query.partner, query.document, since, until)
-        for r in owned_receipts(audit.between(since, until), owners, generation, window):
-            key = (r.owner, r.doc_id, r.partner, r.kind)
-            table.setdefault(key, Counter()).update(dict(r.days))
-            low, high = firsts.get(key, (r.first, r.last))
-            firsts[key] = (min(low, r.first), max(high, r.last))
+        for edge in owned_receipts(audit.between(since, until), owners, generation, window):
+            key = (edge.owner, edge.doc_id, edge.partner, edge.kind)
+            table.setdefault(key, Counter()).update(dict(edge.days))
+            low, high = firsts.get(key, (edge.first, edge.last))
+            firsts[key] = (min(low, edge.first), max(high, edge.last))
     return [Receipt(*key, days.total(), *firsts[key], tuple(sorted(days.items())))
             for key, days in sorted(table.items())]
 

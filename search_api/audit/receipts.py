@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from search_api.audit.tally import Tally, tallies_of
+from search_api.audit.tally import Summary, Tally, day_counts, tallies_of
 
 RECEIPTS_DB = "receipts.sqlite"
 SCHEMA = """
@@ -134,20 +134,28 @@ class ReceiptIndex:
             db.execute("DELETE FROM receipts")
             db.execute("DELETE FROM consumed")
 
-    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
-                first_day: str | None, last_day: str | None) -> list[Tally]:
-        """Rows recorded with one of `owners`, or of one of `doc_ids`, within the days."""
+    def summaries(self, owners: Collection[str], doc_ids: Collection[str],
+                  first_day: str | None, last_day: str | None) -> list[Summary]:
+        """Rows recorded with one of `owners`, or of one of `doc_ids`, within the days, summed
+        per (owner, document, recipient, kind) by SQLite."""
         days, bounds = _days_clause(first_day, last_day)
-        found: dict[tuple[str, str, str, str, str], Tally] = {}
+        found: dict[tuple[str, str, str, str], Summary] = {}
         db = self._db()
-        for column, values in (("owner", sorted(owners)), ("doc_id", sorted(doc_ids))):
+        mine = sorted(owners)
+        others = f" AND owner NOT IN ({','.join('?' * len(mine))})"  # those came first
+        for column, values, rest in (("owner", mine, ""), ("doc_id", sorted(doc_ids), others)):
             for start in range(0, len(values), BATCH):
                 batch = values[start:start + BATCH]
                 marks = ",".join("?" * len(batch))
-                for row in db.execute(f"SELECT * FROM receipts WHERE {column} IN ({marks})"
-                                      f"{days}", (*batch, *bounds)):
-                    tally = Tally(*row)
-                    found[tally.key] = tally
+                rows = db.execute(
+                    "SELECT owner, doc_id, recipient, kind, sum(count), min(first), max(last), "
+                    f"group_concat(day || ' ' || count, ',') FROM receipts WHERE {column} IN "
+                    f"({marks}){rest}{days} GROUP BY owner, doc_id, recipient, kind",
+                    (*batch, *(mine if rest else ()), *bounds))
+                for owner, doc_id, recipient, kind, count, first, last, per_day in rows:
+                    summary = Summary(owner, doc_id, recipient, kind, int(count), first, last,
+                                      day_counts(per_day))
+                    found[summary.key] = summary
         return list(found.values())
 
     def recorded_owners(self) -> frozenset[str]:

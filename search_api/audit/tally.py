@@ -29,6 +29,31 @@ class Tally:
         return (self.owner, self.doc_id, self.recipient, self.kind, self.day)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """An audit's tallies of one (recorded owner, document, recipient, kind) over some days,
+    summed where they are kept (SQLite or PostgreSQL): what an owner's view reads."""
+
+    owner: str
+    doc_id: str
+    recipient: str
+    kind: str
+    count: int
+    first: str
+    last: str
+    days: tuple[tuple[str, int], ...]  # (UTC day, count), oldest first
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.owner, self.doc_id, self.recipient, self.kind)
+
+
+def day_counts(text: str) -> tuple[tuple[str, int], ...]:
+    """'DAY COUNT,DAY COUNT,...' as the stores aggregate it -> ((day, count), ...), by day."""
+    pairs = (item.split(" ") for item in text.split(",") if item)
+    return tuple(sorted((day, int(count)) for day, count in pairs))
+
+
 def tallies_of(event: dict[str, Any]) -> list[Tally]:
     """What one record adds to the receipts: a count for each document it delivered and each
     recipient (none for a refused or empty access)."""

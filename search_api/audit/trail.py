@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from indexer.store.reader import Generation
 from search_api.audit.retention import Pruned
-from search_api.audit.tally import Tally
+from search_api.audit.tally import Summary
 from search_api.identity.keys import KeyRecord
 from search_api.identity.principal import Principal
 
@@ -53,8 +53,8 @@ class Audit(Protocol):
     def newest_first(self, query: AuditQuery) -> list[dict[str, Any]]: ...
 
     # the owners' receipts (audit/owned.py): tallies kept as records are written
-    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
-                first_day: str | None, last_day: str | None) -> list[Tally]: ...
+    def summaries(self, owners: Collection[str], doc_ids: Collection[str],
+                  first_day: str | None, last_day: str | None) -> list[Summary]: ...
 
     def between(self, since: datetime, until: datetime) -> list[dict[str, Any]]: ...
 

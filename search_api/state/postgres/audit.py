@@ -23,7 +23,7 @@ from typing import Any
 
 from indexer.store.layout import fsync_dir
 from search_api.audit.retention import Pruned
-from search_api.audit.tally import Tally, tallies_of
+from search_api.audit.tally import Summary, Tally, day_counts, tallies_of
 from search_api.audit.trail import (
     AccessObserver,
     AuditQuery,
@@ -202,27 +202,33 @@ class PostgresAudit(Recorder):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (BACKLOG_LOCK,))
 
-    def tallies(self, owners: Collection[str], doc_ids: Collection[str],
-                first_day: str | None, last_day: str | None) -> list[Tally]:
-        """Rows recorded with one of `owners`, or of one of `doc_ids`, within the days."""
+    def summaries(self, owners: Collection[str], doc_ids: Collection[str],
+                  first_day: str | None, last_day: str | None) -> list[Summary]:
+        """Rows recorded with one of `owners`, or of one of `doc_ids`, within the days, summed
+        per (owner, document, recipient, kind) by the database."""
         days, bounds = "", []
         if first_day is not None:
             days, bounds = " AND day >= %s", [date.fromisoformat(first_day)]
         if last_day is not None:
             days, bounds = days + " AND day <= %s", [*bounds, date.fromisoformat(last_day)]
-        found: dict[tuple[str, ...], Tally] = {}
+        found: dict[tuple[str, str, str, str], Summary] = {}
         keys = [doc_key(d) for d in sorted(doc_ids)]
+        mine = sorted(owners)
         with self.db.connection() as conn:
-            for column, values in (("owner", sorted(owners)), ("doc_id", keys)):
+            for column, values, rest in (("owner", mine, ""),
+                                         ("doc_id", keys, " AND NOT owner = ANY(%s)")):
                 for start in range(0, len(values), BATCH):
                     rows = conn.execute(
-                        "SELECT owner, doc_id, recipient, kind, day, count, first, last FROM "
-                        f"pks_receipts WHERE {column} = ANY(%s){days}",
-                        [values[start:start + BATCH], *bounds]).fetchall()
-                    for owner, doc, recipient, kind, day, count, first, last in rows:
-                        tally = Tally(owner, json.loads(doc), recipient, kind, day.isoformat(),
-                                      int(count), iso(first), iso(last))
-                        found[tally.key] = tally
+                        "SELECT owner, doc_id, recipient, kind, sum(count), min(first), "
+                        "max(last), string_agg(day::text || ' ' || count, ',') FROM "
+                        f"pks_receipts WHERE {column} = ANY(%s){rest}{days} "
+                        "GROUP BY owner, doc_id, recipient, kind",
+                        [values[start:start + BATCH], *([mine] if rest else []),
+                         *bounds]).fetchall()
+                    for owner, doc, recipient, kind, count, first, last, per_day in rows:
+                        summary = Summary(owner, json.loads(doc), recipient, kind, int(count),
+                                          iso(first), iso(last), day_counts(per_day))
+                        found[summary.key] = summary
         return list(found.values())
 
     def between(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
