@@ -62,6 +62,8 @@ class Generation:
         self.shard_count = int(self.info.get("shards", "1"))
         self._pack_budget = pack_budget
         self._vectors = VectorStore.load(path, pack_budget) if self.shard_count == 1 else None
+        if self._vectors is not None and self._vectors.ann is not None:  # read by group
+            self._vectors.groups = lexical.group_rows(db, len(self._vectors))
         self._shards: tuple[Generation, ...] | None = None
         self._shards_lock = threading.Lock()
 
