@@ -172,8 +172,9 @@ class Generation:
     def analyzer(self) -> lexical.Analyzer:
         """How this generation turns text into the terms its lexical index holds: what a
         citation compares a query with (search_api/retrieval/citing.py). The top level of a
-        sharded generation has no lexical index; its shards, written by the same build, have
-        the tokenizer of today's and its folding."""
+        sharded generation has no lexical index of its own: its shards, written by the same
+        build, analyse with the tokenizer every generation with a lexical index was written
+        with, folded when the build recorded its folding."""
         found = self.lexical_index()
         if found is not None:
             return found[1]
