@@ -160,11 +160,27 @@ class Analyzer:
             self._local.db = db
         return db
 
-    def tokens_each(self, texts: Sequence[str]) -> list[tuple[str, ...]]:
-        """Each text's tokens, in order, as the index holds them (not remembered: for the
-        passages a result cites, search_api/retrieval/citing.py). One SQLite call for all."""
-        texts = [t if _encodable(t) else "" for t in texts]
-        return self._tokens_of(texts) if texts else []
+    def occurrences(self, texts: Sequence[str], tokens: Sequence[str]) -> list[dict[str, int]]:
+        """How often each of `tokens` (as the index holds them) occurs in each text, analysed
+        as the index analyses text: for the passages a result cites (search_api/retrieval/
+        citing.py). One SQLite call for all; only the wanted tokens come back."""
+        counts: list[dict[str, int]] = [{} for _ in texts]
+        wanted = sorted(set(tokens))
+        if not texts or not wanted:
+            return counts
+        rows = [fold(t) if self.folded else t for t in texts]
+        db = self._db()
+        try:
+            db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)",
+                           ((i, t) for i, t in enumerate(rows) if _encodable(t)))
+            found = db.execute("SELECT doc, term, count(*) FROM qv WHERE term IN "
+                               f"({','.join('?' * len(wanted))}) GROUP BY doc, term",
+                               wanted).fetchall()
+        finally:
+            db.rollback()  # the table stays empty
+        for row, token, count in found:
+            counts[row][token] = count
+        return counts
 
     def _tokens_of(self, terms: list[str]) -> list[tuple[str, ...]]:
         """Each term's tokens, in order (a term of several tokens gives each of them)."""

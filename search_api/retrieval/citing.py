@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -45,13 +44,16 @@ def cite(analyze: Analyzer, query: str, passages: Mapping[int, Passage]) -> dict
     spanning = [p for p in passages.values() if p.breaks and p.pages is not None]
     if not spanning:
         return dict(passages)
-    wanted = set(analyze(query_terms(query)))
+    wanted = analyze(query_terms(query))
+    if not wanted:
+        return dict(passages)
     parts = {p.chunk_id: _parts(p) for p in spanning}
-    tokens = iter(analyze.tokens_each([text for each in parts.values() for _, _, text in each]))
+    counts = iter(analyze.occurrences([text for each in parts.values() for _, _, text in each],
+                                      wanted))
     cited = dict(passages)
     for passage in spanning:
-        found = [(sentence, page, next(tokens)) for sentence, page, _ in parts[passage.chunk_id]]
-        page = _best_page(found, wanted)
+        found = [(sentence, page, next(counts)) for sentence, page, _ in parts[passage.chunk_id]]
+        page = _best_page(found)
         if page is not None:
             cited[passage.chunk_id] = replace(passage, page=page)
     return cited
@@ -74,19 +76,24 @@ def _parts(passage: Passage) -> list[Part]:
     return parts
 
 
-def _best_page(found: list[tuple[int, int, tuple[str, ...]]], wanted: set[str]) -> int | None:
-    """The page of the sentence with the most distinct wanted tokens (then the most of them,
-    then the earliest); None when no wanted token occurs at all."""
-    terms: dict[int, set[str]] = {}
-    hits: Counter[int] = Counter()
-    on_page: dict[int, Counter[int]] = {}
-    for sentence, page, tokens in found:
-        matched = [t for t in tokens if t in wanted]
-        terms.setdefault(sentence, set()).update(matched)
-        hits[sentence] += len(matched)
-        on_page.setdefault(sentence, Counter())[page] += len(matched)
-    best = max(terms, key=lambda s: (len(terms[s]), hits[s], -s))
-    if not terms[best]:
-        return None
-    pages = on_page[best]
-    return max(pages, key=lambda page: (pages[page], -page))
+def _best_page(found: list[tuple[int, int, dict[str, int]]]) -> int | None:
+    """The page of the sentence with the most distinct query tokens (then the most of them,
+    then the earliest), from each part's counts of them (parts in reading order); None when
+    none occurs at all."""
+    best, cited = (0, 0), None
+    at = 0
+    while at < len(found):
+        sentence, hits = found[at][0], 0
+        terms: set[str] = set()
+        on_page: dict[int, int] = {}
+        while at < len(found) and found[at][0] == sentence:
+            _, page, counts = found[at]
+            if counts:
+                terms.update(counts)
+                hits += sum(counts.values())
+                on_page[page] = on_page.get(page, 0) + sum(counts.values())
+            at += 1
+        if (len(terms), hits) > best:  # strictly: the earlier sentence keeps a tie
+            best = (len(terms), hits)
+            cited = max(on_page, key=lambda page: (on_page[page], -page))
+    return cited

@@ -29,11 +29,13 @@ def read_text(path: Path, rel: str, options: LoadOptions) -> tuple[str | None, l
     if decoded.encoding is None:
         return decoded.text, []
     if decoded.candidates:
+        ruled = options.encoding_source.startswith("access.yaml rule")
+        hint = "" if ruled else ("; if that is wrong, name its encoding on its access.yaml rule "
+                                 "('encoding:')")
         return decoded.text, [LoadWarning(
             rel, f"not UTF-8, and detection cannot tell its encoding "
                  f"({', '.join(decoded.candidates)} read it differently): read as "
-                 f"{decoded.encoding}, {options.encoding_source}; if that is wrong, name its "
-                 "encoding on its access.yaml rule ('encoding:')")]
+                 f"{decoded.encoding}, {options.encoding_source}{hint}")]
     return decoded.text, [LoadWarning(rel, f"not UTF-8: read as {decoded.encoding} "
                                            "(detected by chardet)")]
 
