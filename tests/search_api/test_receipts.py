@@ -128,6 +128,7 @@ def test_retention_exports_then_removes_whole_days_with_their_receipts(
     assert audit.prune(date(2026, 11, 21), tmp_path / "export").records == 0
 
 
+@pytest.mark.slow  # starts a PostgreSQL server
 def test_postgresqls_receipts_equal_the_records_and_the_files(
         tmp_path: Path, generation: Generation, database_url: str) -> None:
     from search_api.state.postgres.audit import PostgresAudit
@@ -158,6 +159,7 @@ def test_postgresqls_receipts_equal_the_records_and_the_files(
         db.close()
 
 
+@pytest.mark.slow  # starts a PostgreSQL server
 def test_the_backlog_of_a_database_from_before_receipts_is_counted_once(
         tmp_path: Path, generation: Generation, database_url: str) -> None:
     from search_api.state.postgres.audit import PostgresAudit, row_values

@@ -75,6 +75,7 @@ def scoped_keys(owned_server: dict) -> dict[tuple[bool, tuple[str, ...]], str]:
             for admin in (False, True) for kind in KINDS}
 
 
+@pytest.mark.slow  # a real server
 def test_only_the_tables_pairs_get_past_authorization(
         owned_server: dict, scoped_keys: dict[tuple[bool, tuple[str, ...]], str]) -> None:
     url = owned_server["url"]
@@ -93,6 +94,7 @@ def test_only_the_tables_pairs_get_past_authorization(
     assert wrong == []
 
 
+@pytest.mark.slow  # a real server
 def test_a_retrieve_only_admin_key_is_refused_every_operator_view(
         owned_server: dict, scoped_keys: dict[tuple[bool, tuple[str, ...]], str]) -> None:
     """The issue's case: the key a chat bot over every document gets."""

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import pytest
 
 from indexer.build import BuildReport
 from search_api.access.budgets import StreamSlots
@@ -61,6 +62,7 @@ def test_an_idle_stream_is_closed_and_its_slot_given_back(
         assert other.status_code == 200  # another key's own slots
 
 
+@pytest.mark.slow  # a real server
 def test_one_key_holding_64_streams_and_looping_starves_no_other_partner(
         owned_server: dict) -> None:
     """Alpha's key holds every stream it may (the 65th is 429) and reads its receipts in a
