@@ -14,6 +14,7 @@ rebuilt from the records. Its writes are not synced: a table lost to a power cut
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator
@@ -75,6 +76,8 @@ class ReceiptIndex:
         db = getattr(self._local, "db", None)
         if db is None:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # 0600 as the audit's own files; SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=OFF")  # rebuilt from the records if lost
