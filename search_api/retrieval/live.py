@@ -50,7 +50,8 @@ def load_index(generation: Generation, embedder: Embedder | None,
         batching = batching or Batching()
         embedder = BatchingEmbedder(
             Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
-                     precision=batching.precision, streams=batching.workers), batching)
+                     precision=batching.precision, streams=batching.workers,
+                     busy_threads=batching.busy_threads), batching)
     # Each shard's postings are loaded now (here or in its Ray replica), not by the first
     # lexical query after a swap.
     return LoadedIndex(generation, AccessIndex(generation), embedder, shards_for(generation),
