@@ -143,11 +143,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _serve_on_ray(settings) -> int:  # settings: ApiSettings
     """`serve --ray`: a signal during start-up unwinds it, removing what it had deployed, and
     the process exits within PKS_RAY_SHUTDOWN_TIMEOUT_SECONDS + 5 s whatever Ray is doing; a
-    signal while serving stops uvicorn, then the cluster's clean-up runs
+    signal while serving stops uvicorn, then the cluster's clean-up runs, bounded the same way
     (search_api/cluster/stopping.py)."""
     import uvicorn
 
-    from search_api.cluster.stopping import Stopped, serving, starting
+    from search_api.cluster.stopping import Stopped, ending_within, serving, starting
     from search_api.http.app import create_app
 
     try:
@@ -166,7 +166,8 @@ def _serve_on_ray(settings) -> int:  # settings: ApiSettings
     except Stopped:
         pass
     finally:
-        services.close()
+        with ending_within(settings.ray_shutdown_timeout_seconds + 5):
+            services.close()
     return EXIT_OK
 
 

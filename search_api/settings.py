@@ -82,10 +82,12 @@ class ApiSettings(BaseSettings):
         20.0, gt=0, description="how long stopping waits for this server's Serve applications "
                                 "to be deleted; a SIGTERM during start-up exits within this "
                                 "plus 5 s")
-    ray_node_ip: str | None = Field(
-        None, description="this machine's address on the cluster, as its Ray node was started "
-                          "(`ray start --node-ip-address`): the node the server joins through; "
-                          "default: the node Ray finds on this machine ('local': 127.0.0.1)")
+    ray_serve_host: str | None = Field(
+        None, description="with --ray ADDRESS, the address each shard replica's Serve gRPC port "
+                          "listens on: by default its node's Ray address (the node's "
+                          "--node-ip-address); 127.0.0.1 keeps it to its own node (the server "
+                          "calls replicas through Ray, not that port). --ray local: always "
+                          "127.0.0.1")
     api_key: SecretStr | None = Field(
         None, description="the key the stdio MCP server (`python -m search_api mcp`) acts with "
                           "(PKS_API_KEY); the HTTP server takes keys per request instead")
@@ -187,7 +189,7 @@ class ApiSettings(BaseSettings):
                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         return value
 
-    @field_validator("ray_node_ip")
+    @field_validator("ray_serve_host")
     @classmethod
     def _an_address(cls, value: str | None) -> str | None:
         if value is not None:

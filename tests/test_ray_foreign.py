@@ -158,6 +158,12 @@ def test_ray_local_runs_a_private_cluster_on_loopback_and_leaves_the_other_runni
     assert not Path(temp.pop()).exists()
 
 
+def replicas(application: str) -> list[int]:
+    """The processes of an application's Serve replicas (titled ray::ServeReplica:APP...)."""
+    return [int(proc.name) for proc in Path("/proc").iterdir() if proc.name.isdigit()
+            and _cmdline(int(proc.name)).startswith(f"ray::ServeReplica:{application}")]
+
+
 def _cmdline(pid: int) -> str:
     with suppress(OSError):
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
@@ -193,6 +199,11 @@ def test_servers_on_a_cluster_they_did_not_start_keep_to_their_own_applications(
                 f"{server.prefix()}-{generation}-{shard}": "RUNNING" for shard in (0, 1)}
         assert len(names) == 4 and not any(n.startswith(too_many.prefix()) for n in names)
         assert a.search(keys[first]) == b.search(keys[second])
+        # Their replica's Serve port listens on every interface (Ray Serve's own choice); this
+        # server's replicas keep theirs to their node's address, 127.0.0.1 here (issue 22).
+        assert [p for p in listening(replicas("theirs")) if not loopback(p[0])]
+        mine = replicas(a.prefix())
+        assert len(mine) == 2 and [p for p in listening(mine) if not loopback(p[0])] == []
 
         # SIGTERM while a third server deploys: it exits and removes what it had deployed.
         third = serve(first, env=env)

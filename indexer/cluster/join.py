@@ -92,8 +92,7 @@ def prepare(address: str) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
-def join(address: str, timeout: float, *, namespace: str | None = None,
-         node_ip: str | None = None) -> Joined:
+def join(address: str, timeout: float, *, namespace: str | None = None) -> Joined:
     """Join the cluster at `address` (or start a private one for `local`) within `timeout`
     seconds a step; raises ClusterUnavailable, or ImportError without the `cluster` extra."""
     prepare(address)
@@ -104,11 +103,10 @@ def join(address: str, timeout: float, *, namespace: str | None = None,
     nodes: list[Node] = []
     if "://" not in address:  # Ray Client (ray://) has its own protocol: TCP is checked
         nodes = handshake(address, timeout)
-        local_node(address, nodes, node_ip)
+        local_node(address, nodes)
     else:
         _check_tcp(address, timeout)
-    _connect(address, timeout, nodes, namespace=namespace,
-             **({"_node_ip_address": node_ip} if node_ip else {}))
+    _connect(address, timeout, nodes, namespace=namespace)
     return Joined(address, owned=False)
 
 
@@ -187,21 +185,20 @@ def _silent(address: str, timeout: float) -> str:
             "by default)")
 
 
-def local_node(address: str, nodes: list[Node], node_ip: str | None) -> Node:
+def local_node(address: str, nodes: list[Node]) -> Node:
     """The cluster's node on this machine, through which a driver joins (Ray finds it among
     the raylet processes running here); without one, Ray would wait for a minute."""
     from ray._private.services import find_node_ids
 
     here = set(find_node_ids())
-    mine = [n for n in nodes if n.id in here and (node_ip is None or n.address == node_ip)]
+    mine = [n for n in nodes if n.id in here]
     if mine:
         return min(mine, key=lambda n: not n.head)
     advertised = ", ".join(sorted({n.address for n in nodes})) or "none"
-    at = f" at PKS_RAY_NODE_IP={node_ip}" if node_ip else ""
     raise ClusterUnavailable(
-        f"no node of the Ray cluster at {address} runs on this machine{at} (its nodes "
-        f"advertise {advertised}): run `ray start --address {address}` here first, or run "
-        "this command on a node of the cluster (docs/CLUSTER.md)")
+        f"no node of the Ray cluster at {address} runs on this machine (its nodes advertise "
+        f"{advertised}): run `ray start --address {address}` here first, or run this command "
+        "on a node of the cluster (docs/CLUSTER.md)")
 
 
 def _connect(address: str, timeout: float, nodes: list[Node], **init: Any) -> None:

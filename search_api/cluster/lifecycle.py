@@ -51,6 +51,7 @@ class RayCluster:
         self.deployed: set[str] = set()
         self.deleting: set[str] = set()  # deleted, perhaps not gone yet
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def owned(self) -> bool:
@@ -66,8 +67,7 @@ class RayCluster:
         main = threading.current_thread() is threading.main_thread()
         handler = signal.getsignal(signal.SIGTERM) if main else None
         try:
-            joined = join(address, settings.ray_connect_timeout_seconds, namespace=NAMESPACE,
-                          node_ip=settings.ray_node_ip)
+            joined = join(address, settings.ray_connect_timeout_seconds, namespace=NAMESPACE)
         except SystemExit as exc:  # Ray's handler, set while ray.init runs, met a SIGTERM
             if exc.code != signal.SIGTERM or handler is None:
                 raise
@@ -105,11 +105,15 @@ class RayCluster:
         with self._lock:
             self.deployed.update(names)
         try:
+            # A replica is deleted once no request can reach it (a retired generation after a
+            # minute, or the server stopped): it need not wait Serve's default 20 s.
             deployment = shard_deployment.options(
                 name="shard", num_replicas=self.settings.ray_replicas,
-                ray_actor_options={"num_cpus": self.settings.ray_shard_cpus})
+                ray_actor_options={"num_cpus": self.settings.ray_shard_cpus},
+                graceful_shutdown_wait_loop_s=0.5, graceful_shutdown_timeout_s=5)
+            listen = "127.0.0.1" if self.owned else self.settings.ray_serve_host
             handles = serve.run_many(
-                [serve.RunTarget(deployment.bind(str(path.resolve())), name=name,
+                [serve.RunTarget(deployment.bind(str(path.resolve()), listen), name=name,
                                  route_prefix=None) for name, path in zip(names, paths,
                                                                           strict=True)],
                 wait_for_ingress_deployment_creation=False,
@@ -205,7 +209,11 @@ class RayCluster:
 
     def close(self) -> None:
         """Delete this server's applications and wait for them to go (a private cluster goes
-        whole), then leave."""
+        whole), then leave. Once: the app's shutdown and the command both close."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
             if not self.owned:
                 with self._lock:
@@ -214,8 +222,11 @@ class RayCluster:
                 with self._lock:
                     pending = sorted(self.deleting)
                 self._wait_gone(pending)
+                log.info("deleted this server's Serve applications (%d)", len(pending))
         finally:
             self.joined.leave()
+            log.info("left the Ray cluster at %s%s", self.joined.address,
+                     " and stopped it" if self.owned else "")
 
 
 def app_prefix(settings: ApiSettings) -> str:

@@ -1,14 +1,13 @@
-"""Where a shard replica listens (issue 22's "Ray Serve binds to loopback for --ray local").
+"""Where a shard replica's Serve port listens (issue 22: Ray Serve on loopback for `--ray local`
+and on a configured interface otherwise).
 
 Ray Serve 2.60 opens each replica's inter-deployment gRPC server on every interface ("[::]:0"
 in ray/serve/_private/replica.py; no setting changes it). A shard replica's constructor calls
-`on_node_address()` first, and that server then listens on the replica's node's own Ray
-address instead: 127.0.0.1 on the private cluster of `--ray local`, and on a cluster joined by
-address the interface each node was started with (`ray start --node-ip-address`, the
-cluster's private network; docs/SCALE.md). The API server reaches replicas through Ray's actor
-calls, which already use that address; the gRPC port serves only Serve's optional gRPC
-transport between deployments. tests/test_ray_foreign.py checks that `--ray local` listens on
-127.0.0.1 alone.
+`serve_port_on(host)` first, and that server then listens on `host` instead: 127.0.0.1 on the
+private cluster of `--ray local`; on a cluster joined by address PKS_RAY_SERVE_HOST, by default
+the replica's node's own Ray address (the `--node-ip-address` the node was started with). The
+API server calls replicas through Ray's actor calls, not this port; it serves Serve's optional
+gRPC transport between deployments. tests/test_ray_foreign.py checks both cases.
 """
 
 from __future__ import annotations
@@ -17,22 +16,22 @@ from collections.abc import Callable
 from typing import Any
 
 
-def on_node_address() -> None:
-    """Make this replica's Serve gRPC server listen on its node's Ray address (once per
-    process; the replica module reads the helper when its constructor has returned)."""
+def serve_port_on(host: str | None) -> None:
+    """Make this replica's Serve gRPC server listen on `host` (None: its node's Ray address).
+    Once per process: Serve's replica module looks the helper up after the constructor."""
     import ray
     from ray.serve._private import replica
 
     add_port: Callable[[Any, str], int] = replica.add_port_to_grpc_server
-    if getattr(add_port, "on_node_address", False):
+    if getattr(add_port, "listens_on", None) is not None:
         return
-    node = ray.util.get_node_ip_address()
-    host = f"[{node}]" if ":" in node else node
+    host = host or ray.util.get_node_ip_address()
+    bind = f"[{host}]" if ":" in host else host
 
-    def add_port_on_node(server: Any, address: str) -> int:
+    def add_port_on_host(server: Any, address: str) -> int:
         if address.startswith("[::]:"):
-            address = f"{host}:{address.rpartition(':')[2]}"
+            address = f"{bind}:{address.rpartition(':')[2]}"
         return add_port(server, address)
 
-    add_port_on_node.on_node_address = True  # type: ignore[attr-defined]
-    replica.add_port_to_grpc_server = add_port_on_node  # type: ignore[attr-defined]
+    add_port_on_host.listens_on = host  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = add_port_on_host  # type: ignore[attr-defined]

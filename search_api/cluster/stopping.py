@@ -10,7 +10,9 @@ once, and a watchdog thread reading it ends the process when the time is up.
 
 While it serves, `serving()` keeps uvicorn's own handling (it stops gracefully, then raises the
 signal again) and turns that second raise into `Stopped`, so the server's clean-up runs; Ray's
-handler (a bare exit) is never left in place.
+handler (a bare exit) is never left in place. That clean-up runs under `ending_within()`: a
+cluster that went away meanwhile makes Ray's calls wait a minute or more, and the process ends
+anyway when the time is up.
 """
 
 from __future__ import annotations
@@ -99,6 +101,24 @@ def serving() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def ending_within(seconds: float) -> Iterator[None]:
+    """The server's clean-up: if the block has not ended `seconds` after it began (Ray waiting
+    for a cluster that went away), the process exits 1 then."""
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(seconds):
+            _exit(f"stopping took more than {seconds:g} s; exiting now (Serve applications it "
+                  "deployed may remain: `serve status`, docs/CLUSTER.md)")
+
+    threading.Thread(target=watch, name="exit-watchdog", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def _exit(message: str) -> None:

@@ -26,7 +26,7 @@ def test_one_name_for_the_address_and_the_old_one_still_works_with_a_warning(
     monkeypatch.setenv("PKS_RAY_ADDRESS", "10.0.0.5:6379")
     assert ApiSettings().ray_address == "10.0.0.5:6379"  # the new name wins
     for bad in ({"PKS_RAY_ADDRESS": "head-node"}, {"PKS_RAY": "head-node"},
-                {"PKS_RAY_NODE_IP": "head-node"}):
+                {"PKS_RAY_SERVE_HOST": "every-interface"}):
         with monkeypatch.context() as env:
             env.delenv("PKS_RAY", raising=False)
             for name, value in bad.items():

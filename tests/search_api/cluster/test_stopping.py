@@ -1,6 +1,6 @@
 """SIGTERM while a server on Ray starts (search_api/cluster/stopping.py), in real processes: the
 start-up unwinds through its clean-up, and a clean-up that never returns still ends the process
-when its grace is over."""
+when its grace is over; so does the clean-up after serving."""
 
 from __future__ import annotations
 
@@ -51,3 +51,19 @@ def test_a_clean_up_that_does_not_return_still_ends_within_the_grace() -> None:
     assert out == "cleaning up\n"
     assert err == ("error: still stopping 1 s after the signal; exiting now (Serve applications "
                    "it deployed may remain: `serve status`, docs/CLUSTER.md)\n")
+
+
+ENDING = """
+import time
+from search_api.cluster.stopping import ending_within
+with ending_within(1):
+    time.sleep(600)  # Ray waiting for a cluster that went away
+"""
+
+
+def test_the_clean_up_after_serving_ends_within_its_bound() -> None:
+    ran = subprocess.run([sys.executable, "-c", ENDING], cwd=ROOT, env=ENV, capture_output=True,
+                         text=True, timeout=60)
+    assert ran.returncode == 1 and ran.stderr == (
+        "error: stopping took more than 1 s; exiting now (Serve applications it deployed may "
+        "remain: `serve status`, docs/CLUSTER.md)\n")
