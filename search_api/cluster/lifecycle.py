@@ -237,8 +237,10 @@ def app_prefix(settings: ApiSettings) -> str:
 
 
 def _message(app: Any) -> str:
-    """The first line Serve gives for an application (or its deployment) that is not running."""
-    texts = [app.message, *(d.message for d in app.deployments.values())]
-    lines = [line.strip() for text in texts if text for line in str(text).splitlines()
-             if line.strip()]
-    return lines[0] if lines else str(app.status)
+    """One line from what Serve says of an application that is not running: its deployment's
+    message first (the application's is generic), the exception of a replica's traceback."""
+    for text in [*(d.message for d in app.deployments.values()), app.message]:
+        lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+        if lines:
+            return lines[-1] if "Traceback" in str(text) else lines[0]
+    return str(getattr(app.status, "value", app.status))
