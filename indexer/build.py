@@ -22,7 +22,7 @@ from indexer.chunk.chunker import Chunker, chunk_id_for
 from indexer.discover import discover_files
 from indexer.embed.embedder import Embedder, embedder_for
 from indexer.incremental import Previous, pipeline_key
-from indexer.intake import Intake, PasswordSource, read_corpus
+from indexer.intake import FileOptions, Intake, read_corpus
 from indexer.load.loader import Document, LoadWarning, Skipped, load_options
 from indexer.manifest import Manifest, load_manifest
 from indexer.progress import Progress
@@ -123,7 +123,8 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
     embedding = workers.embedding(embedder)
     probe = embedding.fingerprint()
     report.stages["embed"]["backend"] = embedding.backend
-    previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
+    pipeline = pipeline_key(settings, manifest.encoding_key())
+    previous = Previous.open(index, embedder.model, probe, pipeline)
     files, refused = discover_files(corpus, exclude=index)
     report.skipped += refused
     _phase("loading", f"{len(files)} files")
@@ -144,7 +145,7 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
     _count_changes(previous, docs, report)
     writer = GenerationWriter(index, embedder.dim, {
         "model": embedder.model, "model_probe": probe, "dim": str(embedder.dim),
-        "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline_key(settings),
+        "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline,
         "chunk_overlap": str(settings.chunk_overlap), "corpus": str(corpus.resolve()),
     }, manifest.partners, ann_min_rows=settings.ann_min_chunks, shards=settings.shards)
     try:
@@ -178,7 +179,7 @@ def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifes
           environ: Mapping[str, str] | None) -> Intake:
     bar = Progress(len(files), workers.parse.label("loading"), "files", settings.progress)
     intake = read_corpus(corpus, files, previous, workers.parsing,
-                         PasswordSource(manifest, os.environ if environ is None else environ),
+                         FileOptions(manifest, os.environ if environ is None else environ),
                          load_options(settings), bar.update)
     bar.close()
     for skip in intake.skipped:

@@ -18,7 +18,7 @@ from typing import Any
 from indexer.chunk.boundaries import group
 from indexer.chunk.units import HEADING_LINE, Unit, UnitSplitter
 from indexer.load.loader import Document, Page
-from indexer.store.records import Chunk
+from indexer.store.records import Chunk, PageBreak
 
 __all__ = ["CHUNK_ID_BITS", "HEADING_LINE", "Chunk", "Chunker", "chunk_id_for", "run_together"]
 
@@ -79,6 +79,7 @@ class Chunker:
                     text=piece,
                     section=page.section,
                     ocr=any(p.ocr for p in flow[at:end_at + 1]),
+                    breaks=_breaks(flow, starts, start, at, end_at),
                 ))
         return chunks
 
@@ -123,6 +124,14 @@ class Chunker:
             if stripped:
                 parts.append((window[0][0] + part.find(stripped), stripped))
         return parts
+
+
+def _breaks(flow: Sequence[Page], starts: Sequence[int], start: int, first: int,
+            last: int) -> tuple[PageBreak, ...]:
+    """Where each page after the chunk's first begins in its text (offset, page number): what
+    lets a citation name the page a part of the chunk lies on. Not part of the chunk's id."""
+    return tuple((starts[i] - start, number) for i in range(first + 1, last + 1)
+                 if (number := flow[i].number) is not None)
 
 
 def _flows(pages: Sequence[Page]) -> list[list[Page]]:

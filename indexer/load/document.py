@@ -21,7 +21,8 @@ class Page:
     is the heading path, slide title or sheet name; `ocr` marks text recognised from an image.
     No chunk straddles two pages, except where `continued` says that a page's text runs on from
     the previous page's (PDF pages: their breaks are layout, and move when text above changes);
-    such a chunk cites the page it starts on.
+    such a chunk keeps where each page begins in its text, so a result cites the page of its
+    best match (search_api/retrieval/citing.py).
     """
 
     number: int | None  # 1-based PDF page / slide / sheet; None for formats without pages
@@ -72,6 +73,10 @@ class LoadOptions:
     ocr_languages: str = "eng"  # tesseract language codes, e.g. "eng+deu"
     sheet_max_rows: int = 5000  # rows of one spreadsheet sheet kept as text; the rest reported
     max_unzipped_mb: float = 500.0  # an Office file expanding to more is refused (zip bomb)
+    # Legacy text whose encoding detection cannot tell is read in this (the file's access.yaml
+    # rule's, else the corpus's, else Windows-1252), and the report says what chose it.
+    encoding: str = "cp1252"
+    encoding_source: str = "the default for Western text"
 
 
 def content_sha(pages: Iterable[Page]) -> str:

@@ -12,7 +12,8 @@
                     through ann.py's IVF index for broad sets), plan_cache.py the plans of
                     recent allowed sets, vector_file.py writing vectors without a second copy
                     (vectors, ann and vector_file: the only code that touches FAISS)
-    lexical.py      the FTS5 index of the chunks
+    lexical.py      the FTS5 index of the chunks, folding.py what it folds (accents, ß,
+                    ligatures), for the chunks and the queries alike
 
 It imports nothing from the build pipeline or the search API: the pipeline writes through it,
 the API reads through it (tests/test_layering.py holds that rule). Modules are imported by name;

@@ -1,10 +1,11 @@
 """The lexical index: SQLite FTS5 (porter stemming) analyses and inverts the chunks of a
 generation; its postings, exported once, are what BM25 reads at query time (bm25.py).
 
-FTS5 stays the analyser: the writer fills it from the `chunks` table (`fill`), then exports its
-postings through `fts5vocab` (`postings_of`) into the generation's lexical.npz. Queries are
-analysed by the same tokenizer (`Analyzer`, read from the generation's own FTS5 schema), so a
-query's stems are exactly the stems indexed. Scoring is not FTS5's: its `bm25()` only knows the
+FTS5 stays the analyser: the writer fills it from the `chunks` table (`fill`), folded
+(folding.py: accents, ß, ligatures), then exports its postings through `fts5vocab`
+(`postings_of`) into the generation's lexical.npz. Queries are folded and analysed the same way
+(`Analyzer`, with the tokenizer read from the generation's own FTS5 schema), so a query's stems
+are exactly the stems indexed. Scoring is not FTS5's: its `bm25()` only knows the
 whole table's statistics, and Python's sqlite3 cannot give it others (an FTS5 auxiliary function
 needs the C API), whereas a caller must be scored with the statistics of what it may see.
 Turning a person's query into terms is the search API's business (search_api/retrieval/
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from indexer.store.bm25 import Postings
+from indexer.store.folding import FOLDING, fold
 from indexer.store.layout import BY_RULE
 
 TABLE = "chunks_fts"
@@ -35,15 +37,18 @@ SCHEMA = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
           f"{', '.join(COLUMNS)}, content='', tokenize='{TOKENIZE}')")
 _TOKENIZE_RE = re.compile(r"tokenize\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
 MAX_COUNT = np.iinfo(np.uint16).max  # a term's count in one column saturates here
+FOLDING_KEY = "lexical_folding"  # info key: how the generation's chunks were folded (folding.py)
 
 
 def fill(db: sqlite3.Connection) -> int:
-    """Index every chunk of a generation being written; returns the number of rows indexed."""
+    """Index every chunk of a generation being written, folded (folding.py) so that a query
+    without accents finds the words with them; returns the number of rows indexed."""
     db.execute(SCHEMA)
+    db.create_function("pks_fold", 1, fold, deterministic=True)
     cursor = db.execute(
         f"INSERT INTO {TABLE}(rowid, {', '.join(COLUMNS)}) "
-        "SELECT c.chunk_id, c.text, d.title, coalesce(c.section, '') "
-        "FROM chunks c JOIN documents d USING (doc_id)"
+        "SELECT c.chunk_id, pks_fold(c.text), pks_fold(d.title), pks_fold(coalesce(c.section, "
+        "'')) FROM chunks c JOIN documents d USING (doc_id)"
     )
     return cursor.rowcount
 
@@ -65,7 +70,7 @@ def content_digest(db: sqlite3.Connection) -> str:
     """What a generation's postings are a function of: the tokenizer, the order of rows, and
     every chunk's id, text (by its sha), title and heading path. Equal digests, equal postings:
     an unchanged re-build reuses the previous generation's instead of exporting them again."""
-    digest = hashlib.sha256((SCHEMA + BY_RULE).encode("utf-8"))  # the analysis, the row order
+    digest = hashlib.sha256((SCHEMA + FOLDING + BY_RULE).encode("utf-8"))  # analysis, row order
     rows = db.execute("SELECT c.chunk_id, c.text_sha, d.title, coalesce(c.section, '') "
                       "FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
     for row in rows:
@@ -130,16 +135,18 @@ def postings_of(db: sqlite3.Connection) -> Postings:
 
 
 class Analyzer:
-    """Query terms -> the tokens the index holds, by the index's own FTS5 tokenizer (porter
-    stems, folded diacritics) run on an in-memory table, one per thread.
+    """Query terms -> the tokens the index holds: folded as the index was (folding.py; only for
+    a generation written folded), then by the index's own FTS5 tokenizer (porter stems)
+    run on an in-memory table, one per thread.
 
     Each term is tokenized on its own (a row of its own), so each term's tokens are kept, a
     bounded number of them: a new query whose words were all seen before asks SQLite nothing."""
 
     KEPT = 65536  # terms whose tokens are remembered; forgotten all at once past this
 
-    def __init__(self, tokenize: str) -> None:
+    def __init__(self, tokenize: str, folded: bool = False) -> None:
         self.tokenize = tokenize
+        self.folded = folded
         self._local = threading.local()
         self._known: dict[str, tuple[str, ...]] = {}
 
@@ -153,9 +160,33 @@ class Analyzer:
             self._local.db = db
         return db
 
+    def occurrences(self, texts: Sequence[str], tokens: Sequence[str]) -> list[dict[str, int]]:
+        """How often each of `tokens` (as the index holds them) occurs in each text, analysed
+        as the index analyses text: for the passages a result cites (search_api/retrieval/
+        citing.py). One SQLite call for all; only the wanted tokens come back."""
+        counts: list[dict[str, int]] = [{} for _ in texts]
+        wanted = sorted(set(tokens))
+        if not texts or not wanted:
+            return counts
+        rows = [fold(t) if self.folded else t for t in texts]
+        db = self._db()
+        try:
+            db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)",
+                           ((i, t) for i, t in enumerate(rows) if _encodable(t)))
+            found = db.execute("SELECT doc, term, count(*) FROM qv WHERE term IN "
+                               f"({','.join('?' * len(wanted))}) GROUP BY doc, term",
+                               wanted).fetchall()
+        finally:
+            db.rollback()  # the table stays empty
+        for row, token, count in found:
+            counts[row][token] = count
+        return counts
+
     def _tokens_of(self, terms: list[str]) -> list[tuple[str, ...]]:
         """Each term's tokens, in order (a term of several tokens gives each of them)."""
         db = self._db()
+        if self.folded:
+            terms = [fold(term) for term in terms]
         try:
             db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)", enumerate(terms))
             found = db.execute("SELECT doc, term FROM qv ORDER BY doc, offset").fetchall()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from indexer.store.records import (
     GrantRows,
     Passage,
     StoredDocument,
+    decode_breaks,
     text_sha,
 )
 from indexer.store.vectors import PACK_BUDGET, VectorStore
@@ -52,12 +53,16 @@ class Generation:
         self._local = threading.local()
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
         self._lexical_lock = threading.Lock()
+        self._analyzer: lexical.Analyzer | None = None
         self._owners: dict[str, int] | None = None
         db = self._db()
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]
         self.partners = tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
         self.shard_count = int(self.info.get("shards", "1"))
+        # Chunks keep their page breaks from this generation's format on; older ones have none
+        # (each of their chunks is cited by the page it starts on).
+        self._breaks = "page_breaks" in {r[1] for r in db.execute("PRAGMA table_info(chunks)")}
         self._pack_budget = pack_budget
         self._vectors = VectorStore.load(path, pack_budget) if self.shard_count == 1 else None
         self._shards: tuple[Generation, ...] | None = None
@@ -160,8 +165,22 @@ class Generation:
                         return None
                     path = self.path / LEXICAL
                     postings = Postings.load(path) if path.is_file() else lexical.postings_of(db)
-                    self._lexical = (postings, lexical.Analyzer(lexical.tokenizer_of(db)))
+                    self._lexical = (postings, lexical.Analyzer(
+                        lexical.tokenizer_of(db), lexical.FOLDING_KEY in self.info))
         return self._lexical
+
+    def analyzer(self) -> lexical.Analyzer:
+        """How this generation turns text into the terms its lexical index holds: what a
+        citation compares a query with (search_api/retrieval/citing.py). The top level of a
+        sharded generation has no lexical index of its own: its shards, written by the same
+        build, analyse with the tokenizer every generation with a lexical index was written
+        with, folded when the build recorded its folding."""
+        found = self.lexical_index()
+        if found is not None:
+            return found[1]
+        if self._analyzer is None:
+            self._analyzer = lexical.Analyzer(lexical.TOKENIZE, lexical.FOLDING_KEY in self.info)
+        return self._analyzer
 
     def lexical_stats(self, terms: Sequence[str], allowed: np.ndarray) -> LexicalStats:
         """BM25's statistics over the sorted chunk ids `allowed` only: how many there are,
@@ -189,13 +208,13 @@ class Generation:
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
+        breaks = "c.page_breaks" if self._breaks else "NULL"
         rows = self._db().execute(
-            "SELECT c.chunk_id, c.doc_id, d.title, d.path, c.page, c.text, c.section, c.ocr "
-            f"FROM chunks c JOIN documents d USING (doc_id) WHERE c.chunk_id IN ({marks})",
-            list(chunk_ids),
+            "SELECT c.chunk_id, c.doc_id, d.title, d.path, c.page, c.text, c.section, c.ocr, "
+            f"{breaks} FROM chunks c JOIN documents d USING (doc_id) "
+            f"WHERE c.chunk_id IN ({marks})", list(chunk_ids),
         ).fetchall()
-        return {row[0]: Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                                bool(row[7])) for row in rows}
+        return {row[0]: _passage(row) for row in rows}
 
     def chunk_spans(self, chunk_ids: Sequence[int]) -> dict[int, ChunkSpan]:
         if not chunk_ids:
@@ -320,10 +339,12 @@ class Generation:
         for batch in _batches(list(doc_ids)):
             marks = ",".join("?" * len(batch))
             rows = self._db().execute(
-                "SELECT chunk_id, doc_id, ordinal, page, char_start, char_end, text, section, ocr "
+                "SELECT chunk_id, doc_id, ordinal, page, char_start, char_end, text, section, ocr, "
+                f"{'page_breaks' if self._breaks else 'NULL'} "
                 f"FROM chunks WHERE doc_id IN ({marks}) ORDER BY doc_id, ordinal", batch)
             for r in rows:
-                out[r[1]].append(Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])))
+                out[r[1]].append(Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]),
+                                       decode_breaks(r[9])))
         return out
 
     def chunk_ids_by_text(self, texts: Sequence[str]) -> dict[str, int]:
@@ -341,6 +362,15 @@ class Generation:
                     f"SELECT text_sha, chunk_id FROM chunks WHERE text_sha IN ({marks})", batch):
                 found[wanted[sha]] = chunk_id
         return found
+
+
+def _passage(row: tuple[Any, ...]) -> Passage:
+    """A passage from its row: (chunk id, doc id, title, path, page, text, section, ocr, page
+    breaks), cited by the page it starts on."""
+    breaks = decode_breaks(row[8])
+    pages = (row[4], breaks[-1][1]) if breaks and row[4] is not None else None
+    return Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]),
+                   pages, breaks)
 
 
 def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:

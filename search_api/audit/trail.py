@@ -70,7 +70,8 @@ class Audit(Protocol):
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
                on_behalf_of: str | None = None, status: int = 200,
-               approximate: bool | None = None) -> None: ...
+               approximate: bool | None = None,
+               pages: Sequence[int | None] | None = None) -> None: ...
 
     def events(self) -> Iterator[dict[str, Any]]: ...
 
@@ -107,15 +108,17 @@ class Recorder:
     def record(self, principal: Principal, surface: str, *, generation: Generation | None,
                query: str | None, doc_ids: Sequence[str], mode: str | None = None,
                on_behalf_of: str | None = None, status: int = 200,
-               approximate: bool | None = None) -> None:
+               approximate: bool | None = None,
+               pages: Sequence[int | None] | None = None) -> None:
         """Record one access: the one call every surface makes, before it answers. Raises
         AuditUnavailable when the record cannot be written (`_lost` says why, and raises).
         `approximate`: whether the dense search ran on the IVF index (None: no dense search
-        was made); recorded as `dense_plan`, never shown to the caller."""
+        was made); recorded as `dense_plan`, never shown to the caller. `pages`: the page each
+        passage cited, beside `doc_ids` (the caller got the same)."""
         plan = None if approximate is None else "approximate" if approximate else "exact"
         try:
             event = access_event(self._names, principal, surface, generation, query, doc_ids,
-                                 mode, on_behalf_of, status)
+                                 mode, on_behalf_of, status, pages)
             event["dense_plan"] = plan
             self._write(event)
         except Exception as exc:
@@ -136,18 +139,25 @@ class Recorder:
 
 def access_event(names: KeyNames, principal: Principal, surface: str,
                  generation: Generation | None, query: str | None, doc_ids: Sequence[str],
-                 mode: str | None, on_behalf_of: str | None, status: int) -> dict[str, Any]:
-    """One access as the audit records it; `time` is stamped when it is written."""
+                 mode: str | None, on_behalf_of: str | None, status: int,
+                 pages: Sequence[int | None] | None = None) -> dict[str, Any]:
+    """One access as the audit records it; `time` is stamped when it is written. Each document
+    is listed once, in rank order, with its passage count and, where given, the page each of
+    its passages cited."""
     passages: dict[str, int] = {}
-    for doc_id in doc_ids:  # one entry per document, in rank order, with its passage count
+    cited: dict[str, list[int | None]] = {}
+    for at, doc_id in enumerate(doc_ids):
         passages[doc_id] = passages.get(doc_id, 0) + 1
+        if pages is not None:
+            cited.setdefault(doc_id, []).append(pages[at])
     owners = generation.document_owners(list(passages)) if generation is not None else {}
     return {
         "time": None, "key_id": principal.key_id, "key_name": names(principal.key_id),
         "partner": principal.partner, "admin": principal.admin, "on_behalf_of": on_behalf_of,
         "surface": surface, "query": query, "mode": mode, "status": status,
         "generation": generation.name if generation is not None else None,
-        "documents": [{"doc_id": d, "owner": owners.get(d), "passages": n}
+        "documents": [{"doc_id": d, "owner": owners.get(d), "passages": n,
+                       **({"pages": cited[d]} if d in cited else {})}
                       for d, n in passages.items()],
     }
 

@@ -54,11 +54,12 @@ def _caller(services: Services, token: str | None,
 
 def _audited(services: Services, principal: Principal, surface: str, *, index: LoadedIndex,
              query: str, doc_ids: list[str], status: int = 200,
-             approximate: bool | None = None) -> None:
+             approximate: bool | None = None, pages: list[int | None] | None = None) -> None:
     """The audit record comes before the answer; without it there is no answer (as HTTP 503)."""
     try:
         services.audit.record(principal, surface, generation=index.generation, query=query,
-                              doc_ids=doc_ids, status=status, approximate=approximate)
+                              doc_ids=doc_ids, status=status, approximate=approximate,
+                              pages=pages)
     except AuditUnavailable as exc:
         raise ToolError(str(exc)) from None
 
@@ -89,7 +90,7 @@ def build_server(services: Callable[[], Services], token_of: TokenOf) -> MCPServ
         result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
         _audited(services(), principal, "mcp", index=index, query=body.query,
                  doc_ids=[p.first.doc_id for p in result.passages],
-                 approximate=result.approximate)
+                 approximate=result.approximate, pages=[p.pages.cited for p in result.passages])
         response = to_response(result, model_name(index.embedder.model))
         text = response.context or "No passage this key may see matches the question."
         return CallToolResult(content=[TextContent(type="text", text=text)],

@@ -97,8 +97,14 @@ class SearchResult(BaseModel):
     doc_id: str
     title: str
     path: str = Field(description="File path relative to the corpus root.")
-    page: int | None = Field(description="1-based PDF page, slide or sheet number; null for "
-                                         "formats without pages.")
+    page: int | None = Field(description="1-based PDF page, slide or sheet number on which the "
+                                         "passage's best match for the query lies (its sentence "
+                                         "with the most query terms); null for formats without "
+                                         "pages.")
+    pages: list[int] | None = Field(
+        None, exclude_if=lambda v: v is None, min_length=2, max_length=2,
+        description="[first, last] page of a passage that spans a page break (absent "
+                    "otherwise); `page` is one of them.")
     section: str | None = Field(None, description="Heading path, slide title or sheet name.")
     ocr: bool = Field(False, description="True when the text was recognised from a scanned "
                                          "image (OCR) and may contain recognition errors.")
@@ -150,8 +156,13 @@ class RetrievedPassage(BaseModel):
     doc_id: str
     title: str
     path: str = Field(description="File path relative to the corpus root.")
-    page: int | None = Field(description="First page, slide or sheet of the passage.")
+    page: int | None = Field(description="Page, slide or sheet on which the passage's best "
+                                         "match for the query lies (as `page` of /v1/search).")
     page_end: int | None = Field(description="Last page, slide or sheet (passages may span two).")
+    pages: list[int] | None = Field(
+        None, exclude_if=lambda v: v is None, min_length=2, max_length=2,
+        description="[first, last] page of a passage that spans a page break (absent "
+                    "otherwise).")
     section: str | None = Field(description="Heading path, slide title or sheet name.")
     ocr: bool = Field(description="True when some of the text was recognised by OCR.")
     chunk_ids: list[int] = Field(description="The neighbouring chunks merged into this passage.")

@@ -6,6 +6,7 @@ from their ranked lists.
     search.py     one query: dense and lexical retrieval, fused (hybrid) or alone
     dense.py, lexical.py, shards.py, merge.py   the retrievers, over the shards of a generation
     fusion.py     a pure function of ranked lists
+    citing.py     which page each passage cites for the query (the page of its best match)
     documents.py  chunk -> document, in memory, for fusion
     stitching.py  passages widened with their neighbours, document text rebuilt
     retrieve.py   passages for chat bots (POST /v1/retrieve, MCP)

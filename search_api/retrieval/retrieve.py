@@ -78,6 +78,37 @@ class Packed:
     def score(self) -> float:
         return max(h.score for h in self.hits)
 
+    @property
+    def pages(self) -> Pages:
+        return pages_of(self.hits)
+
+
+@dataclass(frozen=True)
+class Pages:
+    """The page a group of hits cites (that of its best hit's best match, as a search cites it)
+    and the first and last page of its text; all None for formats without pages."""
+
+    cited: int | None
+    first: int | None
+    last: int | None
+
+    @property
+    def span(self) -> list[int] | None:
+        """[first, last] where the text spans a page break, else None."""
+        if self.first is None or self.last is None or self.first == self.last:
+            return None
+        return [self.first, self.last]
+
+
+def pages_of(hits: Sequence[Hit]) -> Pages:
+    spans = [h.passage.pages or (h.passage.page, h.passage.page) for h in hits
+             if h.passage.page is not None]
+    if not spans:
+        return Pages(None, None, None)
+    best = max(hits, key=lambda h: (h.score, -h.span.ordinal))
+    cited = best.passage.page if best.passage.page is not None else spans[0][0]
+    return Pages(cited, min(low for low, _ in spans), max(high for _, high in spans))
+
 
 @dataclass(frozen=True)
 class Retrieval:
@@ -118,20 +149,20 @@ def merge_neighbours(hits: Sequence[Hit]) -> list[tuple[Hit, ...]]:
 
 
 def citation(number: int, hits: Sequence[Hit]) -> str:
-    """'[1] Title, p. 4' (pp. 3-4 across pages; slide or sheet for decks and workbooks),
-    with the section when it adds something to the title."""
+    """'[1] Title, p. 4': the page of the best match (slide or sheet for decks and workbooks),
+    then the range where the text spans pages ('p. 4 (pp. 3-4)'), then the section when it
+    adds something to the title."""
     first = hits[0].passage
     title = first.title.strip() or first.path
     parts = [f"[{number}] {title}"]
-    pages = [h.span.page for h in hits if h.span.page is not None]
-    if pages:
+    pages = pages_of(hits)
+    if pages.cited is not None:
         label = _LABELS.get(PurePosixPath(first.path).suffix.lower(), "p.")
-        low, high = min(pages), max(pages)
-        if low == high:
-            parts.append(f"{label} {low}")
+        if pages.first == pages.last:
+            parts.append(f"{label} {pages.cited}")
         else:
             plural = "pp." if label == "p." else f"{label}s"
-            parts.append(f"{plural} {low}-{high}")
+            parts.append(f"{label} {pages.cited} ({plural} {pages.first}-{pages.last})")
     section = (first.section or "").strip()
     if section.startswith(f"{title} > "):  # heading paths often start with the title itself
         section = section[len(title) + 3:]

@@ -1,7 +1,7 @@
 """Search: query text -> the caller's true top-k passages within its allowed set.
 
 One query: allowed set -> retrievers (dense, lexical), each restricted to the set inside its own
-search -> fusion -> passages.
+search -> fusion -> passages, each citing the page of its best match (citing.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Literal
 
 from indexer.store.records import Passage
 from search_api.access.allowed import AllowedSet
+from search_api.retrieval.citing import cite
 from search_api.retrieval.dense import dense
 from search_api.retrieval.fusion import Ranked, document_aware
 from search_api.retrieval.lexical import lexical
@@ -45,7 +46,8 @@ def search(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
         return Found([])
     ranked, approximate = _retrieve(index, query, allowed, top_k, mode)
     ranked = ranked[:top_k]
-    passages = index.generation.passages([chunk_id for chunk_id, _ in ranked])
+    passages = cite(index.generation.analyzer(), query,
+                    index.generation.passages([chunk_id for chunk_id, _ in ranked]))
     results: list[tuple[Passage, float]] = []
     for chunk_id, score in ranked:
         if chunk_id not in allowed:  # cannot happen with in-index filters; never leak

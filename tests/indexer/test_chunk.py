@@ -90,6 +90,17 @@ def test_pages_and_sections_are_never_mixed_in_one_chunk(embedder: Embedder) -> 
         (2, "Risks", True, "Slide two text about sensors.")]
 
 
+def test_a_chunk_across_pdf_pages_keeps_where_each_page_begins(embedder: Embedder) -> None:
+    pages = (Page(3, "Page three ends here."), Page(4, "Page four follows.", continued=True),
+             Page(5, "Page five too.", continued=True))
+    [chunk] = Chunker(embedder.tokenizer, 200, 0, embedder.max_tokens).chunk(
+        Document("d", "d.pdf", "t", pages, "sha"))
+    assert (chunk.page, chunk.page_end) == (3, 5)
+    assert [(chunk.text[at:at + 9], page) for at, page in chunk.breaks] == [
+        ("Page four", 4), ("Page five", 5)]
+    assert chunk.chunk_id == chunk_id_for("d", 3, chunk.text)  # the breaks are not in the id
+
+
 def test_demo_report_has_no_passage_ending_with_a_heading(embedder: Embedder) -> None:
     from pathlib import Path
 

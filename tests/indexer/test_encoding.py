@@ -7,7 +7,7 @@ import pytest
 
 from indexer.build import build
 from indexer.embed.embedder import Embedder
-from indexer.load.formats.encoding import UndecodableText, decode
+from indexer.load.formats.encoding import Fallback, UndecodableText, decode
 from indexer.load.loader import Document, LoadOptions, LoadWarning, Skipped, load_file
 from indexer.settings import IndexerSettings
 from tests.deployment import app_client, create_key
@@ -81,3 +81,38 @@ def test_a_cp1252_file_is_indexed_and_found_by_a_query_quoting_it(
     assert got.status_code == 200
     top = got.json()["results"][0]
     assert top["doc_id"] == "notes/geneva.txt" and "Café crème at the Genève site" in top["text"]
+
+
+# Short notes chardet reads as Windows-1252 (or 1250) and as another code page alike.
+UNTOLD = [("cp1252", "Genève: dépôt reçu, été 7."), ("cp1250", "Plzeň: revize baterie proběhla.")]
+
+
+@pytest.mark.parametrize(("encoding", "text"), UNTOLD)
+def test_what_detection_cannot_tell_is_read_in_the_fallback_with_its_candidates(
+        encoding: str, text: str) -> None:
+    raw = text.encode(encoding)
+    with pytest.raises(UndecodableText, match="its encoding cannot be told"):
+        decode(raw)
+    decoded = decode(raw, Fallback(encoding, "access.yaml rule 1 (line 3)"))
+    assert decoded.text == text and decoded.encoding == encoding
+    assert len(decoded.candidates) >= 2 and len(set(decoded.candidates)) == len(decoded.candidates)
+
+
+def test_a_fallback_never_makes_binary_or_unreadable_bytes_text() -> None:
+    fallback = Fallback("cp1252", "the default for Western text")
+    with pytest.raises(UndecodableText, match="binary"):
+        decode(b"\x00\x01\x02abc", fallback)
+    for confident in SAMPLES:  # detection that can tell is not overruled
+        assert decode(confident[1].encode(confident[0]), fallback).candidates == ()
+    with pytest.raises(UndecodableText, match=r"and ascii, access.yaml rule 1 \(line 3\), "
+                                              r"cannot read byte 0xf2 at offset 4"):
+        decode(UNTOLD[1][1].encode("cp1250"), Fallback("ascii", "access.yaml rule 1 (line 3)"))
+
+
+def test_the_loader_warns_which_files_the_fallback_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "note.txt", UNTOLD[0][1].encode("cp1252"))
+    out = list(load_file(path, "note.txt", LoadOptions()))
+    [warning] = [o for o in out if isinstance(o, LoadWarning)]
+    assert warning.message.startswith("not UTF-8, and detection cannot tell its encoding (")
+    assert "read as cp1252, the default for Western text" in warning.message
+    assert [o.pages[0].text for o in out if isinstance(o, Document)] == [UNTOLD[0][1]]

@@ -80,12 +80,14 @@ def test_citations_are_numbered_in_order_and_name_the_page(
     assert positions == sorted(positions)
     pdf = next(p for p in passages if p["doc_id"] == "alpha/pilot-line.pdf")
     # Its text runs on from page 1 into page 2 (a PDF's page breaks are layout): one chunk,
-    # cited by the page it starts on.
-    assert pdf["citation"] == f"[{pdf['number']}] Pilot line report, p. 1"
-    assert (pdf["page"], pdf["page_end"]) == (1, 1) and len(pdf["chunk_ids"]) == 1
+    # cited by the page its best match lies on (first cycle efficiency: page 2), with its range.
+    assert pdf["citation"] == f"[{pdf['number']}] Pilot line report, p. 2 (pp. 1-2)"
+    assert (pdf["page"], pdf["page_end"], pdf["pages"]) == (2, 2, [1, 2])
+    assert len(pdf["chunk_ids"]) == 1
     assert "page one" in pdf["text"] and "page two" in pdf["text"]
-    single = retrieve(client, keys["alpha"], "cell formation takes eighteen hours", top_k=1)
-    assert single["passages"][0]["citation"] == "[1] Pilot line report, p. 1"
+    single = retrieve(client, keys["alpha"], "the dew point of the dry room", top_k=1)
+    assert single["passages"][0]["citation"] == "[1] Pilot line report, p. 1 (pp. 1-2)"
+    assert single["passages"][0]["page"] == 1
 
 
 def test_neighbouring_chunks_of_a_document_come_back_as_its_text(
@@ -146,7 +148,7 @@ def test_unit_merge_stitch_and_cite() -> None:
     assert stitch([(0, 5, "alpha"), (6, 10, "beta"), (12, 17, "gamma")]) == "alpha beta\n\ngamma"
     assert stitch([(0, 9, "section a"), (0, 9, "section b")]) == "section a\n\nsection b"
     assert citation(1, groups[0]) == "[1] Deck, slide 1, Intro"
-    assert citation(2, hits) == "[2] Deck, slides 1-2, Intro"
+    assert citation(2, hits) == "[2] Deck, slide 1 (slides 1-2), Intro"  # its best hit's slide
     report = Passage(9, "r", "Report", "r.md", None, "text", "Report > 2. Results > Cells")
     assert citation(3, [Hit(report, ChunkSpan(9, "r", 0, None, 0, 4), 0.1)]) == \
         "[3] Report, 2. Results > Cells"

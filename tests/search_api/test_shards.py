@@ -15,6 +15,7 @@ from indexer.build import build
 from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.layout import SHARDS, is_complete, live_generation_dir
+from indexer.store.lexical import TOKENIZE
 from indexer.store.reader import Generation
 from tests.deployment import app_client
 from tests.sharding import (
@@ -61,6 +62,9 @@ def test_the_generation_is_two_stores_of_whole_documents(pair: Pair) -> None:
         whole.all_chunk_ids().tolist() == Generation.open_live(pair.single).all_chunk_ids().tolist()
     live = live_generation_dir(pair.sharded)
     assert live is not None and not (live / "vectors.npy").exists()  # vectors only in shards
+    # The top level has no lexical index; it cites pages with its shards' analysis.
+    top, shard = Generation.open_live(pair.sharded).analyzer(), shards[0].analyzer()
+    assert (top.tokenize, top.folded) == (shard.tokenize, shard.folded) == (TOKENIZE, True)
 
 
 def test_sharded_answers_equal_the_single_index(

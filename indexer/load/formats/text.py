@@ -1,5 +1,6 @@
 """Plain text, Markdown (one page per heading section) and BEIR-style JSONL exports, in UTF-8 or
-a legacy encoding told by indexer.load.formats.encoding."""
+a legacy encoding told by indexer.load.formats.encoding (or chosen by the corpus where it
+cannot be told)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from indexer.load.document import Document, LoadResult, LoadWarning, Page, Skipped
-from indexer.load.formats.encoding import UndecodableText, decode
+from indexer.load.document import Document, LoadOptions, LoadResult, LoadWarning, Page, Skipped
+from indexer.load.formats.encoding import Fallback, UndecodableText, decode
 from indexer.store.records import text_sha
 
 HEADING_RE = re.compile(r"^\s{0,3}#\s+(.+?)\s*#*\s*$", re.MULTILINE)
@@ -17,21 +18,31 @@ ATX_RE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-def read_text(path: Path, rel: str) -> tuple[str | None, list[LoadResult]]:
+def read_text(path: Path, rel: str, options: LoadOptions) -> tuple[str | None, list[LoadResult]]:
     """The file's text, or None and why it is skipped; a legacy encoding assumed is a warning,
-    so that the build report says which one was."""
+    so that the build report says which one was, and why (detected, or the corpus's choice
+    between the readings detection left)."""
     try:
-        decoded = decode(path.read_bytes())
+        decoded = decode(path.read_bytes(), Fallback(options.encoding, options.encoding_source))
     except UndecodableText as exc:
         return None, [Skipped(rel, str(exc))]
     if decoded.encoding is None:
         return decoded.text, []
+    if decoded.candidates:
+        ruled = options.encoding_source.startswith("access.yaml rule")
+        hint = "" if ruled else ("; if that is wrong, name its encoding on its access.yaml rule "
+                                 "('encoding:')")
+        return decoded.text, [LoadWarning(
+            rel, f"not UTF-8, and detection cannot tell its encoding "
+                 f"({', '.join(decoded.candidates)} read it differently): read as "
+                 f"{decoded.encoding}, {options.encoding_source}{hint}")]
     return decoded.text, [LoadWarning(rel, f"not UTF-8: read as {decoded.encoding} "
                                            "(detected by chardet)")]
 
 
-def load_text(path: Path, rel: str, markdown: bool) -> Iterator[LoadResult]:
-    text, notes = read_text(path, rel)
+def load_text(path: Path, rel: str, markdown: bool,
+              options: LoadOptions) -> Iterator[LoadResult]:
+    text, notes = read_text(path, rel, options)
     yield from notes
     if text is None:
         return
@@ -70,9 +81,9 @@ def markdown_sections(text: str) -> tuple[Page, ...]:
     return tuple(pages) or (Page(None, text),)
 
 
-def load_jsonl(path: Path, rel: str) -> Iterator[LoadResult]:
+def load_jsonl(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
     """One BEIR-style record per line; a bad line is skipped, the others are kept."""
-    content, notes = read_text(path, rel)
+    content, notes = read_text(path, rel, options)
     yield from notes
     if content is None:
         return
@@ -120,13 +131,13 @@ def _record_problem(record: object) -> str | None:
     return None
 
 
-def load_plain(path: Path, rel: str, options: object) -> Iterator[LoadResult]:
-    return load_text(path, rel, markdown=False)
+def load_plain(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
+    return load_text(path, rel, False, options)
 
 
-def load_markdown(path: Path, rel: str, options: object) -> Iterator[LoadResult]:
-    return load_text(path, rel, markdown=True)
+def load_markdown(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
+    return load_text(path, rel, True, options)
 
 
-def load_jsonl_file(path: Path, rel: str, options: object) -> Iterator[LoadResult]:
-    return load_jsonl(path, rel)
+def load_jsonl_file(path: Path, rel: str, options: LoadOptions) -> Iterator[LoadResult]:
+    return load_jsonl(path, rel, options)

@@ -24,6 +24,10 @@ class AuditDocument(BaseModel):
     doc_id: str
     owner: str | None = Field(description="The partner owning the document (access.yaml).")
     passages: int = Field(description="How many of the returned passages came from it.")
+    pages: list[int | None] | None = Field(
+        None, description="The page each of those passages cited, as the caller received it "
+                          "(absent for records written before pages were recorded, and for "
+                          "downloads).")
 
 
 class AuditEvent(BaseModel):

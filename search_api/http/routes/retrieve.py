@@ -25,7 +25,8 @@ def to_response(result: Retrieval, tokenizer: str) -> RetrieveResponse:
     return RetrieveResponse(
         passages=[RetrievedPassage(
             number=p.number, citation=p.citation, doc_id=p.first.doc_id, title=p.first.title,
-            path=p.first.path, page=p.hits[0].span.page, page_end=p.hits[-1].span.page,
+            path=p.first.path, page=p.pages.cited, page_end=p.pages.last,
+            pages=p.pages.span,
             section=p.first.section, ocr=any(h.passage.ocr for h in p.hits),
             chunk_ids=[h.passage.chunk_id for h in p.hits], score=round(p.score, 6),
             tokens=p.tokens, truncated=p.truncated, text=p.text,
@@ -45,5 +46,5 @@ def retrieve_passages(body: RetrieveRequest, index: CurrentIndex, principal: Ret
     result = retrieve(index, body.query, allowed, body.max_tokens, body.top_k)
     audit.record(principal, "retrieve", generation=index.generation, query=body.query,
                  doc_ids=[p.first.doc_id for p in result.passages], on_behalf_of=body.on_behalf_of,
-                 approximate=result.approximate)
+                 approximate=result.approximate, pages=[p.pages.cited for p in result.passages])
     return to_response(result, model_name(index.embedder.model))

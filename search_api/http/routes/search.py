@@ -38,12 +38,14 @@ def answer(body: SearchRequest, index: LoadedIndex, principal: Principal, servic
     results = found.results
     audit.record(principal, "search", generation=index.generation, query=body.query,
                  doc_ids=[p.doc_id for p, _ in results], mode=body.mode,
-                 on_behalf_of=body.on_behalf_of, approximate=found.approximate)
+                 on_behalf_of=body.on_behalf_of, approximate=found.approximate,
+                 pages=[p.page for p, _ in results])
     rights = index.access.visible_to(principal, [p.doc_id for p, _ in results],
                                      services.today())
     return SearchResponse(results=[
         SearchResult(chunk_id=p.chunk_id, doc_id=p.doc_id, title=p.title, path=p.path,
-                     page=p.page, section=p.section, ocr=p.ocr, text=p.text,
+                     page=p.page, pages=None if p.pages is None else list(p.pages),
+                     section=p.section, ocr=p.ocr, text=p.text,
                      score=round(score, 6),
                      visible_to=None if rights is None else rights.get(p.doc_id, []))
         for p, score in results
