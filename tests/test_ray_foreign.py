@@ -4,11 +4,13 @@ one per session); real server and build processes, nothing mocked.
 
 - `--ray local` runs a private cluster whose every port listens on 127.0.0.1, even where Ray's
   "current cluster" is the foreign one, and leaves that one and its application running;
-- `--ray ADDRESS`: servers of two indexes serve side by side under names of their own; one
-  asking for more replicas than the cluster has CPUs exits 1 with one line saying so; SIGTERM
+- `--ray ADDRESS`: servers of two indexes serve side by side under names of their own, their
+  replicas' Serve ports on their node's address; one asking for more replicas than the cluster
+  has CPUs exits 1 with one line saying so; SIGTERM
   during start-up exits and removes what it had deployed; each server stops deleting exactly
   its own applications; "theirs" answers throughout;
-- a port that accepts connections and says nothing: the build and the server exit 1.
+- a port that accepts connections and says nothing: the build and the server exit 1; a join
+  that hangs past the handshake is given up after the connect timeout.
 """
 
 from __future__ import annotations
@@ -274,3 +276,29 @@ def test_a_port_that_is_no_ray_head_is_exit_1_for_the_build_and_the_server(
     assert said in built and "nothing was published" in built and "Traceback" not in built
     assert said in server.output() and "Traceback" not in server.output()
     assert not (index / "CURRENT").exists()
+
+
+HANGING = """
+import sys
+from indexer.cluster.join import ClusterUnavailable, Node, _connect
+try:
+    _connect(sys.argv[1], 3, [Node("0", "127.0.0.1", True, 1.0)])
+except ClusterUnavailable as exc:
+    print(exc)
+"""
+
+
+def test_a_join_that_hangs_after_the_handshake_is_given_up(foreign_ray: ForeignCluster) -> None:
+    """The backstop behind the handshake: told to publish this machine's address
+    (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1), Ray rewrites 127.0.0.1 to it, where this loopback-only
+    cluster never answers, and retries with no limit. join() keeps a loopback address on
+    loopback; whatever else hangs in `ray.init` is given up after the connect timeout."""
+    ran = subprocess.run([sys.executable, "-c", HANGING, foreign_ray.address], cwd=ROOT,
+                         env={**ENV, **RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout == (
+        f"Ray did not join the cluster at {foreign_ray.address} within 3 s "
+        "(PKS_RAY_CONNECT_TIMEOUT_SECONDS): its head advertises 127.0.0.1, which every node and "
+        "this machine must reach (the head's --node-ip-address; on one host "
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, docs/CLUSTER.md)\n")
