@@ -1,7 +1,8 @@
 """Throughput and latency of the real HTTP server under concurrent clients, on loopback.
 
     .venv/bin/python benchmarks/api_throughput.py --index var/bench/scifact100-index \
-        [--clients 1 8] [--requests 800] [--embed-workers 1] [--window-ms 0] [--threads 2]
+        [--clients 1 8] [--requests 800] [--embed-workers 1] [--window-ms 0] [--threads 2] \
+        [--busy-threads 1]
 
 The index is SciFact split among 100 partners (`--build` makes it from ../shared/eval/scifact
 with benchmarks/scifact_corpus.make_partner_corpus if it is missing). For each server setting
@@ -125,6 +126,9 @@ def main() -> None:
                         help="1 with as many workers as clients: no batching, for comparison")
     parser.add_argument("--threads", type=int, nargs="+", default=[2],
                         help="threads per embedding worker's forward pass (PKS_TORCH_THREADS)")
+    parser.add_argument("--busy-threads", type=int, nargs="+", default=[1],
+                        help="threads of a pass while queries are concurrent (PKS_BUSY_THREADS; "
+                             "as many as --threads: the passes before issue 25)")
     parser.add_argument("--data", type=Path, default=SHARED, help="BEIR SciFact directory")
     parser.add_argument("--json", type=Path,
                         default=ROOT / "benchmarks" / "results" / "api_throughput.json")
@@ -141,9 +145,10 @@ def main() -> None:
     print(json.dumps(machine), flush=True)
     rows: list[dict[str, object]] = []
     with api_keys(args.index, partners) as keys:
-        for processes, workers, window, threads, batch in itertools.product(
-                args.workers, args.embed_workers, args.window_ms, args.threads, args.max_batch):
-            env = {"PKS_WORKERS": str(processes),
+        for processes, workers, window, threads, batch, busy in itertools.product(
+                args.workers, args.embed_workers, args.window_ms, args.threads, args.max_batch,
+                args.busy_threads):
+            env = {"PKS_WORKERS": str(processes), "PKS_BUSY_THREADS": str(busy),
                    "PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
                    "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1",
                    "PKS_QUERY_BATCH": str(batch)}
@@ -153,7 +158,7 @@ def main() -> None:
             with serving(args.index, env, workers=processes) as server:
                 for clients in args.clients:
                     row = {"processes": processes, "embed_workers": workers, "window_ms": window,
-                           "max_batch": batch,
+                           "max_batch": batch, "busy_threads": busy,
                            "torch_threads": threads, "partners": len(partners),
                            **drive(server, clients, args.requests,
                                    searches(queries, keys.partner_tokens)),
@@ -166,6 +171,7 @@ def main() -> None:
             print(json.dumps({"bare_embedding": bare}), flush=True)
             rows.extend(measured)
             reached = {"processes": processes, "embed_workers": workers, "torch_threads": threads,
+                       "busy_threads": busy,
                        "bare_embedding": bare, **goals(measured, bare)}
             print(json.dumps({"goals": reached}), flush=True)
             rows.append({"goals": reached})

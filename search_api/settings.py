@@ -29,6 +29,7 @@ class Batching:
     window_ms: float = 0.0
     backend: Backend = "auto"  # the forward pass (indexer/embed/embedder.py)
     precision: Precision = "auto"
+    busy_threads: int | None = None  # threads of a pass while queries are concurrent
 
 
 class ApiSettings(BaseSettings):
@@ -45,6 +46,11 @@ class ApiSettings(BaseSettings):
     # (docs/PERFORMANCE.md).
     faiss_threads: int = Field(1, ge=1)
     torch_threads: int = Field(2, ge=1, description="threads of one query embedding pass")
+    # While queries arrive concurrently every core is busy anyway: one thread per pass spent
+    # 0.6-0.9 ms less CPU per query at 8 clients than two (docs/PERFORMANCE.md).
+    busy_threads: int = Field(
+        1, ge=1, description="threads of one query embedding pass while queries arrive "
+        "concurrently (OpenVINO; at most PKS_TORCH_THREADS)")
     embed_backend: Literal["auto", "openvino", "torch"] = Field(
         "auto", description="query embedding on OpenVINO (auto falls back to torch) or torch")
     embed_precision: Literal["auto", "f32", "bf16"] = Field(
@@ -217,4 +223,4 @@ class ApiSettings(BaseSettings):
 
     def batching(self) -> Batching:
         return Batching(self.embed_workers, self.query_batch, self.batch_window_ms,
-                        self.embed_backend, self.embed_precision)
+                        self.embed_backend, self.embed_precision, self.busy_threads)

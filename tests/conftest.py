@@ -30,12 +30,32 @@ from indexer.build import BuildReport, build  # noqa: E402
 from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from tests.browser import browser, page  # noqa: E402, F401 (the page tests' fixtures)
+from tests.deployment import RayHead  # noqa: E402
 from tests.environment import check_needs  # noqa: E402
 from tests.factory import write, write_jsonl, write_pdf  # noqa: E402
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     check_needs(item)  # data and programs a test needs: a skip locally, a failure under CI
+
+
+SHARED_SERVERS = {"ray_head": "ray", "postgres": "postgres"}  # session fixture -> xdist group
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`make test` runs -n 2)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Which worker runs what under `pytest -n N --dist loadgroup`: a module's tests stay
+    together (its module fixtures are built once), and every module that uses the session's Ray
+    cluster or PostgreSQL server runs in one worker, so each is started once per run."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    for module, tests in modules.items():
+        used = {name for test in tests for name in getattr(test, "fixturenames", ())}
+        group = next((group for fixture, group in SHARED_SERVERS.items() if fixture in used),
+                     module)
+        for test in tests:
+            test.add_marker(pytest.mark.xdist_group(group))
 
 MANIFEST = """\
 partners: [alpha, beta, gamma, delta]
@@ -207,6 +227,16 @@ def postgres() -> Iterator[str]:
     require(bindir() is not None, "PostgreSQL", INSTALL)
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """One real Ray head on loopback (2 CPUs) for every test that uses a cluster it did not
+    start: the cluster builds and the sharded server (tests/deployment.py `ray_cluster`)."""
+    from tests.deployment import ray_cluster
+
+    with ray_cluster(cpus=2) as head:
+        yield head
 
 
 @pytest.fixture()

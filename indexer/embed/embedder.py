@@ -77,12 +77,15 @@ class Embedder:
     """One loaded model. Vectors are normalised, so inner product is cosine similarity.
 
     `threads` are the threads of one forward pass; `streams` is how many forward passes may run
-    at once (the server's query workers), each on its own `threads`.
+    at once (the server's query workers), each on its own `threads`. `busy_threads`, where
+    fewer: the threads of a pass asked for with `busy=True` (the server's batches while queries
+    arrive concurrently; OpenVINO only): when every core is taken anyway, a pass on one thread
+    spends less CPU per query than one that splits the work and waits for the other thread.
     """
 
     def __init__(self, model: str, batch_size: int = 64, threads: int | None = None,
                  backend: Backend = "auto", precision: Precision = "auto",
-                 streams: int = 1, device: str = "cpu") -> None:
+                 streams: int = 1, device: str = "cpu", busy_threads: int | None = None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -116,10 +119,11 @@ class Embedder:
         self.busy_seconds = 0.0
         self._openvino: Any = None
         self._torch_bf16 = False
-        self.backend = self._start_backend(backend, precision, threads or 1, streams)
+        self.backend = self._start_backend(backend, precision, threads or 1, streams,
+                                           busy_threads)
 
     def _start_backend(self, backend: Backend, precision: Precision, threads: int,
-                       streams: int) -> str:
+                       streams: int, busy_threads: int | None = None) -> str:
         """Compile the OpenVINO forward pass, or stay on PyTorch; returns e.g. "openvino-bf16".
         `auto` falls back to PyTorch, with a warning, when OpenVINO cannot take the model.
 
@@ -134,7 +138,8 @@ class Embedder:
                 chosen = precision if precision != "auto" else \
                     ("bf16" if native_bf16() else "f32")
                 example = self._features(["an example sentence", "two"])
-                self._openvino = OpenVinoForward(self._model, example, chosen, threads, streams)
+                self._openvino = OpenVinoForward(self._model, example, chosen, threads, streams,
+                                                 busy_threads)
                 return f"openvino-{chosen}"
             except Exception as exc:
                 if backend == "openvino":
@@ -167,15 +172,16 @@ class Embedder:
         with self._tokenizer_lock:
             return dict(preprocess(list(texts)))
 
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_queries(self, texts: Sequence[str], busy: bool = False) -> np.ndarray:
         """Texts in one forward pass, safe from many threads at once: what the server's query
-        batcher calls with the queries that arrived together, and `embed` per batch."""
+        batcher calls with the queries that arrived together (`busy` while they arrive
+        concurrently), and `embed` per batch."""
         import torch
 
         features = self._features(texts)
         if self._openvino is not None:
             return self._openvino({k: v.numpy() for k, v in features.items()
-                                   if isinstance(v, torch.Tensor)})
+                                   if isinstance(v, torch.Tensor)}, busy)
         features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v
                     for k, v in features.items()}
         with torch.inference_mode(), torch.autocast(self.device.split(":")[0], torch.bfloat16,

@@ -12,7 +12,6 @@ CPU kernels, and its int8 moved query vectors to a cosine of 0.987.
 from __future__ import annotations
 
 import sys
-import threading
 import warnings
 from typing import Any
 
@@ -39,12 +38,15 @@ def native_bf16() -> bool:
 class OpenVinoForward:
     """features (token ids and masks) -> L2-normalised sentence embeddings, float32.
 
-    One compiled model; each calling thread gets its own infer request, so concurrent query
-    workers run in parallel (`streams` of them without waiting on each other).
+    One compiled model, and a second one on `busy_threads` where that is fewer threads: the
+    server's passes while queries arrive concurrently (`busy=True`). A pass takes an idle infer
+    request of its model (or makes one), so any thread may run a pass, concurrent passes never
+    share a request (`streams` of them run without waiting on each other), and requests are
+    as many as passes that ever ran at once, not one per calling thread.
     """
 
     def __init__(self, model: Any, features: dict[str, Any], precision: str, threads: int,
-                 streams: int = 1) -> None:
+                 streams: int = 1, busy_threads: int | None = None) -> None:
         import openvino as ov
         import torch
 
@@ -67,17 +69,29 @@ class OpenVinoForward:
         for port, name in zip(converted.inputs, names, strict=True):
             port.get_tensor().set_names({name})
         self.names = names
-        self._compiled = ov.Core().compile_model(converted, "CPU", {
-            "INFERENCE_PRECISION_HINT": precision,
-            "INFERENCE_NUM_THREADS": max(1, threads * streams),
-            "NUM_STREAMS": max(1, streams),
-        })
-        self._local = threading.local()
 
-    def __call__(self, features: dict[str, Any]) -> np.ndarray:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
-        inputs = {name: np.asarray(features[name], dtype=np.int64) for name in self.names}
-        result = request.infer(inputs)
-        return np.array(result[0], dtype=np.float32)  # a copy: the request reuses its buffer
+        def compiled(per_pass: int) -> Any:
+            return ov.Core().compile_model(converted, "CPU", {
+                "INFERENCE_PRECISION_HINT": precision,
+                "INFERENCE_NUM_THREADS": max(1, per_pass * streams),
+                "NUM_STREAMS": max(1, streams),
+            })
+
+        self._compiled = compiled(threads)
+        self._busy = compiled(busy_threads) if busy_threads and busy_threads < threads \
+            else self._compiled
+        self._idle: dict[int, list[Any]] = {id(self._compiled): [], id(self._busy): []}
+
+    def __call__(self, features: dict[str, Any], busy: bool = False) -> np.ndarray:
+        model = self._busy if busy else self._compiled
+        idle = self._idle[id(model)]
+        try:
+            request = idle.pop()  # atomic: no two passes take the same request
+        except IndexError:
+            request = model.create_infer_request()
+        try:
+            inputs = {name: np.asarray(features[name], dtype=np.int64) for name in self.names}
+            result = request.infer(inputs)
+            return np.array(result[0], dtype=np.float32)  # a copy: the request reuses its buffer
+        finally:
+            idle.append(request)

@@ -6,7 +6,14 @@ workers (by default one, whose pass runs on 2 threads) and wait; a worker takes 
 waiting at that moment (up to `max_batch`) and embeds them at once. A query that arrives alone
 is embedded at once, with no wait; under load, the queries that arrive while a batch is being
 computed form the next batch. A worker that has just seen concurrency may wait up to
-`window_ms` for more (0 by default: on 2 cores the wait cost more than it gained).
+`window_ms` for more (0 by default: on 2 cores the wait cost more than it gained). (Letting a
+lone query's request thread run the pass itself, without the hand-off, made one client's
+latency less predictable, not lower: docs/PERFORMANCE.md.)
+
+While queries arrive concurrently (this batch, or the last, held more than one), a pass runs on
+`busy_threads` (1 by default) instead of 2: the cores are busy with requests anyway, and a
+single-threaded pass spends less CPU per query than two threads that wait for each other
+(docs/PERFORMANCE.md).
 
 Each request gets its own outcome: when a batch fails (one query the tokenizer refuses), its
 queries are embedded again one by one, so only the query that fails gets the error and every
@@ -79,14 +86,15 @@ class BatchingEmbedder(Embedder):
     def work_once(self) -> None:
         """Wait for queries, embed what is waiting as one batch, answer each caller."""
         batch = self._collect()
+        busy = self._concurrent or len(batch) > 1
         self._concurrent = len(batch) > 1
         self.batches += 1
         self.queries += len(batch)
-        self._answer(batch)
+        self._answer(batch, busy)
 
-    def _answer(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+    def _answer(self, batch: list[tuple[str, Future[np.ndarray]]], busy: bool) -> None:
         try:
-            vectors = self.embed_queries([text for text, _ in batch])
+            vectors = self.embed_queries([text for text, _ in batch], busy)
         except Exception as exc:  # the worker lives on, and one query never fails another's
             if len(batch) == 1:
                 log.warning("a query could not be embedded: %s", exc)
@@ -95,7 +103,7 @@ class BatchingEmbedder(Embedder):
             log.warning("a batch of %d queries failed (%s); embedding them one by one",
                         len(batch), exc)
             for item in batch:
-                self._answer([item])
+                self._answer([item], busy)
             return
         for (_, future), vector in zip(batch, vectors, strict=True):
             future.set_result(vector)

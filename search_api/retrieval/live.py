@@ -55,7 +55,8 @@ def load_index(generation: Generation, embedder: Embedder | None,
             batching = batching or Batching()
             embedder = BatchingEmbedder(
                 Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
-                         precision=batching.precision, streams=batching.workers), batching)
+                         precision=batching.precision, streams=batching.workers,
+                         busy_threads=batching.busy_threads), batching)
         return LoadedIndex(generation, AccessIndex(generation), embedder, shards,
                            ChunkDocuments.of(generation))
     except BaseException:

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from indexer.store.lock import LOCK
 from indexer.store.reader import Generation
 from indexer.store.runs import RUNS
 from tests.conftest import MANIFEST, make_access_corpus
-from tests.deployment import ENV, ROOT, RayHead, free_port, ray_cluster, run
+from tests.deployment import ENV, ROOT, RayHead, free_port, run
 from tests.environment import EVAL
 from tests.factory import write
 from tests.indexer.test_cli_reindex import bulk, wait_for_line
@@ -56,10 +56,10 @@ def needs_files(test: Callable[..., None]) -> Callable[..., None]:
     return test
 
 
-@pytest.fixture(scope="module")
-def head() -> Iterator[RayHead]:
-    with ray_cluster(cpus=2) as cluster:
-        yield cluster
+@pytest.fixture()
+def head(ray_head: RayHead) -> RayHead:
+    """The session's Ray head (tests/conftest.py)."""
+    return ray_head
 
 
 def mixed_corpus(root: Path, scans: int = 1) -> Path:

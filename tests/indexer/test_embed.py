@@ -7,7 +7,7 @@ import pytest
 from indexer.build import build
 from indexer.embed.embedder import Embedder, ModelLoadError
 from indexer.settings import IndexerSettings
-from tests.conftest import make_access_corpus
+from tests.conftest import make_access_corpus, shared_embedder
 
 TEXTS = ["solid electrolyte conductivity", "fibre Bragg grating sensors drift", "x" * 3000,
          "The coating line trial measured a wet film thickness of 42 micrometres, and the "
@@ -28,6 +28,15 @@ def test_query_embedding_is_thread_safe(embedder: Embedder) -> None:
     with ThreadPoolExecutor(8) as pool:
         got = np.stack(list(pool.map(embedder.embed_query, texts)))
     assert np.abs(got - expected).max() < 1e-3
+
+
+def test_a_busy_pass_on_one_thread_gives_the_vectors_of_two(settings: IndexerSettings) -> None:
+    """The server's passes under concurrency run on fewer threads: the same vectors."""
+    two = shared_embedder(settings.model, 4, 2, settings.embed_backend,
+                          settings.embed_precision, busy_threads=1)
+    texts = [*TEXTS, *(f"query {i} " + "word " * i for i in range(12))]
+    assert np.abs(two.embed_queries(texts, busy=True) - two.embed_queries(texts)).max() < 1e-5
+    assert np.abs(two.embed_queries(TEXTS[:1], busy=True) - two.embed(TEXTS[:1])).max() < 1e-5
 
 
 def test_default_backend_keeps_the_vectors_of_torch_f32(embedder: Embedder,

@@ -3,7 +3,9 @@ caller gets exactly the vector its own query has alone."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,6 +44,33 @@ def test_a_query_alone_is_its_own_batch_and_the_interface_is_the_embedders(
         (embedder.dim, embedder.max_tokens, embedder.model)
     assert batcher.tokenizer is embedder.tokenizer
     assert np.abs(batcher.embed(QUERIES[:2]) - alone[:2]).max() < 1e-4
+
+
+class Recording(BatchingEmbedder):
+    """The batcher, noting which thread ran each forward pass, over how many queries, busy."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.passes: list[tuple[str, int, bool]] = []
+
+    def embed_queries(self, texts: Sequence[str], busy: bool = False) -> np.ndarray:
+        self.passes.append((threading.current_thread().name, len(texts), busy))
+        return super().embed_queries(texts, busy)
+
+
+def test_a_query_alone_takes_the_full_pass_and_concurrent_ones_busy_passes(
+        embedder: Embedder, alone: np.ndarray) -> None:
+    """A lone query is embedded at once on all the pass's threads (its latency); batches of
+    concurrent queries, and the pass after one, run as busy passes (fewer threads)."""
+    batcher = Recording(embedder, Batching(workers=1, max_batch=8, window_ms=20))
+    assert np.abs(batcher.embed_query(QUERIES[0]) - alone[0]).max() < 1e-5
+    assert batcher.passes == [("query-embed-0", 1, False)]
+    with ThreadPoolExecutor(len(QUERIES)) as pool:
+        vectors = np.stack(list(pool.map(batcher.embed_query, QUERIES)))
+    assert np.abs(vectors - alone).max() < 1e-5
+    assert any(size > 1 for _, size, _ in batcher.passes)
+    assert all(busy for _, size, busy in batcher.passes if size > 1)
+    assert sum(size for _, size, _ in batcher.passes) == len(QUERIES) + 1 == batcher.queries
 
 
 def test_a_failing_batch_fails_its_callers_and_the_worker_goes_on(

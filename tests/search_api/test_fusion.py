@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from search_api.retrieval.fusion import document_aware, reciprocal_rank, weighted_scores
@@ -56,3 +58,53 @@ def test_document_aware_on_one_chunk_per_document_is_weighted_scores() -> None:
     doc_of = {c: f"d{c}" for c in range(1, 5)}
     assert document_aware([dense, lexical], [0.5, 0.5], doc_of) == \
         weighted_scores([dense, lexical], [0.5, 0.5])
+
+
+def _reference(lists: list[list[tuple[int, float]]], weights: list[float],
+               doc_of: dict[int, object]) -> list[tuple[int, float]]:
+    """document_aware as first written, a loop over dicts: the definition the numpy version
+    must equal exactly (scores to the last bit, order, ties by chunk id)."""
+    def normalised(ranked: list[tuple[int, float]]) -> dict[int, float]:
+        if not ranked:
+            return {}
+        low, high = min(s for _, s in ranked), max(s for _, s in ranked)
+        return {c: (s - low) / (high - low) if high > low else 1.0 for c, s in ranked}
+
+    fused: dict[int, float] = {}
+    by_doc: dict[object, float] = {}
+    for ranked, weight in zip(lists, weights, strict=True):
+        for chunk_id, score in normalised(ranked).items():
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight * score
+        best: dict[object, tuple[int, float]] = {}
+        for chunk_id, score in ranked:
+            best.setdefault(doc_of[chunk_id], (chunk_id, score))
+        for chunk_id, score in normalised(list(best.values())).items():
+            by_doc[doc_of[chunk_id]] = by_doc.get(doc_of[chunk_id], 0.0) + weight * score
+    credited: set[object] = set()
+    out = []
+    for chunk_id, score in sorted(fused.items(), key=lambda item: (-item[1], item[0])):
+        if doc_of[chunk_id] not in credited:
+            credited.add(doc_of[chunk_id])
+            score = max(score, by_doc[doc_of[chunk_id]])
+        out.append((chunk_id, score))
+    return sorted(out, key=lambda item: (-item[1], item[0]))
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_document_aware_equals_its_definition_exactly(seed: int) -> None:
+    rng = random.Random(seed)
+    chunks = rng.sample(range(1, 2**40 if seed % 2 else 61), rng.randint(1, 60))
+    documents = rng.randint(1, 30)
+    doc_of = {c: rng.randrange(documents) if seed % 3 else f"doc-{rng.randrange(documents)}"
+              for c in chunks}
+    lists, weights = [], []
+    for _ in range(rng.choice([1, 2, 2, 3])):
+        picked = rng.sample(chunks, rng.randint(0, len(chunks)))
+        scores = sorted((rng.choice([rng.random(), round(rng.random(), 1), 1.0]) * 30
+                         for _ in picked), reverse=True)  # ties, and all-equal lists
+        lists.append(list(zip(picked, scores, strict=True)))
+        weights.append(rng.choice([0.5, 0.3, 0.7]))
+    assert document_aware(lists, weights, doc_of) == _reference(lists, weights, doc_of)
+    if all(len({doc_of[c] for c, _ in ranked}) == len(ranked) for ranked in lists) and \
+            len({doc_of[c] for c in chunks}) == len(chunks):
+        assert document_aware(lists, weights, doc_of) == weighted_scores(lists, weights)

@@ -26,7 +26,7 @@ class AuditDocument(BaseModel):
     passages: int = Field(description="How many of the returned passages came from it.")
     pages: list[int | None] | None = Field(
         None, description="The page each of those passages cited, as the caller received it "
-                          "(absent for records written before pages were recorded, and for "
+                          "(null for records written before pages were recorded, and for "
                           "downloads).")
 
 
