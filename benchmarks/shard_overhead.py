@@ -58,7 +58,7 @@ def main() -> None:
                 for index in (single, sharded)}
         servers = [stack.enter_context(serving(single, unlimited)),
                    stack.enter_context(serving(sharded, {
-                       **unlimited, "PKS_RAY": "local", "PKS_RAY_SHARD_CPUS": "0.5",
+                       **unlimited, "PKS_RAY_ADDRESS": "local", "PKS_RAY_SHARD_CPUS": "0.5",
                        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}))]
         clients = [stack.enter_context(httpx.Client(base_url=server.url, timeout=60))
                    for server in servers]

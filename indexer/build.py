@@ -80,6 +80,7 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
                 report.stages = {"parse": workers.parse.as_dict(),
                                  "embed": workers.embed.as_dict()}
                 report.cluster = workers.cluster
+                report.shards = settings.shards
                 _build(corpus, index, settings, manifest, workers, report, embedder, environ,
                        started)
         finally:
@@ -161,6 +162,8 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
                          embedder.dim, bar, report)
         report.embed_seconds = round(time.perf_counter() - embed_started, 2)
         report.stages["embed"]["busy_seconds"] = round(embedding.busy_seconds - busy, 2)
+        for stage, done in workers.nodes.items():  # where a cluster's work ran
+            report.stages[stage]["nodes"] = dict(sorted(done.items()))
         _phase("publishing", writer.name)
         report.generation = writer.name
         report.seconds = round(time.perf_counter() - started, 2)

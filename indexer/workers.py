@@ -9,6 +9,7 @@ publishing stay with the build, on the machine that runs the command, under the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class Workers:
     # The build's own model (its tokenizer chunks the texts) -> what embeds them.
     embedding: Callable[[Embedder], BlockEmbedding]
     cluster: dict[str, object] = field(default_factory=dict)  # address, nodes, CPUs, GPUs
+    # A cluster's: per stage ("parse", "embed"), the files or texts each node did.
+    nodes: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 @contextmanager

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -43,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="server processes sharing the index's vectors (env PKS_WORKERS, 1)")
     serve.add_argument("--ray", metavar="ADDRESS",
                        help="serve each shard of the index as a Ray Serve deployment on the "
-                            "cluster at ADDRESS (its head's host:port), or 'local' to start "
-                            "one on this machine (env PKS_RAY; needs the `cluster` extra)")
+                            "cluster at ADDRESS (its head's host:port), or 'local' to start a "
+                            "private one on this machine (env PKS_RAY_ADDRESS; needs the "
+                            "`cluster` extra; docs/CLUSTER.md)")
     serve.add_argument("--replicas", type=int, help="Ray Serve replicas per shard (default 1)")
 
     mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (key from PKS_API_KEY)")
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _services(settings):  # -> Services | None: every component, or a message saying why not
+def _services(settings):  # -> Services | int: every component, or the exit code, said why
     from indexer.embed.embedder import ModelLoadError
     from indexer.store.layout import StoreError
     from search_api.identity.sso import SsoConfigError
@@ -105,9 +105,19 @@ def _services(settings):  # -> Services | None: every component, or a message sa
         if exc.name != "ray":
             raise
         print("error: --ray needs Ray: pip install -e '.[cluster]'", file=sys.stderr)
-    except ConnectionError as exc:  # no Ray cluster at that address
-        print(f"error: cannot reach the Ray cluster at {settings.ray}: {exc}", file=sys.stderr)
-    return None
+    except _cluster_errors(settings) as exc:  # no cluster, or not one this server fits
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_CONFIG
+
+
+def _cluster_errors(settings) -> tuple[type[Exception], ...]:
+    """ClusterUnavailable, imported only for a server on Ray (a plain one never loads it)."""
+    if settings.ray_address is None:
+        return ()
+    from search_api.cluster.lifecycle import ClusterUnavailable
+
+    return (ClusterUnavailable,)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -116,23 +126,52 @@ def _serve(args: argparse.Namespace) -> int:
     from search_api.http.app import create_app
 
     settings = settings_from({"index": args.index, "host": args.host, "port": args.port,
-                              "workers": args.workers, "ray": args.ray,
+                              "workers": args.workers, "ray_address": args.ray,
                               "ray_replicas": args.replicas})
     if settings is not None and settings.workers > 1:
         return _serve_workers(settings)
-    if settings is not None and settings.ray == "local":
-        # A cluster of this machine only: Ray then binds and connects on loopback (read by Ray
-        # when it is imported, which happens after this line).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    services = _services(settings) if settings is not None else None
-    if services is None:
-        return EXIT_CONFIG
+    if settings is not None and settings.ray_address is not None:
+        return _serve_on_ray(settings)
+    services = _services(settings) if settings is not None else EXIT_CONFIG
+    if isinstance(services, int):
+        return services
     try:
         # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
         uvicorn.run(create_app(services), host=services.settings.host,
                     port=services.settings.port, log_level="info", proxy_headers=False)
     finally:
         services.close()
+    return EXIT_OK
+
+
+def _serve_on_ray(settings) -> int:  # settings: ApiSettings
+    """`serve --ray`: a signal during start-up unwinds it, removing what it had deployed, and
+    the process exits within PKS_RAY_SHUTDOWN_TIMEOUT_SECONDS + 5 s whatever Ray is doing; a
+    signal while serving stops uvicorn, then the cluster's clean-up runs, bounded the same way
+    (search_api/cluster/stopping.py)."""
+    import uvicorn
+
+    from search_api.cluster.stopping import Stopped, ending_within, serving, starting
+    from search_api.http.app import create_app
+
+    try:
+        with starting(settings.ray_shutdown_timeout_seconds + 5):
+            services = _services(settings)
+    except Stopped as stop:
+        print(f"error: stopped by {stop.signal} during start-up; what it had deployed on Ray "
+              "was removed", file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(services, int):
+        return services
+    try:
+        with serving():
+            uvicorn.run(create_app(services), host=services.settings.host,
+                        port=services.settings.port, log_level="info", proxy_headers=False)
+    except Stopped:
+        pass
+    finally:
+        with ending_within(settings.ray_shutdown_timeout_seconds + 5):
+            services.close()
     return EXIT_OK
 
 
@@ -191,8 +230,8 @@ def _mcp(args: argparse.Namespace) -> int:
     finally:
         state.close()
     services = _services(settings)
-    if services is None:
-        return EXIT_CONFIG
+    if isinstance(services, int):
+        return services
     services.watch()
     try:
         build_server(lambda: services, lambda _ctx: token).run("stdio")

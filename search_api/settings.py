@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from indexer.embed.embedder import Backend, Precision
 
 HEADER_RE = re.compile(r"^[A-Za-z0-9-]+$")
+# As the build's PKS_RAY_ADDRESS (indexer/settings.py): host:port, ray://host:port or local.
+RAY_ADDRESS = r"^(local|([a-z]+://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5})$"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,16 +64,36 @@ class ApiSettings(BaseSettings):
     reload_seconds: float = Field(
         5.0, ge=0, description="how often to look for a newly published generation (0: never)"
     )
-    # Sharded serving on Ray (docs/SCALE.md): only with `serve --ray`.
-    ray: str | None = Field(
-        None, description="serve each shard as a Ray Serve deployment on the cluster at this "
-                          "address (host:port of its head), or 'local' for a cluster of this "
-                          "machine started and stopped with the server")
+    # Sharded serving on Ray (docs/SCALE.md, docs/CLUSTER.md): only with `serve --ray`.
+    ray_address: str | None = Field(
+        None, pattern=RAY_ADDRESS,
+        description="serve each shard as a Ray Serve deployment on the cluster at this address "
+                    "(host:port of its head, the build's PKS_RAY_ADDRESS too), or 'local' for "
+                    "a private cluster of this machine, started and stopped with the server")
+    ray: str | None = Field(None, description="PKS_RAY, the old name of PKS_RAY_ADDRESS "
+                                              "(accepted with a warning)")
     ray_replicas: int = Field(1, ge=1, description="Ray Serve replicas per shard")
     ray_shard_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per shard replica")
     ray_retry_seconds: float = Field(
         30.0, gt=0, description="how long a shard call is retried (a replica killed mid-query "
                                 "is replaced by Ray Serve) before the request fails")
+    ray_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="joining the cluster: each step (TCP, Ray's handshake, "
+                                "ray.init) fails after this long")
+    ray_deploy_timeout_seconds: float = Field(
+        300.0, gt=0, description="the shards' replicas must be placed and running (their "
+                                 "indexes loaded) within this, or the server removes them and "
+                                 "stops")
+    ray_shutdown_timeout_seconds: float = Field(
+        20.0, gt=0, description="how long stopping waits for this server's Serve applications "
+                                "to be deleted; a SIGTERM during start-up exits within this "
+                                "plus 5 s")
+    ray_serve_host: str | None = Field(
+        None, description="with --ray ADDRESS, the address each shard replica's Serve gRPC port "
+                          "listens on: by default its node's Ray address (the node's "
+                          "--node-ip-address); 127.0.0.1 keeps it to its own node (the server "
+                          "calls replicas through Ray, not that port). --ray local: always "
+                          "127.0.0.1")
     api_key: SecretStr | None = Field(
         None, description="the key the stdio MCP server (`python -m search_api mcp`) acts with "
                           "(PKS_API_KEY); the HTTP server takes keys per request instead")
@@ -186,6 +210,25 @@ class ApiSettings(BaseSettings):
             raise ValueError("a scrape token needs at least 16 characters, e.g. the output of "
                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
         return value
+
+    @field_validator("ray_serve_host")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.ip_address(value)  # ValueError: "does not appear to be an IP address"
+        return value
+
+    @model_validator(mode="after")
+    def _one_ray_address(self) -> ApiSettings:
+        """PKS_RAY, the server's old name for the address, still works, with a warning."""
+        if self.ray is not None:
+            log.warning("PKS_RAY is deprecated: set PKS_RAY_ADDRESS (the build's name too)")
+            if not re.match(RAY_ADDRESS, self.ray):
+                raise ValueError(f"PKS_RAY {self.ray!r} is not host:port, ray://host:port or "
+                                 "local")
+            if self.ray_address is None:
+                self.ray_address = self.ray
+        return self
 
     @model_validator(mode="after")
     def _sso_complete(self) -> ApiSettings:

@@ -245,3 +245,14 @@ def database_url(postgres: str) -> str:
     from tests.postgres import new_database
 
     return new_database(postgres)
+
+
+@pytest.fixture(scope="session")
+def foreign_ray() -> Iterator[object]:
+    """A two-node Ray cluster on loopback that this project did not start, running an
+    application of its own (tests/foreign_ray.py): what `--ray` meets on an operator's shared
+    cluster. One per session; everything it started is stopped at the end."""
+    from tests.foreign_ray import foreign_cluster
+
+    with foreign_cluster() as cluster:
+        yield cluster

@@ -2,7 +2,8 @@
 and on a running server:
 
 - `indexer/store/` (the index format) imports nothing from the build pipeline or the API;
-- `search_api/` imports from `indexer` only the store package and the embedder;
+- `search_api/` imports from `indexer` only the store package and the embedder, and its
+  cluster back-end the one module that joins a Ray cluster (indexer/cluster/join.py);
 - the build pipeline never imports `search_api`;
 - every sub-package says in its docstring what it may import ("May import: ..."), and imports
   nothing else of its package;
@@ -26,6 +27,7 @@ from tests.deployment import ENV, ROOT, free_port
 
 STORE = "indexer.store"
 CLUSTER = "indexer.cluster"
+JOIN = "indexer.cluster.join"  # joining a Ray cluster: the build's and the sharded server's
 EMBEDDER = ("indexer.embed",)
 TOP_LEVEL_LIMIT = {"search_api": 10, "indexer": 12}
 
@@ -78,7 +80,9 @@ def test_the_store_imports_nothing_from_the_pipeline_or_the_api() -> None:
 
 
 def test_the_api_imports_only_the_store_and_the_embedder_from_the_indexer() -> None:
-    assert violations("search_api", (STORE, *EMBEDDER), ("indexer",)) == []
+    assert violations("search_api", (STORE, *EMBEDDER, JOIN), ("indexer",)) == []
+    assert [v for v in violations("search_api", (), (JOIN,))
+            if not v.startswith(f"search_api{os.sep}cluster{os.sep}")] == []
 
 
 def test_the_pipeline_never_imports_the_api() -> None:

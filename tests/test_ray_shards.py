@@ -90,7 +90,7 @@ def test_two_shards_on_ray_answer_as_the_single_index(pair: Pair, cluster: str) 
         want = sharding.answers(poster(client), sharding.keys_for(pair.single), sharding.QUERIES)
     keys = sharding.keys_for(pair.sharded)
     generation = Generation.open_live(pair.sharded).name
-    env = {"PKS_RAY": cluster, "PKS_RAY_SHARD_CPUS": "0.5", "PKS_RAY_RETRY_SECONDS": "90",
+    env = {"PKS_RAY_ADDRESS": cluster, "PKS_RAY_SHARD_CPUS": "0.5", "PKS_RAY_RETRY_SECONDS": "90",
            **RAY_ENV}
     with serve(pair.sharded, env=env) as url:
         post = http_poster(url)

@@ -45,17 +45,23 @@ def load_index(generation: Generation, embedder: Embedder | None,
     """Serve a generation; reuse the loaded model when the generation was built with it.
     Its queries are embedded in batches of concurrent requests (search_api/retrieval/batching.py),
     each worker a stream of its own on the embedding backend."""
-    model = model_reference(generation.info["model"])  # written before: an absolute path
-    if embedder is None or embedder.model != model:
-        batching = batching or Batching()
-        embedder = BatchingEmbedder(
-            Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
-                     precision=batching.precision, streams=batching.workers,
-                     busy_threads=batching.busy_threads), batching)
     # Each shard's postings are loaded now (here or in its Ray replica), not by the first
-    # lexical query after a swap.
-    return LoadedIndex(generation, AccessIndex(generation), embedder, shards_for(generation),
-                       ChunkDocuments.of(generation))
+    # lexical query after a swap; the shards come first, so that a cluster without room for
+    # them refuses before the model loads.
+    shards = shards_for(generation)
+    try:
+        model = model_reference(generation.info["model"])  # written before: an absolute path
+        if embedder is None or embedder.model != model:
+            batching = batching or Batching()
+            embedder = BatchingEmbedder(
+                Embedder(model, batch_size=1, threads=threads, backend=batching.backend,
+                         precision=batching.precision, streams=batching.workers,
+                         busy_threads=batching.busy_threads), batching)
+        return LoadedIndex(generation, AccessIndex(generation), embedder, shards,
+                           ChunkDocuments.of(generation))
+    except BaseException:
+        shards.close()  # a generation that cannot be served leaves no deployment behind
+        raise
 
 
 class IndexHolder:

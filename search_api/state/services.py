@@ -65,8 +65,8 @@ class Services:
         index between services."""
         sso = SsoGate.from_settings(settings)
         cluster = None
-        if holder is None and settings.ray is not None:
-            from search_api.cluster.ingress import RayCluster  # only with --ray: Ray is optional
+        if holder is None and settings.ray_address is not None:
+            from search_api.cluster.lifecycle import RayCluster  # only with --ray: Ray is optional
 
             cluster = RayCluster.connect(settings)
         try:

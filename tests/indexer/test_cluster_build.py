@@ -149,6 +149,10 @@ def test_a_build_on_ray_local_publishes_the_same_index_as_a_local_build(tmp_path
     parse, embed = there["stages"]["parse"], there["stages"]["embed"]
     assert (parse["on"], parse["actors"], parse["per_actor"]) == ("ray", 2, {"CPU": 1.0})
     assert (embed["on"], embed["actors"], embed["per_actor"]) == ("ray", 1, {"CPU": 2.0})
+    [node] = parse["nodes"]  # where the work ran: the one node, every file and every text
+    assert node.startswith("127.0.0.1 (")  # but the file whose password is not set: the
+    assert parse["nodes"][node] == there["files_parsed"] - 1  # build itself refuses it
+    assert embed["nodes"] == {node: there["embedded"]} and there["shards"] == 1
     assert embed["backend"] == here["stages"]["embed"]["backend"]
     assert there["cluster"] == {"address": "local", "nodes": 1, "cpus": 2.0, "gpus": 0}
     assert there["embedded"] > 0 and there["reused"] == 0 and there["embedded_per_second"] > 0
