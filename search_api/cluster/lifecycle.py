@@ -126,8 +126,11 @@ class RayCluster:
             self.delete(names, wait=True)
             raise
         log.info("generation %s: %d shards running on Ray", generation.name, len(names))
+        # Serve dials a replica's gRPC port at its node's Ray address: where PKS_RAY_SERVE_HOST
+        # moved the port elsewhere, the calls go through Ray's actor calls instead.
         return RayShards(names, handles, self.settings.ray_retry_seconds,
-                         release=lambda: self.delete(names, wait=False))
+                         release=lambda: self.delete(names, wait=False),
+                         by_grpc=listen is None or self.owned)
 
     def check_room(self, shards: int) -> None:
         """Refuse at once what the cluster has no CPUs for: Serve would wait forever."""
