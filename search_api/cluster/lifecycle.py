@@ -132,7 +132,7 @@ class RayCluster:
         # moved the port elsewhere, the calls go through Ray's actor calls instead.
         return RayShards(names, handles, self.settings.ray_retry_seconds,
                          release=lambda: self.delete(names, wait=False),
-                         by_grpc=listen is None or self.owned)
+                         by_grpc=listen is None or self.owned, generation=generation)
 
     def check_room(self, shards: int) -> None:
         """Refuse at once what the cluster has no CPUs for: Serve would wait forever."""

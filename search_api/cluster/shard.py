@@ -25,11 +25,9 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from indexer.store.bm25 import LexicalStats
 from indexer.store.reader import Generation
 from search_api.cluster.listen import serve_port_on
-from search_api.retrieval.fusion import Ranked
-from search_api.retrieval.shards import DenseAnswer, Weights, shard_dense
+from search_api.retrieval.shards import Answer, Question, answer
 
 ALLOWED_KEPT = 64  # allowed sets a replica keeps (one per partner and day, as the server does)
 # Set in each replica's process before Serve is imported there (a runtime_env, lifecycle.py).
@@ -77,25 +75,11 @@ class ShardServer:
         lacks the set."""
         return self._cached(key) if allowed is None else await self._resolve(key, allowed[0])
 
-    async def dense(self, key: str, vector: np.ndarray, k: int,
-                    allowed: list[Any] | None = None) -> DenseAnswer | None:
-        """The top k within the allowed set, or None (see `_ids`)."""
+    async def ask(self, key: str, question: Question,
+                  allowed: list[Any] | None = None) -> Answer | None:
+        """This shard's answer within the allowed set, or None (see `_ids`)."""
         ids = await self._ids(key, allowed)
-        return None if ids is None else shard_dense(self.generation, vector, ids, k)
-
-    async def lexical_stats(self, key: str, terms: list[str],
-                            allowed: list[Any] | None = None) -> LexicalStats | None:
-        """BM25's statistics over this shard's part of the allowed set, or None."""
-        ids = await self._ids(key, allowed)
-        return None if ids is None else self.generation.lexical_stats(terms, ids)
-
-    async def lexical_search(self, key: str, terms: list[str], k: int, weights: Weights,
-                             stats: LexicalStats,
-                             allowed: list[Any] | None = None) -> Ranked | None:
-        """BM25 top k within the allowed set scored with the summed `stats`, or None."""
-        ids = await self._ids(key, allowed)
-        return None if ids is None else \
-            self.generation.lexical_search(terms, ids, k, weights, stats)
+        return None if ids is None else answer(self.generation, question, ids)
 
     def ready(self) -> str:
         return self.generation.name
