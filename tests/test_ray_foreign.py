@@ -134,6 +134,24 @@ def gone(cluster: ForeignCluster, prefix: str, limit: float = 60) -> bool:
     return True
 
 
+def alive_after(pids: list[int], seconds: float) -> list[int]:
+    """The processes still running (zombies aside) once `seconds` have passed, or none sooner."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [pid for pid in pids if _running(pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_ray_local_runs_a_private_cluster_on_loopback_and_leaves_the_other_running(
         foreign_ray: ForeignCluster, indexes: tuple[Path, Path]) -> None:
     before = foreign_ray.status()
@@ -156,8 +174,8 @@ def test_ray_local_runs_a_private_cluster_on_loopback_and_leaves_the_other_runni
     assert ("127.0.0.1", int(server.url.rpartition(":")[2])) in ports
     assert [p for p in ports if not loopback(p[0])] == []  # issue 22: on 127.0.0.1 alone
     assert foreign_ray.status() == before  # "theirs" runs and answers, all CPUs free
-    assert [pid for pid in tree if Path(f"/proc/{pid}").exists()] == []
-    assert not Path(temp.pop()).exists()
+    assert alive_after(tree, 30) == []  # its private cluster stops with it (Ray's processes
+    assert not Path(temp.pop()).exists()  # take a moment to exit on a loaded machine)
 
 
 def replicas(application: str) -> list[int]:

@@ -23,7 +23,7 @@ from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests import sharding
 from tests.deployment import RayHead, app_client, serve
-from tests.search_api.test_shards import poster
+from tests.search_api.retrieval.test_shards import poster
 from tests.sharding import Pair, Post
 
 pytestmark = pytest.mark.slow

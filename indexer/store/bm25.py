@@ -15,11 +15,12 @@ statistics the caller passes in:
 
 The postings are partitioned by access group: rows are ordered by access rule (layout.BY_RULE),
 each rule's rows are one group, and each (group, term) has a list of its own. A request looks
-its tokens up in the vocabulary (vocabulary.py: the same steps whether a token is there or
-not), then probes exactly the (group, term) keys of the groups its allowed set covers, and reads
-only the lists it finds there. A term held only by hidden chunks and a term held by none cost
-the same: the same lookups, the same probes, nothing found (tests/search_api/test_work.py counts
-them). A covered group's document frequency is its list's length, read without its postings.
+its tokens up in the vocabulary (vocabulary.py: the same steps whether a token is there or not),
+then probes exactly the (group, term) keys of the groups its allowed set covers, and reads only
+the lists it finds there. A term held only by hidden chunks and a term held by none cost the
+same: the same lookups, the same probes, nothing found (tests/search_api/retrieval/test_work.py
+counts them). A covered group's document frequency is its list's length, read without its
+postings.
 
 The formula is FTS5's (sqlite/ext/fts5/fts5_aux.c): k1 = 1.2, b = 0.75; a term's idf is
 log((N - n + 0.5) / (n + 0.5)), at least 1e-6; its frequency in a chunk is the column-weighted

@@ -3,10 +3,10 @@ caller's allowed set.
 
 A document the caller may not see and one that does not exist raise the same error after the
 same reads (one indexed probe of the document's first chunk, one membership test), so neither
-the answers nor the work behind them tell the two apart (tests/search_api/test_documents.py
-counts the store's reads). A file is served only while it is byte for byte the one that was
-indexed (its SHA-256 is kept in the generation) and only from inside the corpus root; a JSONL
-record is served as the text that was indexed.
+the answers nor the work behind them tell the two apart
+(tests/search_api/retrieval/test_documents.py counts the store's reads). A file is served only
+while it is byte for byte the one that was indexed (its SHA-256 is kept in the generation) and
+only from inside the corpus root; a JSONL record is served as the text that was indexed.
 """
 
 from __future__ import annotations

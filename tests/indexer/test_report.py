@@ -1,6 +1,6 @@
 """What a build tells its operator about where it ran: how the generation was sharded, and on
 a cluster which node parsed and embedded how much (the numbers come from real builds in
-tests/indexer/test_cluster_build.py; here, how they are said)."""
+tests/indexer/cluster/test_cluster_build.py; here, how they are said)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from search_api.identity.principal import DOCUMENTS, EVERY_SURFACE, RETRIEVE, SE
 
 # Which keys get past authorization on each route: for a partner key and for an admin key, the
 # sets of scopes of which the key must hold every scope of one (docs/ACCESS.md, "Scopes", is
-# this table in words; tests/search_api/test_route_scopes.py walks every route with a key of
+# this table in words; tests/search_api/http/test_route_scopes.py walks every route with a key of
 # each single scope). Act-as is never needed to reach a route: it only lets a request carry
 # `on_behalf_of`. The pages and probes (PUBLIC) need no key at all.
 Need = tuple[frozenset[str], ...]

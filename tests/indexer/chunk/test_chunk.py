@@ -107,7 +107,7 @@ def test_demo_report_has_no_passage_ending_with_a_heading(embedder: Embedder) ->
     from indexer.load.loader import LoadOptions, load_file
 
     rel = "joint/acme-globex/cell-sensor-integration.md"
-    path = Path(__file__).resolve().parents[2] / "corpora" / "demo" / rel
+    path = Path(__file__).resolve().parents[3] / "corpora" / "demo" / rel
     report = next(iter(load_file(path, rel, LoadOptions())))
     assert isinstance(report, Document)
     chunks = Chunker(embedder.tokenizer, 200, 32, embedder.max_tokens).chunk(report)

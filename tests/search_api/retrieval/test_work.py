@@ -25,7 +25,7 @@ from search_api.identity.keys import KeyStore
 from search_api.retrieval.live import IndexHolder
 from tests.deployment import app_client
 from tests.search_api.conftest import auth
-from tests.search_api.test_documents import mcp_call
+from tests.search_api.retrieval.test_documents import mcp_call
 from tests.sharding import Pair
 
 # Words that occur only in documents each partner may not see (checked below: the admin finds

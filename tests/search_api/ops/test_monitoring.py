@@ -21,7 +21,7 @@ from tests.search_api.conftest import auth
 
 SCRAPE_TOKEN = "scrape-token-of-the-monitoring-test"  # what Prometheus sends (PKS_METRICS_TOKEN)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "docs" / "monitoring"
 RULES = MONITORING / "pks-alerts.yml"
 DASHBOARD = MONITORING / "grafana-dashboard.json"

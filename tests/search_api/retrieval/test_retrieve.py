@@ -21,8 +21,8 @@ from search_api.retrieval.stitching import Hit, stitch
 from tests.conftest import TEXTS, VISIBLE
 from tests.deployment import app_client
 from tests.factory import write
+from tests.search_api.access.test_access import QUERIES, all_chunk_texts
 from tests.search_api.conftest import Clock, auth
-from tests.search_api.test_access import QUERIES, all_chunk_texts
 
 # One long paragraph: the splitter must cut it mid-paragraph, so its chunks overlap.
 LONG = " ".join(

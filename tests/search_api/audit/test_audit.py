@@ -25,7 +25,7 @@ from search_api.identity.keys import KeyStore
 from search_api.identity.principal import Principal
 from search_api.ops.metrics import OpsMetrics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ALPHA = Principal("a1", "alpha", False)
 BETA = Principal("b1", "beta", False)
 ADMIN = Principal("ad", None, True)

@@ -69,7 +69,7 @@ def test_bad_files_are_skipped_with_reasons_and_the_rest_loads(tmp_path: Path) -
     write(tmp_path / "blank.md", "  \n\n ")
     write(tmp_path / "cp1252.txt", "Café crème au bureau de Genève.".encode("cp1252"))
     # Three letters, any of a dozen code pages: read in the corpus's (Windows-1252), with a
-    # warning (tests/indexer/test_encoding.py), not skipped.
+    # warning (tests/indexer/load/test_encoding.py), not skipped.
     write(tmp_path / "unknown.txt", b"\xe9\xe8\xe0")
     write(tmp_path / "binary.txt", b"\x00\x01\x02abc")
     write(tmp_path / "truncated.pdf", pdf_bytes(["some text"])[:60])

@@ -20,7 +20,7 @@ from search_api.http.routes import PUBLIC, ROUTE_SCOPES, passes
 from search_api.identity.keys import KeyStore
 from search_api.identity.principal import DEFAULT_SCOPES, SCOPES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 CALLS: dict[str, tuple[str, dict[str, object]]] = {  # route -> (URL path, request arguments)
     "POST /v1/search": ("/v1/search", {"json": {"query": "KESTREL", "top_k": 1}}),

@@ -81,7 +81,8 @@ QUERIES = ["cell batch cycled at 45 degrees", "KESTREL OSPREY HERON review", "st
 def test_lexical_top_k_within_the_allowed_set_equals_brute_force(boiler: LoadedIndex,
                                                                   query: str) -> None:
     """Brute force: every matching chunk of the allowed set ranked with the allowed set's own
-    statistics (tests/search_api/test_lexical_oracle.py checks those against a separate index)."""
+    statistics (tests/search_api/retrieval/test_lexical_oracle.py checks those against a
+    separate index)."""
     assert lexical(boiler.shards, query, allowed_sets(boiler)["admin"], 10_000)
     for who, allowed in allowed_sets(boiler).items():
         everything = lexical(boiler.shards, query, allowed, 10_000)
