@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/filtered_search.py --n 1000000 --json OUT [--queries 200]
         [--peer-n 1000000] [--no-ann]
+    .venv/bin/python benchmarks/filtered_search.py --vectors FILE --as-if 10000000 --json OUT
 
 Synthetic clustered, normalised 384-d vectors (no embedding) with hash-like chunk ids go through
 the project's own store as a build writes it (spilled to disk block by block, written in layout
@@ -18,6 +19,17 @@ In the same run the peer, LangChain's FAISS vector store (langchain-community,
 on the same allowed ids) and its default fetch_k, over the first --peer-n vectors (its
 in-memory docstore and its own copy of the vectors do not fit beside ours past a few million on
 24 GB). Memory per chunk is the store's own bytes, the IVF index included.
+
+Real vectors: `--vectors FILE` (a float32 .npy of normalised rows, e.g. what
+benchmarks/real_vectors.py makes) takes the index and the queries from the file instead: its
+last 300 rows are the queries, the rows before them the index in the file's order (--n is
+theirs). `--as-if N` asks what the planner would do at N chunks: the IVF gets the lists an
+N-chunk generation would get (ann.lists_for(N)), each set's plan is the planner's for the same
+share and layout of N rows, and an approximate plan starts from the lists an N-chunk search
+would probe (ann.first_nprobe at N: the same lists, so the same fraction of them); recall@10 is
+then measured on the file's rows (exact plans give 1.0 by construction), and `model_ms_at_n` is
+the cost model's estimate of the plan at N. Latencies measured in that mode are those of the
+file's rows, not of N. The peer does not run with --as-if.
 """
 
 from __future__ import annotations
@@ -39,13 +51,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+import indexer.store.ann as ann  # noqa: E402
 import indexer.store.vectors as vectors  # noqa: E402
 from benchmarks.machine import cpu as machine  # noqa: E402
-from indexer.store.planner import Strategy  # noqa: E402
-from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile  # noqa: E402
+from indexer.store.planner import (  # noqa: E402
+    GATHER_US_PER_ROW,
+    SEQ_US_PER_ROW,
+    Approximate,
+    Plan,
+    Strategy,
+    plan,
+)
+from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile, build_ann  # noqa: E402
 from indexer.store.vectors import VectorStore  # noqa: E402
 
 DIM, K = 384, 10
+FILE_QUERIES = 300  # --vectors: the file's last rows
 SHARES = (1.0, 0.3, 0.1, 0.01, 0.001)
 LAYOUTS = ("contiguous", "scattered")
 
@@ -103,6 +124,27 @@ def summarise(system: str, share: float, layout: str, found: list[list[int]],
             "cpu_p50_ms": round(statistics.median(cpu), 3)}
 
 
+def planned_at(total: int, share: float, layout: str, seed: int) -> tuple[Plan, Approximate | None]:
+    """The planner's plan for the same share and layout of a `total`-row generation (with its
+    IVF if it would have one), and the approximate plan's shape there."""
+    approximate = None
+    if total >= ANN_MIN_ROWS:
+        lists = ann.lists_for(total)
+        m = max(1, int(round(total * share)))
+        depth = ann.depth_for(K)
+        approximate = Approximate(lists, ann.first_nprobe(lists, m, depth), depth)
+    return plan(allowed_rows(total, share, layout, seed), total, approximate), approximate
+
+
+def modelled_ms(chosen: Plan, approximate: Approximate | None) -> float:
+    """The cost model's estimate of a plan (planner.py), in ms."""
+    if chosen.strategy is Strategy.APPROXIMATE and approximate is not None:
+        return approximate.cost_us(chosen.size, chosen.total) / 1000
+    per_row = GATHER_US_PER_ROW if chosen.strategy is Strategy.ROWS else SEQ_US_PER_ROW
+    rows = chosen.total if chosen.strategy is Strategy.SCAN else chosen.size
+    return rows * per_row / 1000
+
+
 def langchain_store(matrix: np.ndarray, ids: np.ndarray):  # type: ignore[no-untyped-def]
     """LangChain's FAISS store over the same vectors, as its from_embeddings would build it
     (IndexFlatL2, an in-memory docstore, the chunk id in each document's metadata)."""
@@ -111,12 +153,12 @@ def langchain_store(matrix: np.ndarray, ids: np.ndarray):  # type: ignore[no-unt
     from langchain_core.documents import Document
     from langchain_core.embeddings import FakeEmbeddings
 
-    index = faiss.IndexFlatL2(DIM)
+    index = faiss.IndexFlatL2(matrix.shape[1])
     index.add(matrix)
     keys = [str(i) for i in range(len(ids))]
     docstore = InMemoryDocstore({key: Document(page_content="", metadata={"id": int(cid)})
                                  for key, cid in zip(keys, ids.tolist(), strict=True)})
-    return FAISS(FakeEmbeddings(size=DIM), index, docstore, dict(enumerate(keys)))
+    return FAISS(FakeEmbeddings(size=matrix.shape[1]), index, docstore, dict(enumerate(keys)))
 
 
 def main() -> None:
@@ -136,24 +178,52 @@ def main() -> None:
                         help="visible shares to measure (default: 1 0.3 0.1 0.01 0.001)")
     parser.add_argument("--scratch", type=Path, default=None,
                         help="directory for the store's files (default: a temporary one)")
+    parser.add_argument("--vectors", type=Path, default=None,
+                        help="real vectors: a float32 .npy of normalised rows; its last 300 "
+                             "rows are the queries, the rest the index (--n is theirs)")
+    parser.add_argument("--as-if", type=int, default=None, metavar="N",
+                        help="the IVF's lists, the probes and each plan as the planner would "
+                             "choose them at N chunks (recall measured on these rows)")
     args = parser.parse_args()
     if args.no_pack:
         vectors.PACK_MIN_ROWS = 2**62
-    n = args.n
+    as_if = args.as_if
     rng = np.random.default_rng(0)
-    centers = rng.standard_normal((max(16, n // 1000), DIM)).astype(np.float32)
-    queries = clustered(args.queries, 2, centers)
+    source = None
+    if args.vectors is not None:
+        source = np.load(args.vectors, mmap_mode="r")
+        if source.dtype != np.float32 or source.ndim != 2 or len(source) <= FILE_QUERIES:
+            parser.error(f"{args.vectors}: {source.shape} {source.dtype}, not float32 rows")
+        n, dim = len(source) - FILE_QUERIES, int(source.shape[1])
+        queries = np.ascontiguousarray(source[n:][:args.queries])
+    else:
+        n, dim = args.n, DIM
+        centers = rng.standard_normal((max(16, n // 1000), DIM)).astype(np.float32)
+        queries = clustered(args.queries, 2, centers)
     ids = rng.choice(2**53, n, replace=False).astype(np.int64)  # hash-like, as the indexer's
+    if as_if is not None:
+        args.no_peer = True
+        lists_at = ann.lists_for(as_if)
+        if as_if >= ANN_MIN_ROWS and n < lists_at * ann.TRAIN_PER_LIST:
+            parser.error(f"--as-if {as_if}: its {lists_at} lists need {lists_at * 40} rows "
+                         f"to train, the index has {n}")
 
     scratch_dir = tempfile.TemporaryDirectory(dir=args.scratch)
     scratch = Path(scratch_dir.name)
     started = time.perf_counter()
-    spill = VectorFile(scratch, DIM)
+    spill = VectorFile(scratch, dim)
     for start in range(0, n, 1_000_000):  # generated and written a block at a time
-        block = clustered(min(n, start + 1_000_000) - start, 1 + start, centers)
+        stop = min(n, start + 1_000_000)
+        block = np.asarray(source[start:stop]) if source is not None else \
+            clustered(stop - start, 1 + start, centers)
         spill.add(ids[start:start + block.shape[0]], block)
     written = time.perf_counter()
-    spill.write(order=ids, ann_min_rows=n + 1 if args.no_ann else ANN_MIN_ROWS)
+    if as_if is None:
+        spill.write(order=ids, ann_min_rows=n + 1 if args.no_ann else ANN_MIN_ROWS)
+    else:  # the IVF of an N-chunk generation, if it would have one, over these rows
+        spill.write(order=ids, ann_min_rows=n + 1)
+        if as_if >= ANN_MIN_ROWS and not args.no_ann:
+            build_ann(scratch, ann.lists_for(as_if))
     build_s = time.perf_counter() - written
     store = VectorStore.load(scratch)
     matrix = np.load(scratch / "vectors.npy", mmap_mode="r")  # rows in `ids` order
@@ -174,17 +244,37 @@ def main() -> None:
             t0 = time.perf_counter()
             chosen = store.plan_for(allowed)
             plan_ms = (time.perf_counter() - t0) * 1000
-            found, latencies, cpu = [], [], []
+            at = planned_at(as_if, share, layout, int(share * 1e6) + len(layout)) \
+                if as_if is not None else None
+            found, latencies, cpu, probed = [], [], [], []
             ran = set()
             for query in queries:
                 t0, c0 = time.perf_counter(), time.thread_time()
-                hits, strategy = store.search_planned(query, allowed, K)
+                if at is not None and at[0].strategy is Strategy.APPROXIMATE:
+                    assert at[1] is not None
+                    hits, lists = store.search_approximate(query, picked, K, at[1].nprobe)
+                    strategy = Strategy.APPROXIMATE
+                    probed.append(lists)
+                else:
+                    hits, strategy = store.search_planned(query, allowed, K)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 cpu.append((time.thread_time() - c0) * 1000)
                 found.append([h.chunk_id for h in hits])
                 ran.add(strategy)
             row = summarise("ours", share, layout, found, truth, latencies, cpu)
             plan_name = "packed" if store.is_packed(allowed) else chosen.strategy.value
+            if at is not None:
+                if at[0].strategy is not Strategy.APPROXIMATE and Strategy.APPROXIMATE in ran:
+                    raise SystemExit("an exact plan at N ran approximate on the file's rows")
+                plan_name = at[0].strategy.value
+                lists = store.ann.lists if store.ann is not None else None
+                row.update(as_if=as_if, model_ms_at_n=round(modelled_ms(*at), 3),
+                           ivf_lists=lists)
+                if probed:
+                    assert at[1] is not None and lists is not None
+                    row.update(first_nprobe=at[1].nprobe,
+                               probed_share=round(at[1].nprobe / lists, 4),
+                               nprobe_p50=statistics.median(probed), nprobe_max=max(probed))
             row["path"] = "approximate" if Strategy.APPROXIMATE in ran else "exact"
             row.update(plan=plan_name, runs=int(chosen.starts.size),
                        visible=int(allowed.size), first_plan_ms=round(plan_ms, 3))
@@ -213,7 +303,12 @@ def main() -> None:
                 rows.append(row)
 
     result = {
-        "n": n, "dim": DIM, "k": K, "queries": args.queries, "peer_queries": args.peer_queries,
+        "n": n, "dim": dim, "k": K, "queries": len(queries),
+        "vectors": str(args.vectors) if args.vectors is not None else None, "as_if": as_if,
+        "ann": {"lists_per_sqrt": ann.LISTS_PER_SQRT, "nprobe": ann.NPROBE,
+                "min_allowed_scanned": ann.MIN_ALLOWED_SCANNED,
+                "expected_fill": ann.EXPECTED_FILL, "depth": ann.depth_for(K)},
+        "peer_queries": args.peer_queries,
         "peer_n": peer_n, "threads_per_query": 1, "write_and_index_s": round(build_s, 1),
         "ivf_lists": store.ann.lists if store.ann is not None else None,
         "bytes_per_chunk": round((store.nbytes + store.ann_bytes) / n, 1),

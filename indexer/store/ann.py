@@ -62,6 +62,19 @@ def depth_for(k: int) -> int:
     return max(DEPTH_MIN, DEPTH_PER_K * k)
 
 
+def first_nprobe(lists: int, allowed: int, depth: int) -> int:
+    """Lists to probe at first in an IVF of `lists` lists for `allowed` entries, so that they
+    hold about EXPECTED_FILL x depth allowed entries, and at least MIN_ALLOWED_SCANNED (recall
+    for narrow sets; the planner weighs the cost). Depends on the index only through `lists`,
+    so the planner can ask it of an index it does not have (benchmarks: --as-if)."""
+    if allowed <= 0:
+        return lists
+    per_list = allowed / lists
+    wanted = max(EXPECTED_FILL * depth, min(allowed, MIN_ALLOWED_SCANNED))
+    needed = math.ceil(wanted / max(per_list, 1e-9))
+    return max(1, min(lists, max(NPROBE, needed)))
+
+
 def bitmap_of(rows: np.ndarray, total: int) -> np.ndarray:
     """Allowed row positions as FAISS's IDSelectorBitmap reads them (bit i of byte i >> 3)."""
     bits = np.zeros(total, dtype=bool)
@@ -113,21 +126,15 @@ class AnnIndex:
         return self.total * per_entry + self.lists * int(self._index.d) * 4
 
     def first_nprobe(self, allowed: int, depth: int) -> int:
-        """Lists to probe so that they hold about EXPECTED_FILL x depth allowed entries, and
-        at least MIN_ALLOWED_SCANNED (recall for narrow sets; the planner weighs the cost)."""
-        if allowed <= 0:
-            return self.lists
-        per_list = allowed / self.lists
-        wanted = max(EXPECTED_FILL * depth, min(allowed, MIN_ALLOWED_SCANNED))
-        needed = math.ceil(wanted / max(per_list, 1e-9))
-        return max(1, min(self.lists, max(NPROBE, needed)))
+        return first_nprobe(self.lists, allowed, depth)
 
     def candidates(self, query: np.ndarray, bitmap: np.ndarray, allowed: int,
-                   depth: int) -> tuple[np.ndarray, int]:
+                   depth: int, nprobe: int | None = None) -> tuple[np.ndarray, int]:
         """Row positions of up to `depth` allowed rows nearest the query by their codes, and
-        the lists probed. Widened until min(depth, allowed) are found: never short."""
+        the lists probed. Starts from `nprobe` lists (default: first_nprobe) and widens until
+        min(depth, allowed) are found: never short."""
         selector = faiss.IDSelectorBitmap(self.total, faiss.swig_ptr(bitmap))
-        nprobe = self.first_nprobe(allowed, depth)
+        nprobe = min(self.lists, nprobe or self.first_nprobe(allowed, depth))
         want = min(depth, allowed)
         q = query.reshape(1, -1)
         while True:

@@ -277,14 +277,34 @@ class VectorStore:
         if vector.size != self.dim:
             raise ValueError(f"query has {vector.size} dimensions, the index {self.dim}")
         if chosen.strategy is Strategy.APPROXIMATE and self.ann is not None and extra is not None:
-            rows, _ = self.ann.candidates(vector, extra, chosen.size, depth_for(k))
-            rows = np.sort(rows)
-            scores = np.empty(rows.size, dtype=np.float32)
-            sp = faiss.swig_ptr
-            kernels.fvec_inner_products_by_idx(sp(scores), sp(vector), sp(self._matrix),
-                                               sp(rows), self.dim, 1, rows.size)
-        else:
-            scores, rows = self._score(chosen, vector, extra), chosen.rows
+            return self._approximate(vector, extra, chosen.size, k)[0], chosen.strategy
+        scores, rows = self._score(chosen, vector, extra), chosen.rows
+        return self._hits(scores, rows, k), chosen.strategy
+
+    def search_approximate(self, query: np.ndarray, rows: np.ndarray, k: int,
+                           nprobe: int | None = None) -> tuple[list[Hit], int]:
+        """The approximate plan's answer within these allowed row positions (sorted), starting
+        from `nprobe` lists (None: as a search would), and the lists it probed. For benchmarks
+        that ask what a larger index's probes find (benchmarks/filtered_search.py --as-if);
+        the server searches through `search`."""
+        if self.ann is None:
+            raise ValueError("this generation has no IVF index")
+        vector = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
+        return self._approximate(vector, bitmap_of(rows, len(self)), int(rows.size), k, nprobe)
+
+    def _approximate(self, vector: np.ndarray, bitmap: np.ndarray, allowed: int, k: int,
+                     nprobe: int | None = None) -> tuple[list[Hit], int]:
+        """The IVF's candidates among the bitmap's rows, re-scored exactly: the top k."""
+        assert self.ann is not None
+        rows, probed = self.ann.candidates(vector, bitmap, allowed, depth_for(k), nprobe)
+        rows = np.sort(rows)
+        scores = np.empty(rows.size, dtype=np.float32)
+        sp = faiss.swig_ptr
+        kernels.fvec_inner_products_by_idx(sp(scores), sp(vector), sp(self._matrix),
+                                           sp(rows), self.dim, 1, rows.size)
+        return self._hits(scores, rows, k), probed
+
+    def _hits(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
         best = top_k(scores, lambda at: self._ids[rows[at]], k)
         return [Hit(int(i), float(s)) for i, s in zip(self._ids[rows[best]], scores[best],
-                                                       strict=True)], chosen.strategy
+                                                       strict=True)]
