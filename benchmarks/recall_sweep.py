@@ -1,0 +1,127 @@
+"""The approximate path's recall@10 against how many lists it probes and how many candidates it
+re-scores, on real vectors, for the IVF a generation of N chunks would have.
+
+    nice -n 19 .venv/bin/python benchmarks/recall_sweep.py --vectors FILE \
+        --as-if 1000000 10000000 --json benchmarks/results/recall_sweep.json
+
+For each N the IVF gets ann.lists_for(N) lists (trained and filled on the file's index rows, as
+filtered_search.py --as-if does); for each share and layout of benchmarks/filtered_search.py
+(the same allowed rows) it gives the planner's plan at N and the lists it would probe first,
+then recall@10 against exact search (the file's last 300 rows as queries) when a fixed number
+of lists is probed (no widening: the first probe, which is what decides recall for broad sets)
+and the best `depth` candidates by their 8-bit codes are re-scored exactly. What it is for:
+choosing NPROBE, MIN_ALLOWED_SCANNED and DEPTH in ann.py by measurement, not by guess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+import indexer.store.ann as ann  # noqa: E402
+from benchmarks.filtered_search import (  # noqa: E402
+    FILE_QUERIES,
+    K,
+    LAYOUTS,
+    allowed_rows,
+    modelled_ms,
+    planned_at,
+)
+from benchmarks.machine import cpu as machine  # noqa: E402
+from indexer.store.ann import AnnIndex, bitmap_of  # noqa: E402
+
+SHARES = (1.0, 0.3, 0.1, 0.01)
+
+
+def truth_of(matrix: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Row positions of each query's exact top 10 among `rows`."""
+    scores = queries @ matrix[rows].T
+    top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
+    return rows[top]
+
+
+def recall_at(index: AnnIndex, matrix: np.ndarray, rows: np.ndarray, queries: np.ndarray,
+              truth: np.ndarray, nprobe: int, depth: int) -> float:
+    """Mean recall@10 when `nprobe` lists are probed and `depth` candidates re-scored."""
+    bitmap = bitmap_of(rows, len(matrix))
+    selector = faiss.IDSelectorBitmap(len(matrix), faiss.swig_ptr(bitmap))
+    params = ann.library.SearchParametersIVF(sel=selector, nprobe=nprobe)
+    _, found = index._index.search(queries, depth, params=params)
+    hits = []
+    for q, cands in enumerate(found):
+        cands = cands[cands >= 0]
+        exact = matrix[cands] @ queries[q]
+        best = cands[np.argsort(-exact)[:K]]
+        hits.append(len(set(best.tolist()) & set(truth[q].tolist())) / K)
+    return statistics.mean(hits)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vectors", type=Path, required=True)
+    parser.add_argument("--as-if", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
+    parser.add_argument("--probed", type=float, nargs="+",
+                        default=[0.005, 0.01, 0.016, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2],
+                        help="fractions of the lists probed")
+    parser.add_argument("--depths", type=int, nargs="+", default=[40, 100])
+    parser.add_argument("--rows", type=int, default=None,
+                        help="use only the first ROWS index rows (how recall moves with n)")
+    parser.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args()
+    source = np.load(args.vectors, mmap_mode="r")
+    n = len(source) - FILE_QUERIES
+    queries = np.ascontiguousarray(source[n:], dtype=np.float32)
+    n = min(n, args.rows or n)
+    matrix = np.ascontiguousarray(source[:n], dtype=np.float32)
+    faiss.omp_set_num_threads(int(os.environ.get("SWEEP_THREADS", "1")))
+    out: list[dict[str, object]] = []
+    for total in args.as_if:
+        lists = ann.lists_for(total)
+        started = time.perf_counter()
+        index = AnnIndex.build(matrix, lists)
+        print(f"N={total}: {lists} lists over {n} rows in {time.perf_counter() - started:.0f} s",
+              file=sys.stderr, flush=True)
+        for share in args.shares:
+            for layout in LAYOUTS:
+                seed = int(share * 1e6) + len(layout)
+                rows = allowed_rows(n, share, layout, seed)
+                chosen, approximate = planned_at(total, share, layout, seed)
+                truth = truth_of(matrix, rows, queries)
+                row: dict[str, object] = {
+                    "as_if": total, "n": n, "lists": lists, "share": share, "layout": layout,
+                    "plan_at_n": chosen.strategy.value,
+                    "model_ms_at_n": round(modelled_ms(chosen, approximate), 3),
+                    "first_nprobe": approximate.nprobe if approximate else None}
+                recalls = {}
+                for depth in args.depths:
+                    for fraction in args.probed:
+                        nprobe = max(1, round(fraction * lists))
+                        recalls[f"{fraction}/{depth}"] = round(recall_at(
+                            index, matrix, rows, queries, truth, nprobe, depth), 4)
+                    if approximate:
+                        recalls[f"first/{depth}"] = round(recall_at(
+                            index, matrix, rows, queries, truth, approximate.nprobe, depth), 4)
+                row["recall_at_10"] = recalls
+                print(json.dumps(row), flush=True)
+                out.append(row)
+    result = {"vectors": str(args.vectors), "n": n, "queries": len(queries), "k": K,
+              "probed_fractions": args.probed, "depths": args.depths,
+              "machine": machine(), "faiss": faiss.__version__, "rows": out}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
