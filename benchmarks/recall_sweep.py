@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 import indexer.store.ann as ann  # noqa: E402
 from benchmarks.filtered_search import (  # noqa: E402
     FILE_QUERIES,
-    K,
     LAYOUTS,
+    K,
     allowed_rows,
     modelled_ms,
     planned_at,
@@ -67,6 +67,16 @@ def recall_at(index: AnnIndex, matrix: np.ndarray, rows: np.ndarray, queries: np
     return statistics.mean(hits)
 
 
+def scanned_ratio(index: AnnIndex, queries: np.ndarray, nprobe: int) -> float:
+    """Entries in the lists a query probes, over nprobe x the mean list's: k-means lists of real
+    text are uneven, and a query's nearest lists tend to be the long ones (the cost model
+    assumes the mean)."""
+    ivf = faiss.extract_index_ivf(index._index)
+    sizes = np.array([ivf.invlists.list_size(i) for i in range(ivf.nlist)])
+    _, probed = ivf.quantizer.search(queries, nprobe)
+    return float(sizes[probed].sum(axis=1).mean() / (nprobe * sizes.mean()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vectors", type=Path, required=True)
@@ -93,6 +103,10 @@ def main() -> None:
         index = AnnIndex.build(matrix, lists)
         print(f"N={total}: {lists} lists over {n} rows in {time.perf_counter() - started:.0f} s",
               file=sys.stderr, flush=True)
+        uneven = {str(f): round(scanned_ratio(index, queries, max(1, round(f * lists))), 3)
+                  for f in args.probed}
+        print(json.dumps({"as_if": total, "scanned_over_mean": uneven}), flush=True)
+        out.append({"as_if": total, "lists": lists, "scanned_over_mean": uneven})
         for share in args.shares:
             for layout in LAYOUTS:
                 seed = int(share * 1e6) + len(layout)
