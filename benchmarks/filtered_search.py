@@ -25,8 +25,10 @@ benchmarks/real_vectors.py makes) takes the index and the queries from the file 
 last 300 rows are the queries, the rows before them the index in the file's order (--n is
 theirs). `--as-if N` asks what the planner would do at N chunks: the IVF gets the lists an
 N-chunk generation would get (ann.lists_for(N)), each set's plan is the planner's for the same
-share and layout of N rows, and an approximate plan starts from the lists an N-chunk search
-would probe (ann.first_nprobe at N: the same lists, so the same fraction of them); recall@10 is
+share and layout of N rows (its concentration in the lists measured on the file's IVF), and an
+approximate search scans what an N-chunk search would: the same share of the index's entries
+(ann.index_share of the same lists), at least the same share of the allowed entries
+(ann.allowed_floor at N), so about the same fraction of the lists; recall@10 is
 then measured on the file's rows (exact plans give 1.0 by construction), and `model_ms_at_n` is
 the cost model's estimate of the plan at N. Latencies measured in that mode are those of the
 file's rows, not of N. The peer does not run with --as-if.
@@ -124,22 +126,35 @@ def summarise(system: str, share: float, layout: str, found: list[list[int]],
             "cpu_p50_ms": round(statistics.median(cpu), 3)}
 
 
-def planned_at(total: int, share: float, layout: str, seed: int) -> tuple[Plan, Approximate | None]:
+def planned_at(total: int, share: float, layout: str, seed: int, purity: float | None = None,
+               holding: float | None = None) -> tuple[Plan, Approximate | None]:
     """The planner's plan for the same share and layout of a `total`-row generation (with its
-    IVF if it would have one), and the approximate plan's shape there."""
+    IVF if it would have one), and the approximate plan's shape there. `purity`: how much of
+    the lists holding the set is allowed, `holding`: their share of the index (both measured
+    on the file's IVF; default: spread evenly over every list)."""
     approximate = None
     if total >= ANN_MIN_ROWS:
-        lists = ann.lists_for(total)
         m = max(1, int(round(total * share)))
-        depth = ann.depth_for(K)
-        approximate = Approximate(lists, ann.first_nprobe(lists, m, depth), depth)
+        approximate = ann.approximate_for(ann.lists_for(total), total, m, ann.depth_for(K),
+                                          purity if purity is not None else m / total,
+                                          holding=total * holding if holding else None)
     return plan(allowed_rows(total, share, layout, seed), total, approximate), approximate
+
+
+def concentration(index: ann.AnnIndex, rows: np.ndarray) -> tuple[float, float]:
+    """How much of the lists holding these rows is allowed (weighted by allowed entries), and
+    the share of the index those lists hold."""
+    guide = index.approximate(rows, ann.depth_for(K))
+    assert guide.per_list is not None
+    _, sizes, _ = index._lists()
+    return ann.purity_of(guide.per_list, sizes), \
+        float(sizes[guide.per_list > 0].sum()) / index.total
 
 
 def modelled_ms(chosen: Plan, approximate: Approximate | None) -> float:
     """The cost model's estimate of a plan (planner.py), in ms."""
     if chosen.strategy is Strategy.APPROXIMATE and approximate is not None:
-        return approximate.cost_us(chosen.size, chosen.total) / 1000
+        return approximate.cost_us() / 1000
     per_row = GATHER_US_PER_ROW if chosen.strategy is Strategy.ROWS else SEQ_US_PER_ROW
     rows = chosen.total if chosen.strategy is Strategy.SCAN else chosen.size
     return rows * per_row / 1000
@@ -244,15 +259,21 @@ def main() -> None:
             t0 = time.perf_counter()
             chosen = store.plan_for(allowed)
             plan_ms = (time.perf_counter() - t0) * 1000
-            at = planned_at(as_if, share, layout, int(share * 1e6) + len(layout)) \
-                if as_if is not None else None
+            at = None
+            if as_if is not None:
+                purity = holding = None
+                if store.ann is not None:  # how concentrated the set is in the IVF's lists
+                    purity, holding = concentration(store.ann, picked)
+                at = planned_at(as_if, share, layout, int(share * 1e6) + len(layout), purity,
+                                holding)
+                floor = ann.allowed_floor(int(round(as_if * share)), ann.depth_for(K))
             found, latencies, cpu, probed = [], [], [], []
             ran = set()
             for query in queries:
                 t0, c0 = time.perf_counter(), time.thread_time()
                 if at is not None and at[0].strategy is Strategy.APPROXIMATE:
                     assert at[1] is not None
-                    hits, lists = store.search_approximate(query, picked, K, at[1].nprobe)
+                    hits, lists = store.search_approximate(query, picked, K, floor)
                     strategy = Strategy.APPROXIMATE
                     probed.append(lists)
                 else:
@@ -272,9 +293,11 @@ def main() -> None:
                            ivf_lists=lists)
                 if probed:
                     assert at[1] is not None and lists is not None
-                    row.update(first_nprobe=at[1].nprobe,
-                               probed_share=round(at[1].nprobe / lists, 4),
-                               nprobe_p50=statistics.median(probed), nprobe_max=max(probed))
+                    row.update(allowed_floor=round(floor, 4),
+                               index_share=round(ann.index_share(lists), 4),
+                               scanned_share_at_n=round(at[1].scanned / as_if, 4),
+                               lists_probed_p50=statistics.median(probed),
+                               lists_probed_max=max(probed))
             row["path"] = "approximate" if Strategy.APPROXIMATE in ran else "exact"
             row.update(plan=plan_name, runs=int(chosen.starts.size),
                        visible=int(allowed.size), first_plan_ms=round(plan_ms, 3))
@@ -305,7 +328,8 @@ def main() -> None:
     result = {
         "n": n, "dim": dim, "k": K, "queries": len(queries),
         "vectors": str(args.vectors) if args.vectors is not None else None, "as_if": as_if,
-        "ann": {"lists_per_sqrt": ann.LISTS_PER_SQRT, "nprobe": ann.NPROBE,
+        "ann": {"lists_per_sqrt": ann.LISTS_PER_SQRT,
+                "scan_per_sqrt_lists": ann.SCAN_PER_SQRT_LISTS,
                 "min_allowed_scanned": ann.MIN_ALLOWED_SCANNED,
                 "expected_fill": ann.EXPECTED_FILL, "depth": ann.depth_for(K)},
         "peer_queries": args.peer_queries,

@@ -7,10 +7,11 @@ re-scores, on real vectors, for the IVF a generation of N chunks would have.
 For each N the IVF gets ann.lists_for(N) lists (trained and filled on the file's index rows, as
 filtered_search.py --as-if does); for each share and layout of benchmarks/filtered_search.py
 (the same allowed rows) it gives the planner's plan at N and the lists it would probe first,
-then recall@10 against exact search (the file's last 300 rows as queries) when a fixed number
-of lists is probed (no widening: the first probe, which is what decides recall for broad sets)
-and the best `depth` candidates by their 8-bit codes are re-scored exactly. What it is for:
-choosing NPROBE, MIN_ALLOWED_SCANNED and DEPTH in ann.py by measurement, not by guess.
+then recall@10 against exact search (the file's last 300 rows as queries) when the first probe
+scans a given share of the index's entries in the nearest lists that hold allowed entries (as
+a search does; "planner" is ann.index_share, what a search scans; the allowed floor is the one
+of N) and the best `depth` candidates by their 8-bit codes are re-scored exactly. What it is
+for: choosing SCAN_PER_SQRT_LISTS and the depth in ann.py by measurement, not by guess.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from benchmarks.filtered_search import (  # noqa: E402
     LAYOUTS,
     K,
     allowed_rows,
+    concentration,
     modelled_ms,
     planned_at,
 )
@@ -52,19 +54,21 @@ def truth_of(matrix: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> np.nd
 
 
 def recall_at(index: AnnIndex, matrix: np.ndarray, rows: np.ndarray, queries: np.ndarray,
-              truth: np.ndarray, nprobe: int, depth: int) -> float:
-    """Mean recall@10 when `nprobe` lists are probed and `depth` candidates re-scored."""
+              truth: np.ndarray, share: float, floor: float,
+              depth: int) -> tuple[float, float]:
+    """Mean recall@10 when the first probe scans `share` of the index's entries and at least
+    `floor` of the allowed ones (the nearest lists that hold any, as a search does) and `depth`
+    candidates are re-scored; and the mean lists probed."""
     bitmap = bitmap_of(rows, len(matrix))
-    selector = faiss.IDSelectorBitmap(len(matrix), faiss.swig_ptr(bitmap))
-    params = ann.library.SearchParametersIVF(sel=selector, nprobe=nprobe)
-    _, found = index._index.search(queries, depth, params=params)
-    hits = []
-    for q, cands in enumerate(found):
-        cands = cands[cands >= 0]
-        exact = matrix[cands] @ queries[q]
-        best = cands[np.argsort(-exact)[:K]]
+    per_list = index.approximate(rows, depth).per_list
+    assert per_list is not None
+    hits, lists = [], []
+    for q, query in enumerate(queries):
+        cands, probed = index.candidates(query, bitmap, per_list, depth, floor, share)
+        best = cands[np.argsort(-(matrix[cands] @ query))[:K]]
         hits.append(len(set(best.tolist()) & set(truth[q].tolist())) / K)
-    return statistics.mean(hits)
+        lists.append(probed)
+    return statistics.mean(hits), statistics.mean(lists)
 
 
 def scanned_ratio(index: AnnIndex, queries: np.ndarray, nprobe: int) -> float:
@@ -84,21 +88,27 @@ def main() -> None:
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
     parser.add_argument("--probed", type=float, nargs="+",
                         default=[0.005, 0.01, 0.016, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2],
-                        help="fractions of the lists probed")
+                        help="shares of the index's entries the first probe scans")
     parser.add_argument("--depths", type=int, nargs="+", default=[40, 100])
     parser.add_argument("--rows", type=int, default=None,
-                        help="use only the first ROWS index rows (how recall moves with n)")
+                        help="use a random ROWS of the index rows, in order, and the same "
+                             "queries (how recall moves with n)")
+    parser.add_argument("--lists-scale", type=float, default=1.0,
+                        help="lists = this x what an N-chunk generation gets (more lists: "
+                             "does a finer IVF need less of the index scanned?)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
     source = np.load(args.vectors, mmap_mode="r")
     n = len(source) - FILE_QUERIES
     queries = np.ascontiguousarray(source[n:], dtype=np.float32)
-    n = min(n, args.rows or n)
-    matrix = np.ascontiguousarray(source[:n], dtype=np.float32)
+    kept = np.arange(n) if not args.rows or args.rows >= n else \
+        np.sort(np.random.default_rng(1).choice(n, args.rows, replace=False))
+    n = kept.size
+    matrix = np.ascontiguousarray(source[:len(source) - FILE_QUERIES][kept], dtype=np.float32)
     faiss.omp_set_num_threads(int(os.environ.get("SWEEP_THREADS", "1")))
     out: list[dict[str, object]] = []
     for total in args.as_if:
-        lists = ann.lists_for(total)
+        lists = round(ann.lists_for(total) * args.lists_scale)
         started = time.perf_counter()
         index = AnnIndex.build(matrix, lists)
         print(f"N={total}: {lists} lists over {n} rows in {time.perf_counter() - started:.0f} s",
@@ -111,26 +121,32 @@ def main() -> None:
             for layout in LAYOUTS:
                 seed = int(share * 1e6) + len(layout)
                 rows = allowed_rows(n, share, layout, seed)
-                chosen, approximate = planned_at(total, share, layout, seed)
+                purity, holding = concentration(index, rows)
+                chosen, approximate = planned_at(total, share, layout, seed, purity, holding)
                 truth = truth_of(matrix, rows, queries)
+                floor = ann.allowed_floor(round(total * share), ann.depth_for(K))
                 row: dict[str, object] = {
                     "as_if": total, "n": n, "lists": lists, "share": share, "layout": layout,
+                    "purity": round(purity, 4), "holding": round(holding, 4),
                     "plan_at_n": chosen.strategy.value,
                     "model_ms_at_n": round(modelled_ms(chosen, approximate), 3),
-                    "first_nprobe": approximate.nprobe if approximate else None}
-                recalls = {}
+                    "index_share": round(ann.index_share(lists), 4),
+                    "allowed_floor": round(floor, 4)}
+                recalls, probed = {}, {}
                 for depth in args.depths:
-                    for fraction in args.probed:
-                        nprobe = max(1, round(fraction * lists))
-                        recalls[f"{fraction}/{depth}"] = round(recall_at(
-                            index, matrix, rows, queries, truth, nprobe, depth), 4)
-                    if approximate:
-                        recalls[f"first/{depth}"] = round(recall_at(
-                            index, matrix, rows, queries, truth, approximate.nprobe, depth), 4)
+                    for fraction in [*args.probed, "planner"]:
+                        recall, mean_lists = recall_at(
+                            index, matrix, rows, queries, truth,
+                            ann.index_share(lists) if fraction == "planner" else float(fraction),
+                            floor, depth)
+                        recalls[f"{fraction}/{depth}"] = round(recall, 4)
+                        probed[f"{fraction}/{depth}"] = round(mean_lists, 1)
+                row["lists_probed_mean"] = probed
                 row["recall_at_10"] = recalls
                 print(json.dumps(row), flush=True)
                 out.append(row)
-    result = {"vectors": str(args.vectors), "n": n, "queries": len(queries), "k": K,
+    result = {"vectors": str(args.vectors), "n": n, "lists_scale": args.lists_scale,
+              "queries": len(queries), "k": K,
               "probed_fractions": args.probed, "depths": args.depths,
               "machine": machine(), "faiss": faiss.__version__, "rows": out}
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,11 @@ one byte per dimension (384 bytes + an 8-byte row id per chunk), ranks candidate
 and the best `depth` candidates are scored again exactly from the float32 rows, so every score
 returned is the exact cosine and only the candidate set is approximate.
 
-Widening: the lists probed start from what the allowed share makes necessary to find `depth`
-allowed entries, and double until `depth` are found or every list was probed (which scans
+What a search probes. The centroids are ranked by the query; the lists that hold none of the
+caller's allowed entries are skipped (the plan keeps how many each list holds), and the nearest
+of the others are probed until they hold a share of the allowed set (scan_share: recall on
+real embeddings decides it, docs/SCALE.md). If they still yield fewer than `depth` candidates,
+the share doubles until they do or every list holding an allowed entry was probed (which scans
 every allowed entry), so a caller who may see k chunks always gets k.
 
 The entries' ids are row positions of vectors.npy (its layout order), so the selector is a
@@ -31,6 +34,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from indexer.store.planner import Approximate
+
 # FAISS's Python parameter classes take keyword arguments its type stubs do not declare.
 library: Any = faiss
 
@@ -40,18 +45,24 @@ LISTS_PER_SQRT = 1.0
 TRAIN_PER_LIST = 40  # k-means sample: FAISS warns below 39 points per centroid
 TRAIN_ITERATIONS = 10
 ADD_BLOCK = 65_536
-# Lists probed at first for a whole-index set; measured on clustered 384-d data, recall@10 0.99+
-# at 1M (benchmarks/filtered_search.py), raised for a narrow set until `depth` can be found.
-NPROBE = 16
 DEPTH_PER_K = 4  # candidates re-scored exactly: 4k, at least DEPTH_MIN
 DEPTH_MIN = 40
-EXPECTED_FILL = 2.0  # probe lists expected to hold this many times `depth` allowed entries
-# ...and at least this many allowed entries: a narrow set's nearest allowed neighbours lie
-# further from the query than the whole index's, in lists beyond the first 16. Measured at 10M
-# chunks (3,162 lists, benchmarks/filtered_search.py on a 16-core machine): 1 % of the index
-# scattered, 16 lists probed = 506 allowed entries scanned, gave recall@10 0.883; 10 %
-# scattered, 16 lists = 5,060 allowed entries, gave 0.998.
+# What a search probes: the lists nearest the query that hold any of the caller's allowed
+# entries (lists without one are skipped: a partner's documents are about its own topics and
+# lie in a part of the lists), nearest first, until they hold as many allowed entries as
+# index_share(lists) of the index would hold at the set's purity (the allowed share of the
+# lists that hold it: for an evenly spread set its share of the index, for a partner's own
+# documents much more), at least MIN_ALLOWED_SCANNED (a narrow set's nearest allowed
+# neighbours lie further from the query than the whole index's: at 10M chunks, 1 % scattered,
+# 506 allowed entries scanned gave recall@10 0.883 on synthetic clusters) and EXPECTED_FILL x
+# depth. Counting allowed entries, not entries, matters for a concentrated set: a query off its
+# topics reaches it through lists that hold few of its entries. The share of the index falls
+# as the lists get finer: SCAN_PER_SQRT_LISTS / sqrt(lists), 7.9 % at 1M chunks (1,000 lists),
+# 4.4 % at 10M (3,162), set by recall@10 on real embeddings (benchmarks/recall_sweep.py,
+# docs/SCALE.md).
+SCAN_PER_SQRT_LISTS = 2.5
 MIN_ALLOWED_SCANNED = 5_000
+EXPECTED_FILL = 2.0
 
 
 def lists_for(n: int) -> int:
@@ -62,17 +73,43 @@ def depth_for(k: int) -> int:
     return max(DEPTH_MIN, DEPTH_PER_K * k)
 
 
-def first_nprobe(lists: int, allowed: int, depth: int) -> int:
-    """Lists to probe at first in an IVF of `lists` lists for `allowed` entries, so that they
-    hold about EXPECTED_FILL x depth allowed entries, and at least MIN_ALLOWED_SCANNED (recall
-    for narrow sets; the planner weighs the cost). Depends on the index only through `lists`,
-    so the planner can ask it of an index it does not have (benchmarks: --as-if)."""
+def index_share(lists: int) -> float:
+    """The share of the index's entries a search's first probe scans, in the lists nearest
+    the query that hold an allowed entry."""
+    return min(1.0, SCAN_PER_SQRT_LISTS / math.sqrt(max(lists, 1)))
+
+
+def allowed_floor(allowed: int, depth: int) -> float:
+    """The share of an allowed set's entries a search's first probe scans at least. Depends
+    on the index only through the set's size, so a benchmark can ask it of an index it does not
+    have (benchmarks/filtered_search.py --as-if)."""
     if allowed <= 0:
-        return lists
-    per_list = allowed / lists
-    wanted = max(EXPECTED_FILL * depth, min(allowed, MIN_ALLOWED_SCANNED))
-    needed = math.ceil(wanted / max(per_list, 1e-9))
-    return max(1, min(lists, max(NPROBE, needed)))
+        return 1.0
+    return min(1.0, max(MIN_ALLOWED_SCANNED, EXPECTED_FILL * depth) / allowed)
+
+
+def approximate_for(lists: int, total: int, allowed: int, depth: int, purity: float,
+                    per_list: np.ndarray | None = None,
+                    holding: float | None = None) -> Approximate:
+    """The planner's view of a search of `allowed` of `total` entries in an IVF of `lists`
+    lists, where the lists holding the set's entries (`holding` entries in all; default every
+    list) are `purity` allowed (weighted by their allowed entries; the set's share of the index
+    if it is spread evenly): the entries it scans and the codes it scores."""
+    purity = max(purity, 1e-9)
+    codes = min(float(allowed), max(index_share(lists) * total * purity,
+                                    allowed_floor(allowed, depth) * allowed))
+    scanned = min(float(total if holding is None else holding), codes / purity)
+    return Approximate(lists, scanned, codes, depth, per_list)
+
+
+def purity_of(per_list: np.ndarray, sizes: np.ndarray) -> float:
+    """The allowed share of a list holding an allowed entry, weighted by its allowed entries
+    (what a probe that skips lists without allowed entries reads per allowed entry)."""
+    held = per_list > 0
+    total = float(per_list[held].sum())
+    if total == 0:
+        return 1.0
+    return float((per_list[held].astype(np.float64) ** 2 / sizes[held]).sum() / total)
 
 
 def bitmap_of(rows: np.ndarray, total: int) -> np.ndarray:
@@ -90,6 +127,7 @@ class AnnIndex:
         self._keep = keep  # the IVF holds a raw pointer to its quantizer: keep it alive
         self.lists = int(index.nlist)
         self.total = int(index.ntotal)
+        self._shape: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def build(cls, matrix: np.ndarray, lists: int | None = None, seed: int = 0) -> AnnIndex:
@@ -121,26 +159,70 @@ class AnnIndex:
 
     @property
     def nbytes(self) -> int:
-        """Codes and ids of every entry, and the centroids."""
-        per_entry = int(self._index.code_size) + 8
-        return self.total * per_entry + self.lists * int(self._index.d) * 4
+        """Codes and ids of every entry, each row's list, and the centroids."""
+        per_entry = int(self._index.code_size) + 8 + self._row_dtype().itemsize
+        return self.total * per_entry + self.lists * (int(self._index.d) * 4 + 8)
 
-    def first_nprobe(self, allowed: int, depth: int) -> int:
-        return first_nprobe(self.lists, allowed, depth)
+    def _row_dtype(self) -> np.dtype[Any]:
+        return np.dtype(np.int16 if self.lists <= 2**15 else np.int32)
 
-    def candidates(self, query: np.ndarray, bitmap: np.ndarray, allowed: int,
-                   depth: int, nprobe: int | None = None) -> tuple[np.ndarray, int]:
+    def _lists(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's list, each list's length and the centroids: read from the index once
+        (its lists' ids), 2 bytes per row."""
+        if self._shape is None:
+            inverted = self._index.invlists
+            of_row = np.zeros(self.total, dtype=self._row_dtype())
+            sizes = np.zeros(self.lists, dtype=np.int64)
+            for i in range(self.lists):
+                sizes[i] = size = inverted.list_size(i)
+                if size:
+                    ids = inverted.get_ids(i)
+                    of_row[faiss.rev_swig_ptr(ids, size)] = i
+                    inverted.release_ids(i, ids)
+            centroids = self._index.quantizer.reconstruct_n(0, self.lists)
+            self._shape = (of_row, sizes, np.ascontiguousarray(centroids, dtype=np.float32))
+        return self._shape
+
+    def approximate(self, rows: np.ndarray, depth: int) -> Approximate:
+        """The planner's view of searching these allowed rows: the allowed entries of each
+        list (what the search is guided by) and what it costs."""
+        of_row, sizes, _ = self._lists()
+        per_list = np.bincount(of_row[rows], minlength=self.lists).astype(np.int32)
+        return approximate_for(self.lists, self.total, int(rows.size), depth,
+                               purity_of(per_list, sizes), per_list,
+                               float(sizes[per_list > 0].sum()))
+
+    def candidates(self, query: np.ndarray, bitmap: np.ndarray, per_list: np.ndarray,
+                   depth: int, floor: float | None = None,
+                   share: float | None = None) -> tuple[np.ndarray, int]:
         """Row positions of up to `depth` allowed rows nearest the query by their codes, and
-        the lists probed. Starts from `nprobe` lists (default: first_nprobe) and widens until
-        min(depth, allowed) are found: never short."""
-        selector = faiss.IDSelectorBitmap(self.total, faiss.swig_ptr(bitmap))
-        nprobe = min(self.lists, nprobe or self.first_nprobe(allowed, depth))
+        the lists probed: the lists nearest the query that hold allowed entries (`per_list`),
+        until they hold as many allowed entries as `share` of the index would at the set's
+        purity (default: index_share), and at least `floor` of them (default: allowed_floor).
+        Widened until min(depth, allowed) are found: never short."""
+        _, sizes, centroids = self._lists()
+        allowed = int(per_list.sum())
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        scores = centroids @ q[0]
+        order = np.argsort(-scores, kind="stable")
+        order = np.ascontiguousarray(order[per_list[order] > 0], dtype=np.int64)
+        held = np.cumsum(per_list[order])
+        wanted = max((allowed_floor(allowed, depth) if floor is None else floor) * allowed,
+                     (index_share(self.lists) if share is None else share) * self.total
+                     * purity_of(per_list, sizes))
         want = min(depth, allowed)
-        q = query.reshape(1, -1)
+        selector = faiss.IDSelectorBitmap(self.total, faiss.swig_ptr(bitmap))
+        sp = faiss.swig_ptr
         while True:
-            params = library.SearchParametersIVF(sel=selector, nprobe=nprobe)
-            _, found = self._index.search(q, depth, params=params)
-            rows = found[0][found[0] >= 0]
-            if rows.size >= want or nprobe >= self.lists:
-                return rows, nprobe
-            nprobe = min(self.lists, nprobe * 2)
+            count = min(order.size, 1 + int(np.searchsorted(held, wanted)))
+            keys = order[:count]
+            coarse = np.ascontiguousarray(scores[keys], dtype=np.float32)
+            distances = np.empty(depth, dtype=np.float32)
+            labels = np.empty(depth, dtype=np.int64)
+            params = library.SearchParametersIVF(sel=selector, nprobe=max(1, count))
+            self._index.search_preassigned_c(1, sp(q), depth, sp(keys), sp(coarse),
+                                             sp(distances), sp(labels), False, params)
+            rows = labels[labels >= 0]
+            if rows.size >= want or count >= order.size:
+                return rows, count
+            wanted *= 2
