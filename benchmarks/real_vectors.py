@@ -205,6 +205,13 @@ def neighbours(matrix: np.ndarray) -> dict[str, float]:
             "tenth_cosine_median": round(float(np.median(best[:, 0])), 3)}
 
 
+def _top(counts: Counter[str], shown: int = 15) -> dict[str, int]:
+    """The largest sources by chunks, the rest summed as "other"."""
+    top = dict(counts.most_common(shown))
+    rest = sum(counts.values()) - sum(top.values())
+    return top | ({"other": rest} if rest else {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=Path("/work/cache/real-vectors"))
@@ -229,8 +236,9 @@ def main() -> None:
         "distinct_chunks_gathered": len(chunks), "gather_s": round(gathered_s, 1),
         "embed_s_this_run": round(spent, 1), "model": embedder.model,
         "backend": embedder.backend, "machine": machine(),
-        "chunks_by_source": dict(Counter(c["source"] for c in used).most_common()),
-        "queries_by_source": dict(Counter(c["source"] for c in used[-QUERIES:]).most_common()),
+        "sources": len({c["source"] for c in used}),
+        "chunks_by_source": _top(Counter(c["source"] for c in used)),
+        "queries_by_source": _top(Counter(c["source"] for c in used[-QUERIES:])),
         "mean_chunk_chars": round(float(np.mean([len(c["text"]) for c in used])), 1),
         "neighbours": neighbours(matrix),
     }
