@@ -29,9 +29,11 @@ share and layout of N rows (its concentration in the lists measured on the file'
 approximate search scans what an N-chunk search would: the same share of the index's entries
 (ann.index_share of the same lists), at least the same share of the allowed entries
 (ann.allowed_floor at N), so about the same fraction of the lists; recall@10 is
-then measured on the file's rows (exact plans give 1.0 by construction), and `model_ms_at_n` is
-the cost model's estimate of the plan at N. Latencies measured in that mode are those of the
-file's rows, not of N. The peer does not run with --as-if.
+then measured on the file's rows (exact plans give 1.0 by construction), `model_ms_at_n` is
+the cost model's estimate of the plan at N (what the planner weighs), and
+`query_model_ms_at_n_p50`/`_p99` the model's cost of each query from the lists it probed (the
+same shares of the index's entries and of the allowed ones, at N). Latencies measured in that
+mode are those of the file's rows, not of N. The peer does not run with --as-if.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ import indexer.store.ann as ann  # noqa: E402
 import indexer.store.vectors as vectors  # noqa: E402
 from benchmarks.machine import cpu as machine  # noqa: E402
 from indexer.store.planner import (  # noqa: E402
+    ANN_CALL_US,
+    ANN_CODE_US,
+    ANN_ENTRY_US,
     GATHER_US_PER_ROW,
     SEQ_US_PER_ROW,
     Approximate,
@@ -146,9 +151,20 @@ def concentration(index: ann.AnnIndex, rows: np.ndarray) -> tuple[float, float]:
     the share of the index those lists hold."""
     guide = index.approximate(rows, ann.depth_for(K))
     assert guide.per_list is not None
-    _, sizes, _ = index._lists()
+    sizes = index.list_sizes
     return ann.purity_of(guide.per_list, sizes), \
         float(sizes[guide.per_list > 0].sum()) / index.total
+
+
+def query_ms_at(index: ann.AnnIndex, lists: np.ndarray, per_list: np.ndarray | None,
+                total: int, share: float) -> float:
+    """The cost model's estimate of one query's search at `total` chunks, from the lists it
+    probed here: the same shares of the index's entries and of the allowed entries, at N."""
+    assert per_list is not None
+    entries = index.list_sizes[lists].sum() / index.total * total
+    codes = per_list[lists].sum() / per_list.sum() * share * total
+    return (ANN_CALL_US + index.lists * SEQ_US_PER_ROW + entries * ANN_ENTRY_US
+            + codes * ANN_CODE_US + ann.depth_for(K) * GATHER_US_PER_ROW) / 1000
 
 
 def modelled_ms(chosen: Plan, approximate: Approximate | None) -> float:
@@ -261,21 +277,23 @@ def main() -> None:
             plan_ms = (time.perf_counter() - t0) * 1000
             at = None
             if as_if is not None:
-                purity = holding = None
+                purity = holding = guide = None
                 if store.ann is not None:  # how concentrated the set is in the IVF's lists
                     purity, holding = concentration(store.ann, picked)
+                    guide = store.ann.approximate(picked, ann.depth_for(K)).per_list
                 at = planned_at(as_if, share, layout, int(share * 1e6) + len(layout), purity,
                                 holding)
                 floor = ann.allowed_floor(int(round(as_if * share)), ann.depth_for(K))
-            found, latencies, cpu, probed = [], [], [], []
+            found, latencies, cpu, probed, at_n = [], [], [], [], []
             ran = set()
             for query in queries:
                 t0, c0 = time.perf_counter(), time.thread_time()
                 if at is not None and at[0].strategy is Strategy.APPROXIMATE:
-                    assert at[1] is not None
-                    hits, lists = store.search_approximate(query, picked, K, floor)
+                    assert at[1] is not None and store.ann is not None
+                    hits, visited = store.search_approximate(query, picked, K, floor)
                     strategy = Strategy.APPROXIMATE
-                    probed.append(lists)
+                    probed.append(visited.size)
+                    at_n.append(query_ms_at(store.ann, visited, guide, at[0].total, share))
                 else:
                     hits, strategy = store.search_planned(query, allowed, K)
                 latencies.append((time.perf_counter() - t0) * 1000)
@@ -297,7 +315,9 @@ def main() -> None:
                                index_share=round(ann.index_share(lists), 4),
                                scanned_share_at_n=round(at[1].scanned / as_if, 4),
                                lists_probed_p50=statistics.median(probed),
-                               lists_probed_max=max(probed))
+                               lists_probed_max=max(probed),
+                               query_model_ms_at_n_p50=round(statistics.median(at_n), 3),
+                               query_model_ms_at_n_p99=round(float(np.percentile(at_n, 99)), 3))
             row["path"] = "approximate" if Strategy.APPROXIMATE in ran else "exact"
             row.update(plan=plan_name, runs=int(chosen.starts.size),
                        visible=int(allowed.size), first_plan_ms=round(plan_ms, 3))

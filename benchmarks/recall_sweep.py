@@ -67,7 +67,7 @@ def recall_at(index: AnnIndex, matrix: np.ndarray, rows: np.ndarray, queries: np
         cands, probed = index.candidates(query, bitmap, per_list, depth, floor, share)
         best = cands[np.argsort(-(matrix[cands] @ query))[:K]]
         hits.append(len(set(best.tolist()) & set(truth[q].tolist())) / K)
-        lists.append(probed)
+        lists.append(probed.size)
     return statistics.mean(hits), statistics.mean(lists)
 
 

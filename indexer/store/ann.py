@@ -183,6 +183,11 @@ class AnnIndex:
             self._shape = (of_row, sizes, np.ascontiguousarray(centroids, dtype=np.float32))
         return self._shape
 
+    @property
+    def list_sizes(self) -> np.ndarray:
+        """The entries of each list."""
+        return self._lists()[1]
+
     def approximate(self, rows: np.ndarray, depth: int) -> Approximate:
         """The planner's view of searching these allowed rows: the allowed entries of each
         list (what the search is guided by) and what it costs."""
@@ -194,7 +199,7 @@ class AnnIndex:
 
     def candidates(self, query: np.ndarray, bitmap: np.ndarray, per_list: np.ndarray,
                    depth: int, floor: float | None = None,
-                   share: float | None = None) -> tuple[np.ndarray, int]:
+                   share: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Row positions of up to `depth` allowed rows nearest the query by their codes, and
         the lists probed: the lists nearest the query that hold allowed entries (`per_list`),
         until they hold as many allowed entries as `share` of the index would at the set's
@@ -224,5 +229,5 @@ class AnnIndex:
                                              sp(distances), sp(labels), False, params)
             rows = labels[labels >= 0]
             if rows.size >= want or count >= order.size:
-                return rows, count
+                return rows, keys
             wanted *= 2

@@ -281,10 +281,10 @@ class VectorStore:
         return self._hits(scores, rows, k), chosen.strategy
 
     def search_approximate(self, query: np.ndarray, rows: np.ndarray, k: int,
-                           floor: float | None = None) -> tuple[list[Hit], int]:
+                           floor: float | None = None) -> tuple[list[Hit], np.ndarray]:
         """The approximate plan's answer within these allowed row positions (sorted), its first
         probe scanning at least `floor` of their entries (None: as a search would), and the
-        lists it probed. For benchmarks that ask what a larger index's probes find
+        lists it probed (their numbers). For benchmarks that ask what a larger index's probes find
         (benchmarks/filtered_search.py --as-if); the server searches through `search`."""
         if self.ann is None:
             raise ValueError("this generation has no IVF index")
@@ -294,7 +294,7 @@ class VectorStore:
         return self._approximate(vector, bitmap_of(rows, len(self)), per_list, k, floor)
 
     def _approximate(self, vector: np.ndarray, bitmap: np.ndarray, per_list: np.ndarray,
-                     k: int, floor: float | None = None) -> tuple[list[Hit], int]:
+                     k: int, floor: float | None = None) -> tuple[list[Hit], np.ndarray]:
         """The IVF's candidates among the bitmap's rows, re-scored exactly: the top k."""
         assert self.ann is not None
         rows, probed = self.ann.candidates(vector, bitmap, per_list, depth_for(k), floor)
