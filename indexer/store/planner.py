@@ -13,7 +13,8 @@ and the calls it makes:
 - ROWS: score the allowed rows by position (a gather; slower per row than a sequential pass,
   but reads only what is allowed). Chosen for rows scattered across the index.
 - APPROXIMATE: the generation's IVF index (ann.py), searched with the allowed rows as its ID
-  selector and re-scored exactly: its cost is the lists it probes, not the allowed set. It is
+  selector and re-scored exactly: its cost is the lists it probes (a share of the index that
+  recall on real embeddings sets, ann.py), not the whole allowed set. It is
   the one plan that is not exact, so it is chosen only where every exact plan would cost more
   than EXACT_BUDGET_US (a third of the 60 ms goal; then recall 1.0 costs little) and more than
   it: broad allowed sets of a large index. A narrow set (under NARROW_SHARE of the index), where
