@@ -47,7 +47,10 @@ serve: index
 	@echo "Create a key with: $(BIN)/python -m search_api keys create --index $(INDEX) --partner acme"
 	$(BIN)/python -m search_api serve --index $(INDEX) --host $(HOST) --port $(PORT)
 
-PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+# Two test processes (pytest-xdist): a module's tests run together, and the modules that share
+# the session's Ray cluster or PostgreSQL run in one process (tests/conftest.py).
+TEST_WORKERS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test: install $(CLUSTER) lint chromium promtool postgresql
 	$(PYTEST) --durations=15

@@ -1,7 +1,8 @@
 """Throughput and latency of the real HTTP server under concurrent clients, on loopback.
 
     .venv/bin/python benchmarks/api_throughput.py --index var/bench/scifact100-index \
-        [--clients 1 8] [--requests 800] [--embed-workers 1] [--window-ms 0] [--threads 2]
+        [--clients 1 8] [--requests 800] [--embed-workers 1] [--window-ms 0] [--threads 2] \
+        [--busy-threads 1]
 
 The index is SciFact split among 100 partners (`--build` makes it from ../shared/eval/scifact
 with benchmarks/scifact_corpus.make_partner_corpus if it is missing). For each server setting
@@ -25,110 +26,18 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import httpx
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.harness import ROOT, api_keys, drive, searches, serving, write_results  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARED, load_queries, make_partner_corpus  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(index: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """The server, once every one of its worker processes has started (its log says so)."""
-    port = free_port()
-    log = index.parent / f"api-throughput-{port}.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "search_api", "serve", "--index", str(index), "--port",
-             str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0", **env})
-    workers = int(env.get("PKS_WORKERS", "1"))
-    deadline = time.time() + 300
-    while time.time() < deadline and server.poll() is None:
-        if log.read_text().count("Application startup complete") >= workers:
-            log.unlink()
-            return server, f"http://127.0.0.1:{port}"
-        time.sleep(0.3)
-    server.kill()
-    raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used (user + system), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_seconds(pid: int) -> float:
-    """CPU time of the server and its live children (the workers of `serve --workers N`)."""
-    total = cpu_seconds(pid)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    total += cpu_seconds(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return total
-
-
-def load(url: str, clients: int, requests: int, keys: list[str],
-         queries: list[str], server_pid: int) -> dict[str, object]:
-    """`requests` searches from `clients` concurrent keep-alive clients. Besides wall-clock
-    figures, the server's CPU time per query: on a shared machine the wall clock also counts
-    time spent waiting for a core, the CPU time does not."""
-    shared = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=clients))
-    errors: list[str] = []
-
-    def one(i: int) -> float:
-        started = time.perf_counter()
-        try:
-            r = shared.post(f"{url}/v1/search",
-                            headers={"Authorization": f"Bearer {keys[i % len(keys)]}"},
-                            json={"query": queries[i % len(queries)], "top_k": 10})
-            if r.status_code != 200:
-                errors.append(f"{r.status_code}: {r.text[:200]}")
-        except httpx.HTTPError as exc:
-            errors.append(repr(exc))
-        return (time.perf_counter() - started) * 1000
-
-    for i in range(min(20, requests)):  # warm-up: every code path loaded, plans cached
-        one(i)
-    started, cpu_before = time.perf_counter(), server_cpu_seconds(server_pid)
-    client_before = time.process_time()
-    with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(one, range(requests)))
-    elapsed = time.perf_counter() - started
-    cpu_ms = (server_cpu_seconds(server_pid) - cpu_before) * 1000 / requests
-    client_ms = (time.process_time() - client_before) * 1000 / requests
-    shared.close()
-    return {"clients": clients, "requests": requests, "errors": len(errors),
-            "qps": round(requests / elapsed, 1),
-            "latency_ms_p50": round(statistics.median(latencies), 1),
-            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
-            "latency_ms_p99": round(float(np.percentile(latencies, 99)), 1),
-            "server_cpu_ms_per_query": round(cpu_ms, 2),
-            "client_cpu_ms_per_query": round(client_ms, 2),
-            "first_error": errors[0] if errors else None}
 
 
 class BareEmbedding:
@@ -136,7 +45,7 @@ class BareEmbedding:
     PRECISION, the same threads), measured in this process: wall clock and CPU time."""
 
     def __init__(self, index: Path, threads: int, queries: list[str]) -> None:
-        from indexer.embed import Embedder
+        from indexer.embed.embedder import Embedder
         from search_api.settings import ApiSettings
 
         settings = ApiSettings(index=index)
@@ -217,6 +126,9 @@ def main() -> None:
                         help="1 with as many workers as clients: no batching, for comparison")
     parser.add_argument("--threads", type=int, nargs="+", default=[2],
                         help="threads per embedding worker's forward pass (PKS_TORCH_THREADS)")
+    parser.add_argument("--busy-threads", type=int, nargs="+", default=[1],
+                        help="threads of a pass while queries are concurrent (PKS_BUSY_THREADS; "
+                             "as many as --threads: the passes before issue 25)")
     parser.add_argument("--data", type=Path, default=SHARED, help="BEIR SciFact directory")
     parser.add_argument("--json", type=Path,
                         default=ROOT / "benchmarks" / "results" / "api_throughput.json")
@@ -231,49 +143,39 @@ def main() -> None:
     partners = Generation.open_live(args.index).partners
     machine = cpu()
     print(json.dumps(machine), flush=True)
-    store = KeyStore(args.index)
-    created = [store.create("benchmark", p, False) for p in partners]
-    keys = [token for _, token in created]
-    rows = []
-    try:
-        for processes, workers, window, threads, batch in itertools.product(
-                args.workers, args.embed_workers, args.window_ms, args.threads, args.max_batch):
-            env = {"PKS_WORKERS": str(processes),
+    rows: list[dict[str, object]] = []
+    with api_keys(args.index, partners) as keys:
+        for processes, workers, window, threads, batch, busy in itertools.product(
+                args.workers, args.embed_workers, args.window_ms, args.threads, args.max_batch,
+                args.busy_threads):
+            env = {"PKS_WORKERS": str(processes), "PKS_BUSY_THREADS": str(busy),
                    "PKS_EMBED_WORKERS": str(workers), "PKS_BATCH_WINDOW_MS": str(window),
                    "PKS_TORCH_THREADS": str(threads), "PKS_FAISS_THREADS": "1",
                    "PKS_QUERY_BATCH": str(batch)}
             bare_embedding = BareEmbedding(args.index, threads, queries)
             before = bare_embedding.measure()
-            server, url = start_server(args.index, env)
             measured = []
-            try:
+            with serving(args.index, env, workers=processes) as server:
                 for clients in args.clients:
                     row = {"processes": processes, "embed_workers": workers, "window_ms": window,
-                           "max_batch": batch,
+                           "max_batch": batch, "busy_threads": busy,
                            "torch_threads": threads, "partners": len(partners),
-                           **load(url, clients, args.requests, keys, queries, server.pid),
+                           **drive(server, clients, args.requests,
+                                   searches(queries, keys.partner_tokens)),
                            "load_average": round(os.getloadavg()[0], 2)}
                     print(json.dumps(row), flush=True)
                     measured.append(row)
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
             bare = side_by_side(before, bare_embedding.measure(),
                                 bare_embedding.embedder.backend, threads)
             del bare_embedding
             print(json.dumps({"bare_embedding": bare}), flush=True)
             rows.extend(measured)
             reached = {"processes": processes, "embed_workers": workers, "torch_threads": threads,
+                       "busy_threads": busy,
                        "bare_embedding": bare, **goals(measured, bare)}
             print(json.dumps({"goals": reached}), flush=True)
             rows.append({"goals": reached})
-    finally:
-        for record, _ in created:
-            store.revoke(record.key_id)
-    out = args.json
-    out.write_text(json.dumps({**machine, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
-
+    write_results(args.json, machine, rows)
 
 if __name__ == "__main__":
     main()

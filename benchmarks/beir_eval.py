@@ -8,7 +8,7 @@ corpus handed to the indexer is a scratch directory (never in the repository) wi
 corpus.jsonl and an access.yaml that lets every partner see everything. `indexer.build.build`
 indexes it into --index (default: a scratch directory; an index built before is rebuilt
 incrementally, every unchanged chunk keeping its vector, so a second run costs little). Every
-query is answered by `search_api.search.search` with an admin's allowed set; documents are
+query is answered by `search_api.retrieval.search.search` with an admin's allowed set; documents are
 ranked by their best chunk.
 """
 
@@ -33,12 +33,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from indexer.build import build  # noqa: E402
-from indexer.embed import embedder_for  # noqa: E402
+from indexer.embed.embedder import embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.access import AllowedSet, Principal  # noqa: E402
-from search_api.live import LoadedIndex, load_index  # noqa: E402
-from search_api.search import Mode, search  # noqa: E402
+from search_api.access.allowed import AllowedSet  # noqa: E402
+from search_api.identity.principal import Principal
+from search_api.retrieval.live import LoadedIndex, load_index  # noqa: E402
+from search_api.retrieval.search import Mode, search  # noqa: E402
 
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 MANIFEST = 'partners: [reader]\nrules:\n  - match: "**"\n    allow: "*"\n'

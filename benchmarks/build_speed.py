@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.scifact_corpus import SHARED, make_corpus  # noqa: E402
 from indexer.build import build  # noqa: E402
-from indexer.embed import Embedder, embedder_for  # noqa: E402
+from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

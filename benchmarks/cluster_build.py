@@ -38,7 +38,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARED  # noqa: E402
 from indexer.build import build  # noqa: E402
-from indexer.embed import Embedder, embedder_for  # noqa: E402
+from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
 from indexer.report import BuildReport  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402

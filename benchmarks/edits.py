@@ -6,7 +6,7 @@ middle or end. The PDF is laid out like a real one: paragraphs wrapped at 90 cha
 lines a page, so an edit moves every later page break. "Changed" is measured on the extracted
 text, not on the paragraphs: the chunks, after the edit, that hold text not in the document
 before (the chunks that held the deleted text, for a deletion), at least one. Used by
-benchmarks/reindex_speed.py and by tests/indexer/test_chunk_locality.py.
+benchmarks/reindex_speed.py and by tests/indexer/chunk/test_chunk_locality.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from indexer.chunk import run_together
-from indexer.load import Document, LoadOptions, load_file
+from indexer.chunk.chunker import run_together
+from indexer.load.loader import Document, LoadOptions, load_file
 from indexer.store.records import Chunk
 from tests.factory import pdf_bytes
 

@@ -7,8 +7,8 @@
    settings (every chunk embedded; load, chunk, embed, store, publish) and keeps the build's
    seconds and its chunk texts.
 2. For each backend and precision (the reference: sentence-transformers' own `encode` on
-   PyTorch fp32, what the indexer ran before; then indexer.embed.Embedder on torch f32 / bf16
-   and OpenVINO f32 / bf16): chunks/s over exactly those chunk texts (batches of the
+   PyTorch fp32, what the indexer ran before; then indexer.embed.embedder.Embedder on torch f32 /
+   bf16 and OpenVINO f32 / bf16): chunks/s over exactly those chunk texts (batches of the
    indexer's batch size, the indexer's threads), the cost of a query one at a time and in
    batches of 8 (one thread, as the server's query workers run), and the cosine of its vectors
    to the reference's (min and mean, chunks and queries).
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.scifact_corpus import SHARED, load_queries  # noqa: E402
 from indexer.build import build  # noqa: E402
-from indexer.embed import Backend, Embedder, Precision, embedder_for  # noqa: E402
+from indexer.embed.embedder import Backend, Embedder, Precision, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
 

@@ -8,8 +8,8 @@ it with `python -m indexer build --corpus DIR --index DIR` on `make_corpus(DIR)`
 and each partner, every SciFact test query is answered by both engines, alternately, so that
 both see the same load:
 - lexical: the store call alone (query terms -> top 10 chunk ids and scores);
-- hybrid: `search_api.search.search` end to end (embedding, dense, lexical at depth 200, fusion,
-  passages), its lexical retriever swapped for the engine measured.
+- hybrid: `search_api.retrieval.search.search` end to end (embedding, dense, lexical at depth
+  200, fusion, passages), its lexical retriever swapped for the engine measured.
 Also: the time to export the postings from FTS5 (what a build adds, and what the first search of
 a generation written before lexical.npz costs), the time to load lexical.npz, its size, and for
 the admin (who sees everything) whether the two engines agree. Prints JSON lines and writes
@@ -36,15 +36,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss  # noqa: E402
 
-import search_api.search as search_module  # noqa: E402
+import search_api.retrieval.search as search_module  # noqa: E402
 from benchmarks.scifact_corpus import load_queries  # noqa: E402
 from indexer.store import lexical as fts  # noqa: E402
 from indexer.store.bm25 import Postings  # noqa: E402
 from indexer.store.layout import LEXICAL  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.access import AllowedSet, Principal  # noqa: E402
-from search_api.live import LoadedIndex, load_index  # noqa: E402
+from search_api.access.allowed import AllowedSet  # noqa: E402
+from search_api.identity.principal import Principal
 from search_api.retrieval.lexical import WEIGHTS, lexical, query_terms  # noqa: E402
+from search_api.retrieval.live import LoadedIndex, load_index  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PRINCIPALS = ("admin", "p1", "p10", "p50")

@@ -3,8 +3,8 @@ linn.pdf (a two-column 1985 brochure, no text layer) against its transcription l
 
     .venv/bin/python benchmarks/ocr_quality.py [--dpi 150 200] [--threads 1]
 
-Runs the indexer's own PDF loader (tesseract through indexer/formats/ocr.py) at each resolution,
-prints one JSON object per run and writes them to benchmarks/results/ocr_quality.json.
+Runs the indexer's own PDF loader (tesseract through indexer/load/formats/ocr.py) at each
+resolution, prints one JSON object per run and writes them to benchmarks/results/ocr_quality.json.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.load import Document, LoadOptions, load_file  # noqa: E402
+from benchmarks.harness import RESULTS, ROOT, write_results  # noqa: E402
+from benchmarks.machine import cpu  # noqa: E402
+from indexer.load.loader import Document, LoadOptions, load_file  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ROOT.parent / "shared" / "eval" / "pdfs" / "scanned"
 
 
@@ -88,8 +89,7 @@ def main() -> None:
         row = measure(pdf, truth, dpi)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    out = ROOT / "benchmarks" / "results" / "ocr_quality.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    write_results(RESULTS / "ocr_quality.json", cpu(), rows)
 
 
 if __name__ == "__main__":

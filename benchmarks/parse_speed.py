@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/parse_speed.py [--min-seconds 1.0] [--ocr]
 
 Reads ../shared/eval/office, ../shared/eval/pdfs and the Office files of corpora/demo through
-indexer.load.load_file, exactly as a build does (one file at a time, in this process). A "page"
-is what the format cites: a PDF page, a slide, a sheet, a Word or Markdown heading section, one
-HTML page or e-mail. Scanned PDFs are parsed without OCR unless --ocr is given (OCR speed is
-measured by benchmarks/ocr_quality.py). Prints JSON per format and writes
+indexer.load.loader.load_file, exactly as a build does (one file at a time, in this process). A
+"page" is what the format cites: a PDF page, a slide, a sheet, a Word or Markdown heading
+section, one HTML page or e-mail. Scanned PDFs are parsed without OCR unless --ocr is given (OCR
+speed is measured by benchmarks/ocr_quality.py). Prints JSON per format and writes
 benchmarks/results/parse_speed.json.
 """
 
@@ -24,9 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from indexer.load import SUPPORTED, Document, LoadOptions, load_file  # noqa: E402
+from benchmarks.harness import RESULTS, ROOT, write_results  # noqa: E402
+from benchmarks.machine import cpu  # noqa: E402
+from indexer.load.loader import SUPPORTED, Document, LoadOptions, load_file  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 FORMAT = {".htm": "html", ".markdown": "md", ".xlsm": "xlsx"}  # one row per format
 SOURCES = [ROOT.parent / "shared" / "eval" / "office", ROOT.parent / "shared" / "eval" / "pdfs",
            ROOT / "corpora" / "demo"]
@@ -85,8 +86,7 @@ def main() -> None:
                "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    out = ROOT / "benchmarks" / "results" / "parse_speed.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    write_results(RESULTS / "parse_speed.json", cpu(), rows)
 
 
 if __name__ == "__main__":

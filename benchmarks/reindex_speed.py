@@ -40,8 +40,8 @@ from benchmarks.edits import (  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
 from benchmarks.scifact_corpus import SHARDS, SHARED, make_corpus  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
-from indexer.chunk import Chunk  # noqa: E402
-from indexer.embed import Embedder, embedder_for  # noqa: E402
+from indexer.chunk.chunker import Chunk  # noqa: E402
+from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
 

@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.api_throughput import server_cpu_seconds, start_server  # noqa: E402
+from benchmarks.harness import Send, api_keys, drive, searches, serving  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
 
 QUERIES = ["battery cell swelling during fast charging", "sensor calibration drift",
            "recycling of cobalt from spent cells", "gene expression in cancer cells",
@@ -37,40 +34,30 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--requests", type=int, default=150)
     args = parser.parse_args()
-    store = KeyStore(args.index)
-    record, key = store.create("request cost", None, True)
-    server, url = start_server(args.index, {"PKS_RATE_LIMIT_PER_MINUTE": "0"})
-    rows = [cpu()]
-    try:
-        with httpx.Client(timeout=60) as client:
-            def search(mode: str) -> Callable[[int], object]:
-                return lambda i: client.post(
-                    f"{url}/v1/search", json={"query": f"{QUERIES[i % len(QUERIES)]} {i}",
-                                              "mode": mode},
-                    headers={"Authorization": f"Bearer {key}"})
+    header = cpu()
+    rows = []
+    with api_keys(args.index, admin=True, name="request cost") as keys, \
+            serving(args.index, {"PKS_RATE_LIMIT_PER_MINUTE": "0"}) as server:
+        # a new query each time (numbered), so that no cache of terms or plans answers it
+        numbered = [f"{QUERIES[i % len(QUERIES)]} {i}" for i in range(args.requests + 10)]
+        admin = [keys.admin or ""]
 
-            kinds: dict[str, Callable[[int], object]] = {
-                "healthz": lambda i: client.get(f"{url}/healthz"),
-                "unknown key (401)": lambda i: client.post(
-                    f"{url}/v1/search", json={"query": "x"},
-                    headers={"Authorization": "Bearer pks_x_y"}),
-                "search lexical": search("lexical"), "search dense": search("dense"),
-                "search hybrid": search("hybrid")}
-            for name, send in kinds.items():
-                for i in range(10):
-                    send(i)  # warm-up
-                before, started = server_cpu_seconds(server.pid), time.perf_counter()
-                for i in range(args.requests):
-                    send(i)
-                rows.append({"request": name, "server_cpu_ms": round(
-                    (server_cpu_seconds(server.pid) - before) * 1000 / args.requests, 2),
-                    "wall_ms": round((time.perf_counter() - started) * 1000 / args.requests, 2)})
-                print(json.dumps(rows[-1]), flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        store.revoke(record.key_id)
-    print(json.dumps({**rows[0], "rows": rows[1:]}))
+        def healthz(client: httpx.Client, url: str, i: int) -> httpx.Response:
+            return client.get(f"{url}/healthz")
+
+        kinds: dict[str, Send] = {
+            "healthz": healthz,
+            "unknown key (401)": searches(QUERIES, ["pks_x_y"]),
+            **{f"search {mode}": searches(numbered, admin, mode=mode)
+               for mode in ("lexical", "dense", "hybrid")}}
+        for name, send in kinds.items():
+            row = drive(server, 1, args.requests, send, warmup=10)
+            row = {"request": name, "server_cpu_ms": row["server_cpu_ms_per_query"],
+                   "wall_ms_p50": row["latency_ms_p50"],
+                   "unexpected_answers": row["errors"] if name != "unknown key (401)" else 0}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(json.dumps({**header, "rows": rows}))
 
 
 if __name__ == "__main__":

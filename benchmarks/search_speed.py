@@ -36,9 +36,9 @@ from benchmarks.scifact_corpus import SHARE, doc_shard, load_queries, make_corpu
 from indexer.build import build  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.access import Principal  # noqa: E402
-from search_api.live import load_index  # noqa: E402
-from search_api.search import search  # noqa: E402
+from search_api.identity.principal import Principal  # noqa: E402
+from search_api.retrieval.live import load_index  # noqa: E402
+from search_api.retrieval.search import search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VISIBLE_SHARDS = {"p1": range(0, 1), "p10": range(0, 10), "p50": range(0, 50),

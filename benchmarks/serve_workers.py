@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,17 +32,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.api_throughput import cpu_seconds, free_port  # noqa: E402
 from benchmarks.filtered_search import DIM, clustered  # noqa: E402
+from benchmarks.harness import ROOT, api_keys, children, drive, searches, serving, write_results  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
-from indexer.embed import model_reference  # noqa: E402
+from indexer.embed.embedder import model_reference  # noqa: E402
 from indexer.settings import default_model  # noqa: E402
 from indexer.store.layout import VECTORS, live_generation_dir  # noqa: E402
 from indexer.store.records import Chunk, Grant, StoredDocument  # noqa: E402
 from indexer.store.writer import GenerationWriter  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 PARTNERS = tuple(f"p{i:02d}" for i in range(50))
 RULES = 60  # rules 1-50: one partner each; 51-60: every partner
 PER_DOC = 10
@@ -119,67 +114,14 @@ def memory(pid: int) -> dict[str, int]:
 
 def processes(parent: int) -> list[int]:
     """The server and its workers (its children that map the vectors file)."""
-    out = [parent]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if ppid == parent and VECTORS in (entry / "maps").read_text():
-                    out.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
-
-
-def start(index: Path, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PKS_RELOAD_SECONDS": "0",
-           "PKS_RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(ROOT)}
-    with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "search_api", "serve", "--index",
-                                   str(index), "--port", str(port), "--workers", str(workers)],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if log.read_text().count("Application startup complete") >= workers:
-            return server, f"http://127.0.0.1:{port}"
-        if server.poll() is not None:
-            break
-        time.sleep(0.5)
-    server.kill()
-    raise RuntimeError(f"the server did not start: {log.read_text()[-2000:]}")
-
-
-def cpu_of(pids: list[int]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
-
-
-def load(url: str, clients: int, requests: int, keys: list[str],
-         pids: list[int]) -> dict[str, object]:
-    client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=clients))
-    errors: list[str] = []
-
-    def one(i: int) -> float:
-        started = time.perf_counter()
-        r = client.post(f"{url}/v1/search", json={"query": QUERIES[i % len(QUERIES)],
-                                                  "top_k": 10},
-                        headers={"Authorization": f"Bearer {keys[i % len(keys)]}"})
-        if r.status_code != 200:
-            errors.append(f"{r.status_code} {r.text[:200]}")
-        return (time.perf_counter() - started) * 1000
-
-    cpu_before, started = cpu_of(pids), time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        latencies = list(pool.map(one, range(requests)))
-    elapsed = time.perf_counter() - started
-    client.close()
-    return {"clients": clients, "requests": requests, "errors": len(errors),
-            "qps": round(requests / elapsed, 1),
-            "latency_ms_p50": round(statistics.median(latencies), 1),
-            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
-            "server_cpu_ms_per_query": round((cpu_of(pids) - cpu_before) * 1000 / requests,
-                                             2),
-            "first_error": errors[0] if errors else None}
+    mapping = []
+    for child in children(parent):
+        try:
+            if VECTORS in Path(f"/proc/{child}/maps").read_text():
+                mapping.append(child)
+        except OSError:
+            continue
+    return [parent, *mapping]
 
 
 def account(index: Path) -> dict[str, int]:
@@ -189,7 +131,8 @@ def account(index: Path) -> dict[str, int]:
     from datetime import date
 
     from indexer.store.reader import Generation
-    from search_api.access import AccessIndex, Principal
+    from search_api.access.allowed import AccessIndex
+    from search_api.identity.principal import Principal
 
     def anonymous() -> int:
         for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
@@ -244,40 +187,29 @@ def main() -> None:
     if args.account:
         print(json.dumps({**cpu(), "account": account(args.index)}))
         return
-    store = KeyStore(args.index)
-    created = [store.create("benchmark", p, False) for p in PARTNERS]
-    admin = store.create("benchmark admin", None, True)
-    keys = [token for _, token in created]
     header = {**cpu(), "chunks": args.chunks}
     print(json.dumps(header), flush=True)
     rows = []
-    try:
+    with api_keys(args.index, PARTNERS, admin=True) as keys:
         for workers in args.workers:
-            server, url = start(args.index, workers, args.index.parent / f"serve-{workers}.log")
-            try:
+            with serving(args.index, {"PKS_RATE_LIMIT_PER_MINUTE": "0"},
+                         workers=workers) as server:
                 pids = processes(server.pid)
-                warm(url, [*keys * 4, *[admin[1]] * 8])
+                warm(server.url, [*keys.partner_tokens * 4, *[keys.admin or ""] * 8])
                 row: dict[str, object] = {"workers": workers, "processes": len(pids)}
                 warmed = {str(p): memory(p) for p in pids}
                 row["memory_after_warmup"] = warmed
                 row["pss_total_mb"] = sum(m["pss_mb"] for m in warmed.values())
-                row["load"] = [load(url, c, args.requests, keys, pids) for c in args.clients]
+                row["load"] = [drive(server, c, args.requests,
+                                     searches(QUERIES, keys.partner_tokens), warmup=0)
+                               for c in args.clients]
                 loaded = {str(p): memory(p) for p in pids}
                 row["memory_after_load"] = loaded
                 row["pss_total_after_load_mb"] = sum(m["pss_mb"] for m in loaded.values())
                 row["load_average"] = round(os.getloadavg()[0], 2)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-            finally:
-                server.terminate()
-                server.wait(timeout=60)
-    finally:
-        for record, _ in [*created, admin]:
-            store.revoke(record.key_id)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({**header, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.json}", file=sys.stderr)
-
+    write_results(args.json, header, rows)
 
 if __name__ == "__main__":
     main()

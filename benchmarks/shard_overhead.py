@@ -14,37 +14,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.api_throughput import start_server  # noqa: E402
+from benchmarks.harness import ROOT, api_keys, serving, write_results  # noqa: E402
+from benchmarks.machine import cpu  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
-from search_api.keys import KeyStore  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["cell cycling results", "sensor calibration drift", "battery management firmware",
            "steering committee minutes", "pilot line coating", "state of charge estimation",
            "field trial data", "charter amendment signature", "thermal runaway", "roadmap"]
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.send_signal(signal.SIGINT)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
 
 
 def main() -> None:
@@ -62,17 +51,17 @@ def main() -> None:
     build(args.corpus, single, settings)
     build(args.corpus, sharded, settings.model_copy(update={"shards": args.shards}))
     partner = Generation.open_live(single).partners[0]
-    keys = {index: {"admin": KeyStore(index).create("bench", None, True)[1],
-                    partner: KeyStore(index).create("bench", partner, False)[1]}
-            for index in (single, sharded)}
     unlimited = {"PKS_RATE_LIMIT_PER_MINUTE": "0"}
-    servers = [start_server(single, unlimited),
-               start_server(sharded, {**unlimited, "PKS_RAY": "local",
-                                      "PKS_RAY_SHARD_CPUS": "0.5",
-                                      "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})]
     rows = []
-    try:
-        clients = [httpx.Client(base_url=url, timeout=60) for _, url in servers]
+    with ExitStack() as stack:
+        keys = {index: stack.enter_context(api_keys(index, [partner], admin=True))
+                for index in (single, sharded)}
+        servers = [stack.enter_context(serving(single, unlimited)),
+                   stack.enter_context(serving(sharded, {
+                       **unlimited, "PKS_RAY_ADDRESS": "local", "PKS_RAY_SHARD_CPUS": "0.5",
+                       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}))]
+        clients = [stack.enter_context(httpx.Client(base_url=server.url, timeout=60))
+                   for server in servers]
         for mode in ("dense", "hybrid", "lexical"):
             for who in ("admin", partner):
                 millis: dict[str, list[float]] = {"single": [], "sharded": []}
@@ -81,10 +70,12 @@ def main() -> None:
                     got = []
                     for (label, index), client in zip((("single", single), ("sharded", sharded)),
                                                       clients, strict=True):
+                        token = keys[index].admin if who == "admin" else \
+                            keys[index].by_partner[partner]
                         started = time.perf_counter()
                         response = client.post(
                             "/v1/search", json={"query": query, "top_k": 10, "mode": mode},
-                            headers={"Authorization": f"Bearer {keys[index][who]}"})
+                            headers={"Authorization": f"Bearer {token}"})
                         millis[label].append((time.perf_counter() - started) * 1000)
                         assert response.status_code == 200, response.text
                         got.append([(r["chunk_id"], r["score"]) for r in
@@ -98,15 +89,9 @@ def main() -> None:
                 row["p50_ratio"] = round(row["sharded_p50_ms"] / row["single_p50_ms"], 2)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    finally:
-        for server, _ in servers:
-            stop(server)
-    result = {"corpus": str(args.corpus), "shards": args.shards, "requests": args.requests,
-              "chunks": Generation.open_live(single).counts()[1],
-              "load_average": os.getloadavg()[0], "cpus": os.cpu_count(), "rows": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-
+    header = {**cpu(), "corpus": str(args.corpus), "shards": args.shards,
+              "requests": args.requests, "chunks": Generation.open_live(single).counts()[1]}
+    write_results(args.json, header, rows)
 
 if __name__ == "__main__":
     main()

@@ -130,7 +130,7 @@ def _record_run(index: Path, started: datetime, seconds: float, code: int, error
 
 def _try_build(args: argparse.Namespace):  # -> (exit code, error, BuildReport | None)
     from indexer.build import BuildError, ConfigError, build
-    from indexer.embed import ModelLoadError
+    from indexer.embed.embedder import ModelLoadError
     from indexer.manifest import ManifestError
     from indexer.store.layout import StoreError
     from indexer.store.lock import LockHeld

@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from indexer.chunk import Chunker, chunk_id_for
+from indexer.chunk.chunker import Chunker, chunk_id_for
 from indexer.discover import discover_files
-from indexer.embed import Embedder, embedder_for
+from indexer.embed.embedder import Embedder, embedder_for
 from indexer.incremental import Previous, pipeline_key
-from indexer.intake import Intake, PasswordSource, read_corpus
-from indexer.load import Document, LoadWarning, Skipped, load_options
+from indexer.intake import FileOptions, Intake, read_corpus
+from indexer.load.loader import Document, LoadWarning, Skipped, load_options
 from indexer.manifest import Manifest, load_manifest
 from indexer.progress import Progress
 from indexer.report import BuildReport
@@ -33,7 +34,7 @@ from indexer.store.lock import build_lock
 from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument
 from indexer.store.runs import INTERRUPTED, clear_running, mark_running, settle_interrupted
 from indexer.store.writer import GenerationWriter
-from indexer.workers import BlockEmbedding, Workers, workers_for
+from indexer.workers import BlockEmbedding, Workers, local_workers
 
 __all__ = ["BuildError", "BuildReport", "ConfigError", "build"]
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
                 report.stages = {"parse": workers.parse.as_dict(),
                                  "embed": workers.embed.as_dict()}
                 report.cluster = workers.cluster
+                report.shards = settings.shards
                 _build(corpus, index, settings, manifest, workers, report, embedder, environ,
                        started)
         finally:
@@ -86,6 +88,21 @@ def build(corpus: Path, index: Path, settings: IndexerSettings, embedder: Embedd
     log.info("published generation %s: %d documents, %d chunks (%d embedded, %d reused)",
              report.generation, report.documents, report.chunks, report.embedded, report.reused)
     return report
+
+
+@contextmanager
+def workers_for(settings: IndexerSettings) -> Iterator[Workers]:
+    """The back-end is chosen here, where the build is assembled: this machine's workers, or
+    the cluster's at `settings.ray_address` (connected before any model is loaded, so an
+    unreachable cluster fails at once). Nothing else imports the cluster back-end."""
+    if settings.ray_address is None:
+        with local_workers(settings) as workers:
+            yield workers
+        return
+    from indexer.cluster.connect import cluster_workers  # Ray is imported only here
+
+    with cluster_workers(settings) as workers:
+        yield workers
 
 
 def _settle_interrupted(index: Path) -> None:
@@ -106,7 +123,8 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
     embedding = workers.embedding(embedder)
     probe = embedding.fingerprint()
     report.stages["embed"]["backend"] = embedding.backend
-    previous = Previous.open(index, embedder.model, probe, pipeline_key(settings))
+    pipeline = pipeline_key(settings, manifest.encoding_key())
+    previous = Previous.open(index, embedder.model, probe, pipeline)
     files, refused = discover_files(corpus, exclude=index)
     report.skipped += refused
     _phase("loading", f"{len(files)} files")
@@ -127,7 +145,7 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
     _count_changes(previous, docs, report)
     writer = GenerationWriter(index, embedder.dim, {
         "model": embedder.model, "model_probe": probe, "dim": str(embedder.dim),
-        "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline_key(settings),
+        "chunk_tokens": str(settings.chunk_tokens), "pipeline": pipeline,
         "chunk_overlap": str(settings.chunk_overlap), "corpus": str(corpus.resolve()),
     }, manifest.partners, ann_min_rows=settings.ann_min_chunks, shards=settings.shards)
     try:
@@ -144,6 +162,8 @@ def _build(corpus: Path, index: Path, settings: IndexerSettings, manifest: Manif
                          embedder.dim, bar, report)
         report.embed_seconds = round(time.perf_counter() - embed_started, 2)
         report.stages["embed"]["busy_seconds"] = round(embedding.busy_seconds - busy, 2)
+        for stage, done in workers.nodes.items():  # where a cluster's work ran
+            report.stages[stage]["nodes"] = dict(sorted(done.items()))
         _phase("publishing", writer.name)
         report.generation = writer.name
         report.seconds = round(time.perf_counter() - started, 2)
@@ -159,7 +179,7 @@ def _read(corpus: Path, files: list[Path], previous: Previous, manifest: Manifes
           environ: Mapping[str, str] | None) -> Intake:
     bar = Progress(len(files), workers.parse.label("loading"), "files", settings.progress)
     intake = read_corpus(corpus, files, previous, workers.parsing,
-                         PasswordSource(manifest, os.environ if environ is None else environ),
+                         FileOptions(manifest, os.environ if environ is None else environ),
                          load_options(settings), bar.update)
     bar.close()
     for skip in intake.skipped:

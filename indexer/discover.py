@@ -1,4 +1,5 @@
-"""Which files of a corpus are candidates for indexing, and which are refused before reading.
+"""Stage 1, discover: which files of a corpus are candidates for indexing, and which are
+refused before reading.
 
 A symbolic link is followed only when its target lies inside the corpus: a link to a system
 file with a `.txt` name must never be indexed and shown to partners.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from indexer.load import Skipped
+from indexer.load.loader import Skipped
 from indexer.manifest import MANIFEST_NAME
 
 

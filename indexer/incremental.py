@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.embed import model_reference
-from indexer.load import load_options
+from indexer.embed.embedder import model_reference
+from indexer.load.loader import load_options
 from indexer.settings import IndexerSettings
 from indexer.store.layout import live_generation_dir
 from indexer.store.reader import Generation
@@ -29,14 +29,16 @@ from indexer.store.records import Chunk, FileRecord, StoredDocument
 log = logging.getLogger(__name__)
 # Bump when a change to loading or chunking must re-parse files whose bytes did not change.
 # 2: Office/HTML/e-mail formats, OCR, Markdown sections; 3: content-defined chunk boundaries,
-# PDF text runs on across pages, legacy text encodings read
-PIPELINE_VERSION = "3"
+# PDF text runs on across pages, legacy text encodings read; 4: chunks keep their page breaks,
+# legacy text that detection cannot tell is read in the corpus's encoding
+PIPELINE_VERSION = "4"
 
 
-def pipeline_key(settings: IndexerSettings) -> str:
-    """Everything besides a file's bytes that decides its documents and chunks."""
+def pipeline_key(settings: IndexerSettings, encodings: str = "cp1252") -> str:
+    """Everything besides a file's bytes that decides its documents and chunks: the settings,
+    and the encodings access.yaml names for legacy text (Manifest.encoding_key)."""
     loading = load_options(settings)  # OCR, sheet and size limits change what a file yields
-    return (f"v{PIPELINE_VERSION};chunk_tokens={settings.chunk_tokens};"
+    return (f"v{PIPELINE_VERSION};encodings={encodings};chunk_tokens={settings.chunk_tokens};"
             f"chunk_overlap={settings.chunk_overlap};chunk_window={settings.chunk_window_tokens};"
             f"max_file_mb={settings.max_file_mb:g};"
             f"ocr={loading.ocr},{loading.ocr_max_pages},{loading.ocr_seconds:g},"

@@ -1,4 +1,4 @@
-"""Stage 1 as a nightly build runs it: every discovered file is carried over unchanged, parsed
+"""Stage 2 as a nightly build runs it: every discovered file is carried over unchanged, parsed
 (in an isolated worker, with a time limit), or, when it fails tonight but was indexed before,
 kept in its last good version. Only a file that is really gone leaves the index.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from indexer.incremental import Previous, file_sha256
-from indexer.isolate import IsolatedParser
-from indexer.load import Document, LoadOptions, LoadResult, LoadWarning, Skipped, refusal
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import Document, LoadOptions, LoadResult, LoadWarning, Skipped, refusal
 from indexer.manifest import Manifest
 from indexer.store.records import Chunk, FileRecord, StoredDocument
 
@@ -43,9 +43,10 @@ class Intake:
     carried: int = 0
 
 
-class PasswordSource:
-    """access.yaml names an environment variable per file pattern; its value is read here, at
-    build time, from the environment the CLI passes in (never from the manifest itself)."""
+class FileOptions:
+    """What access.yaml says of one file besides its rights: its password, read here at build
+    time from the environment variable the manifest names (never from the manifest itself),
+    and the encoding of legacy text that detection cannot tell."""
 
     def __init__(self, manifest: Manifest, environ: Mapping[str, str]) -> None:
         self._manifest = manifest
@@ -56,7 +57,9 @@ class PasswordSource:
         env = self._manifest.password_env_for(rel)
         password = self._environ.get(env) if env else None
         missing = env if env and password is None else None
-        return replace(base, password=password), missing
+        encoding, source = self._manifest.encoding_for(rel)
+        return replace(base, password=password, encoding=encoding,
+                       encoding_source=source), missing
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,11 @@ class _Plan:
 
 
 def read_corpus(corpus: Path, files: list[Path], previous: Previous, parsing: FileParsing,
-                passwords: PasswordSource, options: LoadOptions,
+                per_file: FileOptions, options: LoadOptions,
                 tick: Callable[[], None] = lambda: None) -> Intake:
     """Every file's outcome, in the order of `files`, whoever parses them."""
     intake = Intake()
-    plans = [_plan(path, path.relative_to(corpus).as_posix(), previous, passwords, options)
+    plans = [_plan(path, path.relative_to(corpus).as_posix(), previous, per_file, options)
              for path in files]
     parsed = parsing.parse_files([p.job for p in plans if p.job is not None], tick)
     for plan in plans:
@@ -131,7 +134,7 @@ def read_corpus(corpus: Path, files: list[Path], previous: Previous, parsing: Fi
     return intake
 
 
-def _plan(path: Path, rel: str, previous: Previous, passwords: PasswordSource,
+def _plan(path: Path, rel: str, previous: Previous, per_file: FileOptions,
           base: LoadOptions) -> _Plan:
     try:
         info = os.stat(path)
@@ -142,7 +145,7 @@ def _plan(path: Path, rel: str, previous: Previous, passwords: PasswordSource,
         return _Plan(rel, failure=f"could not be read: {exc.strerror or exc}")
     if same is not None:
         return _Plan(rel, carried=same)
-    options, missing_env = passwords.options(rel, base)
+    options, missing_env = per_file.options(rel, base)
     return _Plan(rel, job=ParseJob(path, rel, options), missing_env=missing_env)
 
 

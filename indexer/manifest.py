@@ -7,6 +7,7 @@ The semantics are written down once in docs/ACCESS.md.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +23,12 @@ __all__ = ["MANIFEST_NAME", "NO_GRANT", "Grant", "Manifest", "ManifestError", "P
 
 MANIFEST_NAME = "access.yaml"
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-RULE_KEYS = {"match", "allow", "until", "owner"}
+RULE_KEYS = {"match", "allow", "until", "owner", "encoding"}
+# Legacy text that detection cannot tell is read in this, unless access.yaml says otherwise:
+# the fallback browsers use for Western text (WHATWG Encoding, "windows-1252").
+DEFAULT_ENCODING = "cp1252"
+# Python text codecs that no file is written in (names, escapes, the codec that refuses all).
+NOT_FILE_ENCODINGS = {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined"}
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -38,6 +44,7 @@ class Rule:
     allow: frozenset[str]
     until: date | None
     owner: str | None = None  # the partner whose IP these files are: may read who saw them
+    encoding: str | None = None  # legacy text that detection cannot tell is read in this
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,25 @@ class Manifest:
     partners: tuple[str, ...]
     rules: tuple[Rule, ...]
     passwords: tuple[PasswordRule, ...] = ()
+    encoding: str = DEFAULT_ENCODING  # the corpus's: for files whose rule names none
+
+    def encoding_for(self, relpath: str) -> tuple[str, str]:
+        """The encoding a legacy text file is read in when detection leaves several readings,
+        and what chose it: the first matching rule's `encoding`, else the corpus's."""
+        for rule in self.rules:
+            if path_matches(relpath, rule.pattern):
+                if rule.encoding is not None:
+                    return rule.encoding, f"access.yaml rule {rule.number} (line {rule.line})"
+                break
+        if self.encoding != DEFAULT_ENCODING:
+            return self.encoding, "the corpus's 'encoding' in access.yaml"
+        return self.encoding, "the default for Western text"
+
+    def encoding_key(self) -> str:
+        """What the encodings of access.yaml decide, as one string: a build whose key differs
+        from the live generation's reads every file again (indexer/incremental.py)."""
+        rules = [f"{r.pattern}={r.encoding}" for r in self.rules if r.encoding is not None]
+        return ",".join([self.encoding, *rules])
 
     def grant_for(self, relpath: str) -> Grant:
         """First matching rule decides; no match means default deny (admins only)."""
@@ -117,10 +143,11 @@ def _parse_root(path: Path, root: yaml.Node | None) -> Manifest:
     if root is None:
         raise ManifestError(f"{path}: empty manifest; it needs 'partners' and 'rules'")
     top = _mapping(path, root, "the manifest")
-    unknown = sorted(set(top) - {"partners", "rules", "passwords"})
+    unknown = sorted(set(top) - {"partners", "rules", "passwords", "encoding"})
     if unknown:
         raise _fail(path, top[unknown[0]][0],
-                    f"unknown key '{unknown[0]}' (expected partners, rules, passwords)")
+                    f"unknown key '{unknown[0]}' (expected partners, rules, passwords, "
+                    "encoding)")
     if "partners" not in top:
         raise _fail(path, root, "missing 'partners': the list of partner ids")
     if "rules" not in top:
@@ -134,7 +161,29 @@ def _parse_root(path: Path, root: yaml.Node | None) -> Manifest:
         for number, node in enumerate(rules_node.value, start=1)
     )
     passwords = _parse_passwords(path, top["passwords"][1]) if "passwords" in top else ()
-    return Manifest(path=path, partners=partners, rules=rules, passwords=passwords)
+    encoding = _parse_encoding(path, "encoding", top["encoding"][1]) if "encoding" in top \
+        else DEFAULT_ENCODING
+    return Manifest(path=path, partners=partners, rules=rules, passwords=passwords,
+                    encoding=encoding)
+
+
+def _parse_encoding(path: Path, label: str, node: yaml.Node) -> str:
+    """A text encoding Python reads, by its Python name ("windows-1250" -> "cp1250"). Not a
+    codec of bytes to bytes (base64), and not one that needs a BOM to be told (UTF-16/32)."""
+    value = str(node.value).strip() if isinstance(node, yaml.ScalarNode) else ""
+    try:
+        name = codecs.lookup(value).name
+        "a".encode(name)  # refuses codecs that are not text encodings (base64, rot13...)
+        if name in NOT_FILE_ENCODINGS:
+            raise LookupError(name)
+    except (LookupError, UnicodeError):
+        raise _fail(path, node, f"{label}: '{value}' is not a text encoding Python knows; use a "
+                                "name such as cp1252, cp1250, iso8859-2 or shift_jis") from None
+    if name.startswith(("utf-16", "utf-32")) or name in {"utf-8", "utf-8-sig", "ascii"}:
+        raise _fail(path, node, f"{label}: '{value}' is not a legacy encoding: UTF-8 and "
+                                "UTF-16 with a BOM are read without being named; name the "
+                                "legacy code page the files are in, such as cp1252 or cp1250")
+    return name
 
 
 def _parse_passwords(path: Path, node: yaml.Node) -> tuple[PasswordRule, ...]:
@@ -175,7 +224,8 @@ def _parse_rule(path: Path, number: int, node: yaml.Node, partners: tuple[str, .
     unknown = sorted(set(fields) - RULE_KEYS)
     if unknown:
         raise _fail(path, fields[unknown[0]][0],
-                    f"{label}: unknown key '{unknown[0]}' (expected match, allow, until, owner)")
+                    f"{label}: unknown key '{unknown[0]}' (expected match, allow, until, owner, "
+                    "encoding)")
     for required in ("match", "allow"):
         if required not in fields:
             raise _fail(path, node, f"{label}: missing '{required}'")
@@ -187,6 +237,8 @@ def _parse_rule(path: Path, number: int, node: yaml.Node, partners: tuple[str, .
         until=_parse_until(path, label, fields["until"][1]) if "until" in fields else None,
         owner=_parse_owner(path, label, fields["owner"][1], partners) if "owner" in fields
         else None,
+        encoding=_parse_encoding(path, f"{label}: 'encoding'", fields["encoding"][1])
+        if "encoding" in fields else None,
     )
 
 

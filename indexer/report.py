@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from indexer.load import LoadWarning, Skipped
+from indexer.load.loader import LoadWarning, Skipped
 
 
 @dataclass
@@ -35,10 +35,12 @@ class BuildReport:
     chunk_seconds: float = 0.0  # chunking: always on the machine that runs the build
     embed_seconds: float = 0.0
     # Where each stage ran ("parse", "embed": on "local" or "ray", how many processes or
-    # actors, what each reserves; embed: the backend, and busy_seconds, the time spent in the
-    # model, summed over actors) and the cluster (address, nodes, CPUs, GPUs) if there was one.
+    # actors, what each reserves; on a cluster, "nodes": the files parsed or texts embedded per
+    # node; embed: the backend, and busy_seconds, the time spent in the model, summed over
+    # actors) and the cluster (address, nodes, CPUs, GPUs) if there was one.
     stages: dict[str, dict[str, object]] = field(default_factory=dict)
     cluster: dict[str, object] = field(default_factory=dict)
+    shards: int = 1  # the generation was written as this many shards (--shards)
 
     @property
     def chunks_per_second(self) -> float:
@@ -84,8 +86,19 @@ class BuildReport:
                   f"{self.chunk_seconds:.1f}, embedding {self.embed_seconds:.1f}); "
                   f"{self.chunks_per_second:.1f} chunks/s, "
                   f"{self.embedded_per_second:.1f} texts embedded/s"]
+        if self.shards > 1:
+            lines.append(f"  shards: {self.shards} (by document; `serve --ray` serves each)")
         if self.cluster:
-            lines.append(f"  on the Ray cluster at {self.cluster.get('address')}: "
-                         + ", ".join(f"{name} {stage.get('actors')} actor(s)"
-                                     for name, stage in self.stages.items()))
+            lines.append(f"  on the Ray cluster at {self.cluster.get('address')} "
+                         f"({self.cluster.get('nodes')} node(s), {self.cluster.get('cpus'):g} "
+                         "CPUs): " + "; ".join(_where(name, stage)
+                                               for name, stage in self.stages.items()))
         return lines
+
+
+def _where(name: str, stage: dict[str, object]) -> str:
+    """"parse 2 actor(s) on 127.0.0.1 (0f3c9a1e) 5 files, ..." for the summary."""
+    unit = "files" if name == "parse" else "texts"
+    nodes = stage.get("nodes") or {}
+    done = ", ".join(f"{node} {count} {unit}" for node, count in nodes.items())  # type: ignore
+    return f"{name} {stage.get('actors')} actor(s)" + (f" on {done}" if done else "")

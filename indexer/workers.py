@@ -1,5 +1,6 @@
-"""Who does a build's heavy work: this machine (the isolated parser process and the build's own
-model) or a Ray cluster (indexer/cluster/, imported only when an address is given).
+"""Who does a build's heavy work: what a back-end offers the build (Workers), and this machine's
+(the isolated parser process and the build's own model). The Ray back-end (indexer/cluster/)
+offers the same; the build chooses between them where it is assembled (indexer/build.py).
 
 The build asks both the same two questions, "parse these files" and "embed these blocks of
 texts", so the pipeline reads the same whichever answers; discovering, chunking, writing and
@@ -8,6 +9,7 @@ publishing stay with the build, on the machine that runs the command, under the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.intake import FileParsing, LocalParsing
-from indexer.isolate import IsolatedParser
+from indexer.load.isolate import IsolatedParser
 from indexer.settings import IndexerSettings
 
 
@@ -71,18 +73,13 @@ class Workers:
     # The build's own model (its tokenizer chunks the texts) -> what embeds them.
     embedding: Callable[[Embedder], BlockEmbedding]
     cluster: dict[str, object] = field(default_factory=dict)  # address, nodes, CPUs, GPUs
+    # A cluster's: per stage ("parse", "embed"), the files or texts each node did.
+    nodes: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 @contextmanager
-def workers_for(settings: IndexerSettings) -> Iterator[Workers]:
-    """This machine's workers, or the cluster's at `settings.ray_address` (connected before any
-    model is loaded, so an unreachable cluster fails at once)."""
-    if settings.ray_address is not None:
-        from indexer.cluster.connect import cluster_workers  # Ray is imported only here
-
-        with cluster_workers(settings) as workers:
-            yield workers
-        return
+def local_workers(settings: IndexerSettings) -> Iterator[Workers]:
+    """This machine's workers: one isolated parser process, and the build's own model."""
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         yield Workers(LocalParsing(parser), Stage("local", 1),
                       Stage("local", 1, resources={"CPU": float(settings.torch_threads)}),

@@ -9,6 +9,7 @@
     python -m search_api mcp --index DIR      (MCP over stdio; the key from PKS_API_KEY)
     python -m search_api audit --index DIR [--partner P] [--document D] [--since ISO]
                                            [--until ISO] [--limit N] [--json]
+    python -m search_api audit --index DIR --prune [DAYS]   (export, then remove, older records)
     python -m search_api db migrate             (PostgreSQL: apply schema migrations)
     python -m search_api db import --index DIR  (PostgreSQL: move keys.sqlite and the audit in)
 
@@ -22,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
-from search_api.settings_cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, settings_from
-from search_api.state_cli import audit_command, db_command, keys_command, open_state_for
+from search_api.cli.commands import audit_command, db_command, keys_command, open_state_for
+from search_api.cli.options import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, settings_from
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="server processes sharing the index's vectors (env PKS_WORKERS, 1)")
     serve.add_argument("--ray", metavar="ADDRESS",
                        help="serve each shard of the index as a Ray Serve deployment on the "
-                            "cluster at ADDRESS (its head's host:port), or 'local' to start "
-                            "one on this machine (env PKS_RAY; needs the `cluster` extra)")
+                            "cluster at ADDRESS (its head's host:port), or 'local' to start a "
+                            "private one on this machine (env PKS_RAY_ADDRESS; needs the "
+                            "`cluster` extra; docs/CLUSTER.md)")
     serve.add_argument("--replicas", type=int, help="Ray Serve replicas per shard (default 1)")
 
     mcp = sub.add_parser("mcp", help="serve the MCP tools over stdio (key from PKS_API_KEY)")
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--until", help="ISO date or time (UTC)")
     audit.add_argument("--limit", type=int, help="at most this many records")
     audit.add_argument("--json", action="store_true", help="one JSON record per line")
+    audit.add_argument("--prune", type=int, nargs="?", const=-1, metavar="DAYS",
+                       help="keep DAYS UTC days of records (default: PKS_AUDIT_RETENTION_DAYS); "
+                            "export the older ones to PKS_AUDIT_EXPORT_DIR, then remove them")
     db = sub.add_parser("db", help="the shared PostgreSQL database (PKS_DATABASE_URL)")
     db_action = db.add_subparsers(dest="action", required=True)
     db_action.add_parser("migrate", help="apply the schema migrations this version needs")
@@ -84,12 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _services(settings):  # -> Services | None: every component, or a message saying why not
-    from indexer.embed import ModelLoadError
+def _services(settings):  # -> Services | int: every component, or the exit code, said why
+    from indexer.embed.embedder import ModelLoadError
     from indexer.store.layout import StoreError
-    from search_api.services import Services
-    from search_api.sso import SsoConfigError
-    from search_api.state import StateUnavailable
+    from search_api.identity.sso import SsoConfigError
+    from search_api.state.services import Services
+    from search_api.state.shared import StateUnavailable
 
     try:
         return Services.open(settings)
@@ -101,28 +105,36 @@ def _services(settings):  # -> Services | None: every component, or a message sa
         if exc.name != "ray":
             raise
         print("error: --ray needs Ray: pip install -e '.[cluster]'", file=sys.stderr)
-    except ConnectionError as exc:  # no Ray cluster at that address
-        print(f"error: cannot reach the Ray cluster at {settings.ray}: {exc}", file=sys.stderr)
-    return None
+    except _cluster_errors(settings) as exc:  # no cluster, or not one this server fits
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_CONFIG
+
+
+def _cluster_errors(settings) -> tuple[type[Exception], ...]:
+    """ClusterUnavailable, imported only for a server on Ray (a plain one never loads it)."""
+    if settings.ray_address is None:
+        return ()
+    from search_api.cluster.lifecycle import ClusterUnavailable
+
+    return (ClusterUnavailable,)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from search_api.app import create_app
+    from search_api.http.app import create_app
 
     settings = settings_from({"index": args.index, "host": args.host, "port": args.port,
-                              "workers": args.workers, "ray": args.ray,
+                              "workers": args.workers, "ray_address": args.ray,
                               "ray_replicas": args.replicas})
     if settings is not None and settings.workers > 1:
         return _serve_workers(settings)
-    if settings is not None and settings.ray == "local":
-        # A cluster of this machine only: Ray then binds and connects on loopback (read by Ray
-        # when it is imported, which happens after this line).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    services = _services(settings) if settings is not None else None
-    if services is None:
-        return EXIT_CONFIG
+    if settings is not None and settings.ray_address is not None:
+        return _serve_on_ray(settings)
+    services = _services(settings) if settings is not None else EXIT_CONFIG
+    if isinstance(services, int):
+        return services
     try:
         # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
         uvicorn.run(create_app(services), host=services.settings.host,
@@ -132,19 +144,50 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve_on_ray(settings) -> int:  # settings: ApiSettings
+    """`serve --ray`: a signal during start-up unwinds it, removing what it had deployed, and
+    the process exits within PKS_RAY_SHUTDOWN_TIMEOUT_SECONDS + 5 s whatever Ray is doing; a
+    signal while serving stops uvicorn, then the cluster's clean-up runs, bounded the same way
+    (search_api/cluster/stopping.py)."""
+    import uvicorn
+
+    from search_api.cluster.stopping import Stopped, ending_within, serving, starting
+    from search_api.http.app import create_app
+
+    try:
+        with starting(settings.ray_shutdown_timeout_seconds + 5):
+            services = _services(settings)
+    except Stopped as stop:
+        print(f"error: stopped by {stop.signal} during start-up; what it had deployed on Ray "
+              "was removed", file=sys.stderr)
+        return EXIT_FAILED
+    if isinstance(services, int):
+        return services
+    try:
+        with serving():
+            uvicorn.run(create_app(services), host=services.settings.host,
+                        port=services.settings.port, log_level="info", proxy_headers=False)
+    except Stopped:
+        pass
+    finally:
+        with ending_within(settings.ray_shutdown_timeout_seconds + 5):
+            services.close()
+    return EXIT_OK
+
+
 def _serve_workers(settings) -> int:  # settings: ApiSettings
     """`serve --workers N`: uvicorn's process model. Each worker assembles the service from
-    the environment (search_api.app.worker_app): its own model and key store connections, the
+    the environment (search_api.http.app.worker_app): its own model and key store connections, the
     index's vectors memory-mapped and so shared, its own watcher of CURRENT. What would make
     every worker fail is checked here first, once, with a clear message."""
     import os
 
     import uvicorn
 
-    from indexer.embed import ModelLoadError, model_location
+    from indexer.embed.embedder import ModelLoadError, model_location
     from indexer.store.layout import StoreError
     from indexer.store.reader import Generation
-    from search_api.sso import SsoConfigError, SsoGate
+    from search_api.identity.sso import SsoConfigError, SsoGate
 
     try:
         SsoGate.from_settings(settings)
@@ -161,16 +204,16 @@ def _serve_workers(settings) -> int:  # settings: ApiSettings
     state.close()
     os.environ.update({"PKS_INDEX": str(settings.index.resolve()),
                        "PKS_WORKERS": str(settings.workers)})  # what the workers read
-    uvicorn.run("search_api.app:worker_app", factory=True, workers=settings.workers,
+    uvicorn.run("search_api.http.app:worker_app", factory=True, workers=settings.workers,
                 host=settings.host, port=settings.port, log_level="info", proxy_headers=False)
     return EXIT_OK
 
 
 def _mcp(args: argparse.Namespace) -> int:
     """Stdio MCP server. stdout carries the protocol, so every message goes to stderr."""
-    from search_api.deps import principal_for
     from search_api.errors import Unauthorized
-    from search_api.mcp_server import build_server
+    from search_api.http.deps import principal_for
+    from search_api.http.mcp_server import build_server
 
     settings = settings_from({"index": args.index})
     state = open_state_for(args.index) if settings is not None else None
@@ -187,8 +230,8 @@ def _mcp(args: argparse.Namespace) -> int:
     finally:
         state.close()
     services = _services(settings)
-    if services is None:
-        return EXIT_CONFIG
+    if isinstance(services, int):
+        return services
     services.watch()
     try:
         build_server(lambda: services, lambda _ctx: token).run("stdio")

@@ -25,17 +25,37 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import indexer.build  # noqa: E402
-import search_api.live  # noqa: E402
+import search_api.retrieval.live  # noqa: E402
 from indexer.build import BuildReport, build  # noqa: E402
-from indexer.embed import Embedder, embedder_for  # noqa: E402
+from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from tests.browser import browser, page  # noqa: E402, F401 (the page tests' fixtures)
+from tests.deployment import RayHead  # noqa: E402
 from tests.environment import check_needs  # noqa: E402
 from tests.factory import write, write_jsonl, write_pdf  # noqa: E402
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     check_needs(item)  # data and programs a test needs: a skip locally, a failure under CI
+
+
+SHARED_SERVERS = {"ray_head": "ray", "postgres": "postgres"}  # session fixture -> xdist group
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`make test` runs -n 2)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Which worker runs what under `pytest -n N --dist loadgroup`: a module's tests stay
+    together (its module fixtures are built once), and every module that uses the session's Ray
+    cluster or PostgreSQL server runs in one worker, so each is started once per run."""
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    for module, tests in modules.items():
+        used = {name for test in tests for name in getattr(test, "fixturenames", ())}
+        group = next((group for fixture, group in SHARED_SERVERS.items() if fixture in used),
+                     module)
+        for test in tests:
+            test.add_marker(pytest.mark.xdist_group(group))
 
 MANIFEST = """\
 partners: [alpha, beta, gamma, delta]
@@ -145,12 +165,12 @@ def shared_embedder_for(settings: IndexerSettings) -> Embedder:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_model_per_configuration() -> Iterator[None]:
-    """In-process builds (indexer.build) and in-process apps (search_api.live) take their
+    """In-process builds (indexer.build) and in-process apps (search_api.retrieval.live) take their
     model from the session's; a model of another configuration is still loaded for real."""
-    assert embedder_for.__module__ == "indexer.embed"
+    assert embedder_for.__module__ == "indexer.embed.embedder"
     patch = pytest.MonkeyPatch()
     patch.setattr(indexer.build, "embedder_for", shared_embedder_for)
-    patch.setattr(search_api.live, "Embedder", shared_embedder)
+    patch.setattr(search_api.retrieval.live, "Embedder", shared_embedder)
     yield
     patch.undo()
 
@@ -184,7 +204,7 @@ def owned_server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSett
         # Seed the audit so that the owners' view has something to (not) show.
         httpx.post(f"{url}/v1/search", json={"query": "KESTREL electrolyte", "top_k": 5},
                    headers={"Authorization": f"Bearer {keys['alpha']}"}, timeout=30)
-        yield {"url": url, "keys": keys}
+        yield {"url": url, "keys": keys, "index": index}
 
 
 @pytest.fixture(scope="session")
@@ -209,9 +229,30 @@ def postgres() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    """One real Ray head on loopback (2 CPUs) for every test that uses a cluster it did not
+    start: the cluster builds and the sharded server (tests/deployment.py `ray_cluster`)."""
+    from tests.deployment import ray_cluster
+
+    with ray_cluster(cpus=2) as head:
+        yield head
+
+
 @pytest.fixture()
 def database_url(postgres: str) -> str:
     """A fresh, empty database on the session's PostgreSQL (PKS_DATABASE_URL of a test)."""
     from tests.postgres import new_database
 
     return new_database(postgres)
+
+
+@pytest.fixture(scope="session")
+def foreign_ray() -> Iterator[object]:
+    """A two-node Ray cluster on loopback that this project did not start, running an
+    application of its own (tests/foreign_ray.py): what `--ray` meets on an operator's shared
+    cluster. One per session; everything it started is stopped at the end."""
+    from tests.foreign_ray import foreign_cluster
+
+    with foreign_cluster() as cluster:
+        yield cluster

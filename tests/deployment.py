@@ -29,8 +29,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 if TYPE_CHECKING:
-    from search_api.live import IndexHolder
-    from search_api.services import Services
+    from search_api.retrieval.live import IndexHolder
+    from search_api.state.services import Services
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -86,9 +86,9 @@ def app_client(index: Path, *, holder: IndexHolder | None = None,
     """The app over `index` in process, assembled as `serve` does; `holder` shares a loaded
     index (and its model) between tests, `services` may swap one component (a failing audit);
     requests come from the client `address` (an SSO proxy's, say)."""
-    from search_api.app import create_app
-    from search_api.services import Services
+    from search_api.http.app import create_app
     from search_api.settings import ApiSettings
+    from search_api.state.services import Services
 
     opened = Services.open(ApiSettings(index=index, reload_seconds=0, **settings),
                            holder=holder, today=today)
@@ -98,7 +98,7 @@ def app_client(index: Path, *, holder: IndexHolder | None = None,
 
 def create_key(index: Path, partner: str | None, name: str) -> str:
     """A key in the index's real key store (tests/test_e2e.py covers `keys create` itself)."""
-    from search_api.keys import KeyStore
+    from search_api.identity.keys import KeyStore
 
     return KeyStore(index).create(name, partner, partner is None)[1]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests.conftest import VISIBLE, make_access_corpus

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.deployment import app_client
 
 pytestmark = pytest.mark.slow

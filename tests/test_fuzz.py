@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from search_api.app import openapi_schema
+from search_api.http.app import openapi_schema
 from tests.conftest import VISIBLE
 from tests.deployment import OWNED_BY
 
@@ -69,10 +69,23 @@ def assert_within_rights(case: schemathesis.Case, response: Any, visible: set[st
         assert found <= visible, found - visible
 
 
+# Headers that frame the HTTP message itself: uvicorn parses them before the app sees anything
+# and answers a malformed one with its own 400 (e.g. a generated `transfer-encoding: "U=+K=`),
+# which is the HTTP server's contract, not the API's. Generated cases never send them.
+FRAMING = frozenset({"transfer-encoding", "content-length", "connection", "host", "upgrade",
+                     "te", "trailer", "expect"})
+
+
+def without_framing(case: schemathesis.Case) -> schemathesis.Case:
+    if case.headers:
+        case.headers = {k: v for k, v in case.headers.items() if k.lower() not in FRAMING}
+    return case
+
+
 @schema.parametrize()
 @FUZZ
 def test_fuzz_with_a_partner_key(case: schemathesis.Case, fuzzed: dict[str, Any]) -> None:
-    response = case.call_and_validate(base_url=fuzzed["url"],
+    response = without_framing(case).call_and_validate(base_url=fuzzed["url"],
                                       headers={"Authorization": f"Bearer {fuzzed['key']}"})
     assert_within_rights(case, response, VISIBLE[PARTNER], OWNED_BY[PARTNER])
 
@@ -80,5 +93,5 @@ def test_fuzz_with_a_partner_key(case: schemathesis.Case, fuzzed: dict[str, Any]
 @schema.parametrize()
 @FUZZ
 def test_fuzz_without_a_key(case: schemathesis.Case, fuzzed: dict[str, Any]) -> None:
-    response = case.call_and_validate(base_url=fuzzed["url"])
+    response = without_framing(case).call_and_validate(base_url=fuzzed["url"])
     assert_within_rights(case, response, set(), set())

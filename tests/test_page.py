@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import expect
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
-from search_api.keys import KeyStore
+from search_api.identity.keys import KeyStore
 from tests.browser import PHONE, loopback_tab
 from tests.conftest import TEXTS, VISIBLE, make_access_corpus
 from tests.deployment import serve
@@ -40,7 +40,10 @@ partners:
 MARKUP_PATH = "shared/markup-notes.txt"
 MARKUP = ('Release notes of the MARKUP tracker: <img src=x onerror="window.pwned=1"> and '
           '<script>window.pwned=2</script> and <b>bold claims</b> & entities like &amp; stay text.')
-SEES = {who: docs | {MARKUP_PATH} for who, docs in VISIBLE.items()}  # what each partner sees here
+ACCENTED_PATH = "shared/visite-geneve.txt"
+ACCENTED = "Compte rendu: l'équipe de révision a visité le dépôt de Genève en novembre."
+SEES = {who: docs | {MARKUP_PATH, ACCENTED_PATH}  # what each partner sees here
+        for who, docs in VISIBLE.items()}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
     base = tmp_path_factory.mktemp("page")
     corpus = make_access_corpus(base / "corpus")
     write(corpus / MARKUP_PATH, MARKUP)
+    write(corpus / ACCENTED_PATH, ACCENTED)
     index = base / "index"
     build(corpus, index, settings, embedder)
     users = base / "users.yaml"
@@ -179,17 +183,27 @@ def test_keyboard_moves_between_results_and_opens_a_document(page, server: dict)
     assert page.evaluate("document.activeElement.id") == "q"
 
 
-def test_pdf_opens_at_its_page(page, server: dict) -> None:
+def test_pdf_opens_at_the_page_its_words_are_on(page, server: dict) -> None:
+    """The PDF's one chunk runs from page 1 into page 2; the words asked for are on page 2."""
     sign_in_and_search(page, server, "alpha", "first cycle efficiency of cell formation")
     link = page.locator("a.doc-link[data-doc='alpha/pilot-line.pdf']").first
-    number = link.get_attribute("data-page")
-    assert number in ("1", "2")
+    assert link.get_attribute("data-page") == "2"
+    result = page.locator(".result", has=link)
+    assert result.locator(".page").inner_text() == "page 2 (pages 1–2)"
     with page.expect_popup() as popup_info:
         link.click()
     popup = popup_info.value
     popup.wait_for_url("blob:**")
-    assert popup.url.endswith(f"#page={number}")
+    assert popup.url.endswith("#page=2")
     assert "key" not in popup.url.lower() and server["keys"]["alpha"] not in popup.url
+
+
+def test_an_unaccented_query_marks_the_accented_words(page, server: dict) -> None:
+    sign_in_and_search(page, server, "beta", "Geneve depot equipe revision")
+    first = page.locator(".result").first
+    assert first.locator(".path").inner_text() == ACCENTED_PATH
+    marks = first.locator(".passage mark").all_inner_texts()
+    assert marks == ["équipe", "révision", "dépôt", "Genève"]
 
 
 def test_refused_key_and_no_results_states(page, server: dict) -> None:

@@ -31,10 +31,10 @@ from playwright.sync_api import expect
 from indexer.store.layout import CURRENT
 from indexer.store.reader import Generation
 from indexer.store.runs import RUNNING
-from search_api import audit
-from search_api.access import Principal
-from search_api.audit import AuditLog
-from search_api.keys import KeyStore
+from search_api.audit import files
+from search_api.audit.files import AuditLog
+from search_api.identity.keys import KeyStore
+from search_api.identity.principal import Principal
 from tests.browser import PHONE, loopback_tab
 from tests.deployment import BROKEN_PDF, NEW_DOC, OWNED_BY, create_key, make_build_history, serve
 
@@ -62,7 +62,7 @@ def seed_history(index: Path, days: int = 28) -> None:
             for partner, docs in RECEIVES.items():
                 for _ in range(rng.randint(0, 3)):
                     moment = noon - timedelta(days=back, minutes=rng.randint(0, 600))
-                    patch.setattr(audit, "utc_now", lambda moment=moment: moment)
+                    patch.setattr(files, "utc_now", lambda moment=moment: moment)
                     log.record(Principal(f"seed{partner}", partner, False), "search",
                                generation=generation, query=SEEDED, mode="hybrid",
                                doc_ids=rng.sample(docs, k=rng.randint(1, 2)))

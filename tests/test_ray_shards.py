@@ -3,8 +3,8 @@ partner's dense, lexical and hybrid answers equal the single index's (ids, order
 1e-5); the canary holds; a shard replica killed while queries run is replaced by Ray Serve and
 no client request fails (the server retries, bounded).
 
-The cluster is this test module's own (`ray.init` with 2 CPUs and a small object store),
-stopped in teardown; the server is a real process that joins it.
+The cluster is the session's Ray head (tests/conftest.py `ray_head`, 2 CPUs); this process
+joins it to watch and kill replicas, and the server is a real process that joins it too.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests import sharding
-from tests.deployment import app_client, serve
-from tests.search_api.test_shards import poster
+from tests.deployment import RayHead, app_client, serve
+from tests.search_api.retrieval.test_shards import poster
 from tests.sharding import Pair, Post
 
 pytestmark = pytest.mark.slow
@@ -51,19 +51,18 @@ def ray_env() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
+def cluster(ray_head: RayHead) -> Iterator[str]:
     import ray
     from ray._private import ray_constants
 
     assert not ray_constants.ENABLE_RAY_CLUSTER, "Ray was imported before the test set it up"
-    context = ray.init(num_cpus=2, object_store_memory=128 * 1024 * 1024,
-                       include_dashboard=False, namespace="pks-test", log_to_driver=False)
+    context = ray.init(address=ray_head.address, namespace="pks-test", log_to_driver=False)
     address = str(context.address_info["gcs_address"])
     assert address.startswith("127.0.0.1:"), address
     try:
         yield address
     finally:
-        ray.shutdown()
+        ray.shutdown()  # this process leaves; the head is the session's
 
 
 def http_poster(url: str) -> Post:
@@ -91,7 +90,7 @@ def test_two_shards_on_ray_answer_as_the_single_index(pair: Pair, cluster: str) 
         want = sharding.answers(poster(client), sharding.keys_for(pair.single), sharding.QUERIES)
     keys = sharding.keys_for(pair.sharded)
     generation = Generation.open_live(pair.sharded).name
-    env = {"PKS_RAY": cluster, "PKS_RAY_SHARD_CPUS": "0.5", "PKS_RAY_RETRY_SECONDS": "90",
+    env = {"PKS_RAY_ADDRESS": cluster, "PKS_RAY_SHARD_CPUS": "0.5", "PKS_RAY_RETRY_SECONDS": "90",
            **RAY_ENV}
     with serve(pair.sharded, env=env) as url:
         post = http_poster(url)

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.layout import VECTORS
 from tests.conftest import make_access_corpus

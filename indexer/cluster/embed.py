@@ -7,13 +7,15 @@ precision rules) on the device it was given: a GPU where the cluster has one, el
 The build records the fingerprint a probe on the cluster computes, and an actor whose own
 fingerprint differs (a node with another CPU, so another precision) refuses to embed: stored
 vectors always say honestly how they were made. Ray Data restarts a killed actor and sends its
-batch again; the vectors come back in order, block by block, as the build writes them.
+batch again; the vectors come back in order, block by block, as the build writes them, each
+batch naming the node that embedded it (for the build's report).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -22,7 +24,8 @@ import pyarrow as pa
 import ray
 import ray.data
 
-from indexer.embed import Embedder, ModelLoadError, embedder_for
+from indexer.cluster.join import this_node
+from indexer.embed.embedder import Embedder, ModelLoadError, embedder_for
 from indexer.settings import IndexerSettings
 from indexer.workers import Stage, WorkersUnavailable
 
@@ -46,6 +49,7 @@ class EmbedActor:
 
     def __init__(self, settings: IndexerSettings, expected: str) -> None:
         self._embedder = _load(settings)
+        self._node = this_node()
         got = self._embedder.fingerprint()
         if got != expected:
             raise RuntimeError(
@@ -58,7 +62,8 @@ class EmbedActor:
         started = time.perf_counter()
         vectors = self._embedder.embed(texts)
         busy = (time.perf_counter() - started) / max(1, len(texts))  # per row: a column
-        return {"row": batch["row"], "vector": vectors, "busy": np.full(len(texts), busy)}
+        return {"row": batch["row"], "vector": vectors, "busy": np.full(len(texts), busy),
+                "node": np.full(len(texts), self._node, dtype=object)}
 
 
 def actor_settings(settings: IndexerSettings, stage: Stage) -> IndexerSettings:
@@ -75,10 +80,12 @@ def start_probe(settings: IndexerSettings, stage: Stage) -> ray.ObjectRef:
 
 class ClusterEmbedding:
     """workers.BlockEmbedding on the cluster, from the probe `start_probe` began: a cluster
-    that cannot load the model fails here, before any file is parsed."""
+    that cannot load the model fails here, before any file is parsed. `nodes` counts the
+    texts each node embedded."""
 
     def __init__(self, settings: IndexerSettings, stage: Stage, probe: ray.ObjectRef,
-                 dim: int) -> None:
+                 dim: int, nodes: Counter[str]) -> None:
+        self.nodes = nodes
         self._settings = actor_settings(settings, stage)
         self._stage = stage
         self._dim = dim
@@ -108,6 +115,7 @@ class ClusterEmbedding:
 
         def arrived(batch: dict[str, np.ndarray]) -> None:
             self.busy_seconds += float(np.sum(batch["busy"]))
+            self.nodes.update(str(node) for node in batch["node"])
             done(len(batch["row"]))
 
         try:

@@ -5,22 +5,25 @@ Each actor holds the very worker a local build uses (isolate.IsolatedParser): th
 time limit, and a parser that loops or crashes costs that one file, with the same reasons. The
 machine running the build reads each file once (intake.snapshot: the sha256 of exactly the bytes
 sent) and sends the bytes, so workers need no shared file system. A worker killed mid-file is
-restarted by Ray and its file sent again (RETRIES times), and the build goes on.
+restarted by Ray and its file sent again (RETRIES times), and the build goes on. Each answer
+names the node that parsed it, for the build's report.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 import ray
 from ray.util import ActorPool
 
+from indexer.cluster.join import this_node
 from indexer.intake import Parsed, ParseJob, Snapshot, parsed, snapshot
-from indexer.isolate import IsolatedParser
-from indexer.load import LoadOptions, LoadResult
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import LoadOptions, LoadResult
 from indexer.store.records import FileRecord
 from indexer.workers import Stage, WorkersUnavailable
 
@@ -34,13 +37,14 @@ class ParseActor:
     def __init__(self, timeout: float) -> None:
         self._parser = IsolatedParser(timeout)
         self._dir = Path(tempfile.mkdtemp(prefix="pks-parse-"))
+        self._node = this_node()
 
     def parse(self, index: int, data: bytes, rel: str,
-              options: LoadOptions) -> tuple[int, list[LoadResult]]:
+              options: LoadOptions) -> tuple[int, list[LoadResult], str]:
         path = self._dir / PurePosixPath(rel).name  # the loaders take titles from file names
         path.write_bytes(data)
         try:
-            return index, self._parser.parse(path, rel, options)
+            return index, self._parser.parse(path, rel, options), self._node
         finally:
             path.unlink(missing_ok=True)
 
@@ -50,11 +54,13 @@ class ParseActor:
 
 
 class ClusterParsing:
-    """intake.FileParsing on the cluster: results in job order, `done` as each file ends."""
+    """intake.FileParsing on the cluster: results in job order, `done` as each file ends;
+    `nodes` counts the files each node parsed."""
 
-    def __init__(self, stage: Stage, timeout: float) -> None:
+    def __init__(self, stage: Stage, timeout: float, nodes: Counter[str]) -> None:
         self._stage = stage
         self._timeout = timeout
+        self.nodes = nodes
 
     def parse_files(self, jobs: Sequence[ParseJob],
                     done: Callable[[], None]) -> Iterator[Parsed]:
@@ -71,7 +77,7 @@ class ClusterParsing:
                 records[i] = got.record
                 return actor.parse.remote(i, got.data, jobs[i].rel, jobs[i].options)
             answered[i] = got
-            return ray.put((i, None))
+            return ray.put((i, None, None))
 
         pool = ActorPool(actors)
         for i in range(len(jobs)):
@@ -80,9 +86,11 @@ class ClusterParsing:
         following = 0
         try:
             while pool.has_next():
-                i, results = pool.get_next_unordered()
+                i, results, node = pool.get_next_unordered()
                 ready[i] = answered.pop(i) if results is None else \
                     parsed(records.pop(i), results)
+                if node is not None:
+                    self.nodes[node] += 1
                 done()
                 while following in ready:
                     yield ready.pop(following)

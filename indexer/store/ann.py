@@ -23,11 +23,22 @@ every allowed entry), so a caller who may see k chunks always gets k.
 
 The entries' ids are row positions of vectors.npy (its layout order), so the selector is a
 bitmap of allowed rows and the re-score reads rows directly.
+
+Searched by access group (`candidates_in`, where the generation's groups are known): rows are in
+layout order, by access rule, so each access group is a range of row positions, and each list's
+entries are in row order; FAISS's `IDSelectorRange(..., assume_sorted=True)` then reads only the
+range's entries of each list it probes (found by binary search), never the entries of other
+groups. The lists to probe are chosen from the caller's own entries: every centroid is ranked
+(the same work for every query), and the nearest lists are taken until they hold enough of the
+caller's entries, so nothing widens because of entries the caller may not see. Through the
+bitmap selector of a whole list, a query among hidden documents read lists full of them and
+widened: 2.7 against 1.0 ms (benchmarks/ann_channel.py).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +129,23 @@ def bitmap_of(rows: np.ndarray, total: int) -> np.ndarray:
     bits = np.zeros(total, dtype=bool)
     bits[rows] = True
     return np.packbits(bits, bitorder="little")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """An allowed set as the IVF reads it by access group: the row ranges of the groups it
+    covers (adjacent ones joined), whether each is wholly allowed, how many allowed entries each
+    list holds, how many entries of the partly covered ranges each list holds, the bitmap of
+    the allowed rows (it filters a partly covered range), the allowed count, and the purity of
+    the lists that hold them (purity_of: what a probe of them reads per allowed entry)."""
+
+    ranges: list[tuple[int, int]]
+    whole: list[bool]
+    per_list: np.ndarray
+    partial_per_list: np.ndarray
+    bitmap: np.ndarray
+    allowed: int
+    purity: float
 
 
 class AnnIndex:
@@ -232,3 +260,67 @@ class AnnIndex:
             if rows.size >= want or count >= order.size:
                 return rows, keys
             wanted *= 2
+
+    def coverage(self, rows: np.ndarray, groups: np.ndarray) -> Coverage:
+        """How the IVF reads the allowed `rows` (sorted) by the access groups whose rows
+        begin at `groups` (and the last ends): made once per allowed set (plan_cache.py)."""
+        group = np.searchsorted(groups, rows, side="right") - 1
+        covered, counts = np.unique(group, return_counts=True)
+        ranges: list[tuple[int, int]] = []
+        whole: list[bool] = []
+        for number, count in zip(covered.tolist(), counts.tolist(), strict=True):
+            start, stop = int(groups[number]), int(groups[number + 1])
+            full = count == stop - start
+            if ranges and whole[-1] and full and ranges[-1][1] == start:
+                ranges[-1] = (ranges[-1][0], stop)  # adjacent wholly allowed groups: one range
+            else:
+                ranges.append((start, stop))
+                whole.append(full)
+        of_row, sizes, _ = self._lists()
+        partial = [np.arange(a, b) for (a, b), full in zip(ranges, whole, strict=True)
+                   if not full]
+        per_list = np.bincount(of_row[rows], minlength=self.lists)
+        return Coverage(ranges, whole, per_list,
+                        np.bincount(of_row[np.concatenate(partial)], minlength=self.lists)
+                        if partial else np.zeros(self.lists, dtype=np.int64),
+                        bitmap_of(rows, self.total), int(rows.size), purity_of(per_list, sizes))
+
+    def candidates_in(self, query: np.ndarray, covered: Coverage,
+                      depth: int) -> tuple[np.ndarray, int]:
+        """Row positions of up to `depth` allowed rows nearest the query by their codes, read
+        range by range, and the number of lists probed: the lists nearest the query that hold
+        entries of the caller's (lists with none are not visited), until they hold as many of
+        its entries as `candidates` asks (index_share of the index at the set's purity, at least
+        allowed_floor of the set), counted in its own entries, so a query whose nearest lists
+        hold hidden documents reads as many of the caller's entries as any other. Never short:
+        they hold at least min(depth, allowed) allowed entries."""
+        _, _, centroids = self._lists()
+        wanted = max(allowed_floor(covered.allowed, depth) * covered.allowed,
+                     index_share(self.lists) * self.total * covered.purity)
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        scores = centroids @ q[0]  # every centroid: the same work for every query
+        order = np.argsort(-scores, kind="stable")
+        order = order[covered.per_list[order] > 0]  # lists without an entry of the caller's
+        reach = np.cumsum(covered.per_list[order])
+        nprobe = max(1, min(order.size, int(np.searchsorted(reach, wanted)) + 1))
+        assign = np.ascontiguousarray(order[:nprobe].reshape(1, -1), dtype=np.int64)
+        near = np.ascontiguousarray(scores[order[:nprobe]].reshape(1, -1), dtype=np.float32)
+        found_scores, found_rows = [], []
+        partial = int(covered.partial_per_list[assign[0]].sum())
+        for (start, stop), full in zip(covered.ranges, covered.whole, strict=True):
+            k = depth if full else max(depth, min(stop - start, partial))
+            params = library.SearchParametersIVF(
+                sel=faiss.IDSelectorRange(start, stop, True), nprobe=nprobe)
+            found, rows = np.empty((1, k), np.float32), np.empty((1, k), np.int64)
+            sp = faiss.swig_ptr  # FAISS's Python wrapper takes no search parameters here
+            self._index.search_preassigned_c(1, sp(q), k, sp(assign), sp(near), sp(found),
+                                             sp(rows), False, params)
+            keep = rows[0] >= 0
+            found, rows = found[0][keep], rows[0][keep]
+            if not full:
+                allowed = (covered.bitmap[rows >> 3] >> (rows & 7)) & 1 == 1
+                found, rows = found[allowed], rows[allowed]
+            found_scores.append(found)
+            found_rows.append(rows)
+        ranked, rows = np.concatenate(found_scores), np.concatenate(found_rows)
+        return rows[np.argsort(-ranked, kind="stable")[:depth]], nprobe

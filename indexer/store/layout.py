@@ -41,6 +41,10 @@ OPTIONAL_FILES = (LEXICAL,)
 # so that what one partner may see lies in a few runs of rows, and a search reads those runs.
 BY_RULE = ("SELECT c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
            "ORDER BY d.rule IS NULL, d.rule, c.doc_id, c.ordinal")
+# How many of those rows each access rule holds, in the same order: the access groups, each a
+# run of rows, by which the postings are partitioned (bm25.py).
+RULE_SIZES = ("SELECT count(*) FROM chunks c JOIN documents d USING (doc_id) "
+              "GROUP BY d.rule ORDER BY d.rule IS NULL, d.rule")
 
 
 class StoreError(Exception):

@@ -1,10 +1,11 @@
 """The lexical index: SQLite FTS5 (porter stemming) analyses and inverts the chunks of a
 generation; its postings, exported once, are what BM25 reads at query time (bm25.py).
 
-FTS5 stays the analyser: the writer fills it from the `chunks` table (`fill`), then exports its
-postings through `fts5vocab` (`postings_of`) into the generation's lexical.npz. Queries are
-analysed by the same tokenizer (`Analyzer`, read from the generation's own FTS5 schema), so a
-query's stems are exactly the stems indexed. Scoring is not FTS5's: its `bm25()` only knows the
+FTS5 stays the analyser: the writer fills it from the `chunks` table (`fill`), folded
+(folding.py: accents, ß, ligatures), then exports its postings through `fts5vocab`
+(`postings_of`) into the generation's lexical.npz. Queries are folded and analysed the same way
+(`Analyzer`, with the tokenizer read from the generation's own FTS5 schema), so a query's stems
+are exactly the stems indexed. Scoring is not FTS5's: its `bm25()` only knows the
 whole table's statistics, and Python's sqlite3 cannot give it others (an FTS5 auxiliary function
 needs the C API), whereas a caller must be scored with the statistics of what it may see.
 Turning a person's query into terms is the search API's business (search_api/retrieval/
@@ -25,7 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from indexer.store.bm25 import Postings
-from indexer.store.layout import BY_RULE
+from indexer.store.folding import FOLDING, fold
+from indexer.store.layout import BY_RULE, RULE_SIZES
 
 TABLE = "chunks_fts"
 # Columns, in order: the chunk's own text, its document's title, its heading path.
@@ -35,15 +37,21 @@ SCHEMA = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5("
           f"{', '.join(COLUMNS)}, content='', tokenize='{TOKENIZE}')")
 _TOKENIZE_RE = re.compile(r"tokenize\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
 MAX_COUNT = np.iinfo(np.uint16).max  # a term's count in one column saturates here
+FOLDING_KEY = "lexical_folding"  # info key: how the generation's chunks were folded (folding.py)
+# The postings' format: 2 since they are partitioned by access group (bm25.py). Part of the
+# content digest, so a build never links postings of another format from the live generation.
+POSTINGS_FORMAT = "2"
 
 
 def fill(db: sqlite3.Connection) -> int:
-    """Index every chunk of a generation being written; returns the number of rows indexed."""
+    """Index every chunk of a generation being written, folded (folding.py) so that a query
+    without accents finds the words with them; returns the number of rows indexed."""
     db.execute(SCHEMA)
+    db.create_function("pks_fold", 1, fold, deterministic=True)
     cursor = db.execute(
         f"INSERT INTO {TABLE}(rowid, {', '.join(COLUMNS)}) "
-        "SELECT c.chunk_id, c.text, d.title, coalesce(c.section, '') "
-        "FROM chunks c JOIN documents d USING (doc_id)"
+        "SELECT c.chunk_id, pks_fold(c.text), pks_fold(d.title), pks_fold(coalesce(c.section, "
+        "'')) FROM chunks c JOIN documents d USING (doc_id)"
     )
     return cursor.rowcount
 
@@ -65,7 +73,9 @@ def content_digest(db: sqlite3.Connection) -> str:
     """What a generation's postings are a function of: the tokenizer, the order of rows, and
     every chunk's id, text (by its sha), title and heading path. Equal digests, equal postings:
     an unchanged re-build reuses the previous generation's instead of exporting them again."""
-    digest = hashlib.sha256((SCHEMA + BY_RULE).encode("utf-8"))  # the analysis, the row order
+    # the analysis, the row order and its groups, the postings' format
+    digest = hashlib.sha256((SCHEMA + FOLDING + BY_RULE + RULE_SIZES + POSTINGS_FORMAT)
+                            .encode("utf-8"))
     rows = db.execute("SELECT c.chunk_id, c.text_sha, d.title, coalesce(c.section, '') "
                       "FROM chunks c JOIN documents d USING (doc_id) ORDER BY c.chunk_id")
     for row in rows:
@@ -73,10 +83,25 @@ def content_digest(db: sqlite3.Connection) -> str:
     return digest.hexdigest()
 
 
+def group_rows(db: sqlite3.Connection, rows: int) -> np.ndarray:
+    """Where each access group's rows begin in layout order (and where the last ends): one
+    group per access rule, and one of the documents no rule covers (admins only). A generation
+    from before rules were recorded is one group."""
+    try:
+        sizes = [r[0] for r in db.execute(RULE_SIZES)]
+    except sqlite3.OperationalError:
+        sizes = [rows]
+    bounds = np.cumsum([0, *sizes], dtype=np.int64)
+    if int(bounds[-1]) != rows:
+        raise ValueError(f"the access groups hold {int(bounds[-1])} chunks, the postings {rows}")
+    return bounds
+
+
 def postings_of(db: sqlite3.Connection) -> Postings:
-    """Export the FTS5 index's postings: per term, the chunks holding it and how often in each
-    column; per chunk, its length in tokens. Reads FTS5's own analysis, so nothing here decides
-    what a token is. Works on a read-only connection (the vocabulary tables are temporary).
+    """Export the FTS5 index's postings: per access group and term, the chunks holding it and
+    how often in each column; per chunk, its length in tokens. Reads FTS5's own analysis, so
+    nothing here decides what a token is (nor how the groups are formed: they are row ranges).
+    Works on a read-only connection (the vocabulary tables are temporary).
 
     fts5vocab lists every token instance, by term, then chunk, then column; SQLite hands them
     over as one string of integers (chunk id * 4 + column) and numpy counts the runs: about a
@@ -126,20 +151,23 @@ def postings_of(db: sqlite3.Connection) -> Postings:
     terms = [term.encode("utf-8") for term, _, _ in vocabulary]
     offsets = np.cumsum([0] + [len(t) for t in terms], dtype=np.int64)
     blob = np.frombuffer(b"".join(terms), dtype=np.uint8)
-    return Postings(chunk_ids, lengths.astype(np.int64), blob, offsets, starts, rows, counts)
+    return Postings.partition(chunk_ids, lengths.astype(np.int64), blob, offsets, starts, rows,
+                              counts, group_rows(db, chunk_ids.size))
 
 
 class Analyzer:
-    """Query terms -> the tokens the index holds, by the index's own FTS5 tokenizer (porter
-    stems, folded diacritics) run on an in-memory table, one per thread.
+    """Query terms -> the tokens the index holds: folded as the index was (folding.py; only for
+    a generation written folded), then by the index's own FTS5 tokenizer (porter stems)
+    run on an in-memory table, one per thread.
 
     Each term is tokenized on its own (a row of its own), so each term's tokens are kept, a
     bounded number of them: a new query whose words were all seen before asks SQLite nothing."""
 
     KEPT = 65536  # terms whose tokens are remembered; forgotten all at once past this
 
-    def __init__(self, tokenize: str) -> None:
+    def __init__(self, tokenize: str, folded: bool = False) -> None:
         self.tokenize = tokenize
+        self.folded = folded
         self._local = threading.local()
         self._known: dict[str, tuple[str, ...]] = {}
 
@@ -153,9 +181,33 @@ class Analyzer:
             self._local.db = db
         return db
 
+    def occurrences(self, texts: Sequence[str], tokens: Sequence[str]) -> list[dict[str, int]]:
+        """How often each of `tokens` (as the index holds them) occurs in each text, analysed
+        as the index analyses text: for the passages a result cites (search_api/retrieval/
+        citing.py). One SQLite call for all; only the wanted tokens come back."""
+        counts: list[dict[str, int]] = [{} for _ in texts]
+        wanted = sorted(set(tokens))
+        if not texts or not wanted:
+            return counts
+        rows = [fold(t) if self.folded else t for t in texts]
+        db = self._db()
+        try:
+            db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)",
+                           ((i, t) for i, t in enumerate(rows) if _encodable(t)))
+            found = db.execute("SELECT doc, term, count(*) FROM qv WHERE term IN "
+                               f"({','.join('?' * len(wanted))}) GROUP BY doc, term",
+                               wanted).fetchall()
+        finally:
+            db.rollback()  # the table stays empty
+        for row, token, count in found:
+            counts[row][token] = count
+        return counts
+
     def _tokens_of(self, terms: list[str]) -> list[tuple[str, ...]]:
         """Each term's tokens, in order (a term of several tokens gives each of them)."""
         db = self._db()
+        if self.folded:
+            terms = [fold(term) for term in terms]
         try:
             db.executemany("INSERT INTO q(rowid, t) VALUES (?, ?)", enumerate(terms))
             found = db.execute("SELECT doc, term FROM qv ORDER BY doc, offset").fetchall()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class PlanCache:
     def __init__(self) -> None:
         self._plans: OrderedDict[int, tuple[np.ndarray, Plan]] = OrderedDict()
         self._packed: OrderedDict[int, np.ndarray] = OrderedDict()  # by the key of _plans
-        self._bitmaps: OrderedDict[int, np.ndarray] = OrderedDict()  # by the key of _plans
+        self._bitmaps: OrderedDict[int, Any] = OrderedDict()  # by the key of _plans
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -76,8 +77,9 @@ class PlanCache:
                 self._packed.popitem(last=False)
             return key in self._packed
 
-    def bitmap(self, allowed: np.ndarray, make: Callable[[], np.ndarray]) -> np.ndarray:
-        """The selector bitmap of a cached set (made once), or made afresh for another."""
+    def bitmap(self, allowed: np.ndarray, make: Callable[[], Any]) -> Any:
+        """The selector of a cached set for the IVF (a bitmap, or a Coverage), made once, or
+        made afresh for another."""
         if not cacheable(allowed):
             return make()
         key = id(allowed)
@@ -99,4 +101,4 @@ class PlanCache:
         """Row lists, packed copies and bitmaps."""
         return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes + _guide_bytes(p)
                    for _, p in list(self._plans.values())) + self.packed_bytes + \
-            sum(b.nbytes for b in list(self._bitmaps.values()))
+            sum(getattr(b, "nbytes", 0) or b.bitmap.nbytes for b in list(self._bitmaps.values()))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from indexer.store.records import (
     GrantRows,
     Passage,
     StoredDocument,
+    decode_breaks,
     text_sha,
 )
 from indexer.store.vectors import PACK_BUDGET, VectorStore
@@ -52,14 +53,22 @@ class Generation:
         self._local = threading.local()
         self._lexical: tuple[Postings, lexical.Analyzer] | None = None
         self._lexical_lock = threading.Lock()
-        self._owners: dict[str, int] | None = None
+        self._analyzer: lexical.Analyzer | None = None
+        self._owners: dict[str, tuple[str, ...]] | None = None
         db = self._db()
+        self._by_rule = "INDEXED BY documents_by_rule" if db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'documents_by_rule'").fetchone() else ""
         self.info = dict(db.execute("SELECT key, value FROM info").fetchall())
         self.name = self.info["generation"]
         self.partners = tuple(r[0] for r in db.execute("SELECT partner FROM partners ORDER BY 1"))
         self.shard_count = int(self.info.get("shards", "1"))
+        # Chunks keep their page breaks from this generation's format on; older ones have none
+        # (each of their chunks is cited by the page it starts on).
+        self._breaks = "page_breaks" in {r[1] for r in db.execute("PRAGMA table_info(chunks)")}
         self._pack_budget = pack_budget
         self._vectors = VectorStore.load(path, pack_budget) if self.shard_count == 1 else None
+        if self._vectors is not None and self._vectors.ann is not None:  # read by group
+            self._vectors.groups = lexical.group_rows(db, len(self._vectors))
         self._shards: tuple[Generation, ...] | None = None
         self._shards_lock = threading.Lock()
 
@@ -148,6 +157,23 @@ class Generation:
         return [GrantRows(partner, date.fromisoformat(until) if until else None, ids)
                 for (partner, until), ids in groups.items()]
 
+    def grant_groups(self) -> list[GrantRows]:
+        """Chunk ids per (partner, until, access rule): what a partner may see, and in which
+        access groups (the rules, each a run of rows of the postings and vectors)."""
+        rows = self._db().execute(
+            "SELECT g.partner, g.until, d.rule, c.chunk_id FROM grants g JOIN documents d "
+            "USING (doc_id) JOIN chunks c USING (doc_id) ORDER BY 1, 2, 3, 4")
+        groups = _ids_by(((partner, until, rule), chunk_id)
+                         for partner, until, rule, chunk_id in rows)
+        return [GrantRows(partner, date.fromisoformat(until) if until else None, ids, rule)
+                for (partner, until, rule), ids in groups.items()]
+
+    def rules(self) -> tuple[int | None, ...]:
+        """Every access group of this generation: its rules, and None for the documents no
+        rule covers (admins only)."""
+        return tuple(r[0] for r in self._db().execute(
+            "SELECT DISTINCT rule FROM documents ORDER BY rule IS NULL, rule"))
+
     def lexical_index(self) -> tuple[Postings, lexical.Analyzer] | None:
         """The BM25 postings and the index's query analyser, loaded on first use (the server
         loads them before it serves the generation). Generations written before lexical.npz
@@ -159,9 +185,24 @@ class Generation:
                     if not lexical.has_index(db):
                         return None
                     path = self.path / LEXICAL
-                    postings = Postings.load(path) if path.is_file() else lexical.postings_of(db)
-                    self._lexical = (postings, lexical.Analyzer(lexical.tokenizer_of(db)))
+                    postings = Postings.load(path, lambda rows: lexical.group_rows(db, rows)) \
+                        if path.is_file() else lexical.postings_of(db)
+                    self._lexical = (postings, lexical.Analyzer(
+                        lexical.tokenizer_of(db), lexical.FOLDING_KEY in self.info))
         return self._lexical
+
+    def analyzer(self) -> lexical.Analyzer:
+        """How this generation turns text into the terms its lexical index holds: what a
+        citation compares a query with (search_api/retrieval/citing.py). The top level of a
+        sharded generation has no lexical index of its own: its shards, written by the same
+        build, analyse with the tokenizer every generation with a lexical index was written
+        with, folded when the build recorded its folding."""
+        found = self.lexical_index()
+        if found is not None:
+            return found[1]
+        if self._analyzer is None:
+            self._analyzer = lexical.Analyzer(lexical.TOKENIZE, lexical.FOLDING_KEY in self.info)
+        return self._analyzer
 
     def lexical_stats(self, terms: Sequence[str], allowed: np.ndarray) -> LexicalStats:
         """BM25's statistics over the sorted chunk ids `allowed` only: how many there are,
@@ -189,13 +230,13 @@ class Generation:
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
+        breaks = "c.page_breaks" if self._breaks else "NULL"
         rows = self._db().execute(
-            "SELECT c.chunk_id, c.doc_id, d.title, d.path, c.page, c.text, c.section, c.ocr "
-            f"FROM chunks c JOIN documents d USING (doc_id) WHERE c.chunk_id IN ({marks})",
-            list(chunk_ids),
+            "SELECT c.chunk_id, c.doc_id, d.title, d.path, c.page, c.text, c.section, c.ocr, "
+            f"{breaks} FROM chunks c JOIN documents d USING (doc_id) "
+            f"WHERE c.chunk_id IN ({marks})", list(chunk_ids),
         ).fetchall()
-        return {row[0]: Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                                bool(row[7])) for row in rows}
+        return {row[0]: _passage(row) for row in rows}
 
     def chunk_spans(self, chunk_ids: Sequence[int]) -> dict[int, ChunkSpan]:
         if not chunk_ids:
@@ -211,6 +252,19 @@ class Generation:
         row = self._db().execute("SELECT chunk_id FROM chunks WHERE doc_id = ? "
                                  "ORDER BY ordinal LIMIT 1", (doc_id,)).fetchone()
         return None if row is None else int(row[0])
+
+    def first_chunk_in(self, doc_id: str, rules: Sequence[int]) -> int | None:
+        """The document's first chunk id if it is in one of these access groups, else None.
+        One index probe per group, (rule, doc_id) of documents_by_rule: a document of another
+        group and one that exists nowhere are each a miss in every probe, the same work."""
+        marks = ",".join("?" * len(rules))
+        # The index is named: SQLite would rather probe the primary key, which finds a document
+        # of any group (generations from before the index have only that; rebuild them).
+        row = self._db().execute(
+            "SELECT (SELECT chunk_id FROM chunks WHERE doc_id = d.doc_id ORDER BY ordinal "
+            f"LIMIT 1) FROM documents d {self._by_rule} WHERE d.rule IN ({marks}) AND d.doc_id = ?",
+            (*rules, doc_id)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def document_chunk_ids(self, doc_id: str) -> list[int]:
         """A document's chunk ids in reading order (empty for an unknown document)."""
@@ -238,12 +292,17 @@ class Generation:
             return None
         return row[0] if row else None
 
-    def chunk_paths(self) -> list[tuple[str, np.ndarray]]:
-        """Every document path with the chunk ids of the documents read from it."""
+    def chunk_paths(self) -> dict[int | None, list[tuple[str, np.ndarray]]]:
+        """Per access group (rule; None: no rule), every document path in it with the chunk
+        ids of the documents read from it: `within` matches only the groups a caller sees."""
         rows = self._db().execute(
-            "SELECT d.path, c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
-            "ORDER BY d.path, c.chunk_id")
-        return list(_ids_by(rows).items())
+            "SELECT d.rule, d.path, c.chunk_id FROM chunks c JOIN documents d USING (doc_id) "
+            "ORDER BY d.rule, d.path, c.chunk_id")
+        out: dict[int | None, list[tuple[str, np.ndarray]]] = {}
+        for (rule, path), ids in _ids_by(((rule, path), chunk_id)
+                                         for rule, path, chunk_id in rows).items():
+            out.setdefault(rule, []).append((path, ids))
+        return out
 
     def grants_of(self, doc_ids: Sequence[str]) -> dict[str, list[tuple[str, date | None]]]:
         """(partner, until) of each document's grants: what admins see as `visible_to`."""
@@ -271,13 +330,20 @@ class Generation:
 
     def owner_counts(self) -> dict[str, int]:
         """How many documents each owner owns here: whether a key's page links to its
-        documents' receipts, and which owners an admin's view spans. Counted once: a
+        documents' receipts, and which owners an admin's view spans."""
+        return {owner: len(docs) for owner, docs in self.owned_documents().items()}
+
+    def owned_documents(self) -> dict[str, tuple[str, ...]]:
+        """The documents each owner owns here: where its receipts are. Read once: a
         generation never changes."""
         if self._owners is None:
-            rows = self._db().execute("SELECT owner, count(*) FROM documents "
-                                      "WHERE owner IS NOT NULL GROUP BY owner").fetchall()
-            self._owners = {str(owner): int(n) for owner, n in sorted(rows)}
-        return dict(self._owners)
+            rows = self._db().execute("SELECT owner, doc_id FROM documents WHERE owner IS NOT "
+                                      "NULL ORDER BY owner, doc_id")
+            owned: dict[str, list[str]] = {}
+            for owner, doc_id in rows:
+                owned.setdefault(str(owner), []).append(doc_id)
+            self._owners = {owner: tuple(docs) for owner, docs in owned.items()}
+        return self._owners
 
     def counts(self) -> tuple[int, int]:
         """(documents, chunks) in this generation, for the operators' metrics."""
@@ -320,10 +386,12 @@ class Generation:
         for batch in _batches(list(doc_ids)):
             marks = ",".join("?" * len(batch))
             rows = self._db().execute(
-                "SELECT chunk_id, doc_id, ordinal, page, char_start, char_end, text, section, ocr "
+                "SELECT chunk_id, doc_id, ordinal, page, char_start, char_end, text, section, ocr, "
+                f"{'page_breaks' if self._breaks else 'NULL'} "
                 f"FROM chunks WHERE doc_id IN ({marks}) ORDER BY doc_id, ordinal", batch)
             for r in rows:
-                out[r[1]].append(Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])))
+                out[r[1]].append(Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]),
+                                       decode_breaks(r[9])))
         return out
 
     def chunk_ids_by_text(self, texts: Sequence[str]) -> dict[str, int]:
@@ -341,6 +409,15 @@ class Generation:
                     f"SELECT text_sha, chunk_id FROM chunks WHERE text_sha IN ({marks})", batch):
                 found[wanted[sha]] = chunk_id
         return found
+
+
+def _passage(row: tuple[Any, ...]) -> Passage:
+    """A passage from its row: (chunk id, doc id, title, path, page, text, section, ocr, page
+    breaks), cited by the page it starts on."""
+    breaks = decode_breaks(row[8])
+    pages = (row[4], breaks[-1][1]) if breaks and row[4] is not None else None
+    return Passage(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]),
+                   pages, breaks)
 
 
 def _batches(items: list[str], size: int = 500) -> Iterator[list[str]]:

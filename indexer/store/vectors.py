@@ -25,7 +25,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from indexer.store.ann import AnnIndex, bitmap_of, depth_for
+from indexer.store.ann import AnnIndex, Coverage, bitmap_of, depth_for
 from indexer.store.layout import ANN, LEGACY_VECTORS, VECTOR_IDS, VECTORS
 from indexer.store.plan_cache import PlanCache, cacheable
 from indexer.store.planner import Plan, Strategy, plan, top_k
@@ -63,6 +63,9 @@ class VectorStore:
         if ann is not None and ann.total != len(self):
             raise ValueError(f"the IVF index holds {ann.total} rows, the matrix {len(self)}")
         self.ann = ann
+        # Where each access group's rows begin (layout order), when the generation says: the
+        # IVF is then read group by group (ann.py), never reading entries of other groups.
+        self.groups: np.ndarray | None = None
 
     def _set(self, ids: np.ndarray, matrix: np.ndarray) -> None:
         """Install rows (in layout order) and the sorted id -> row index beside them."""
@@ -194,7 +197,7 @@ class VectorStore:
         chosen, extra = self._planned(allowed)
         return extra is not None and chosen.strategy is not Strategy.APPROXIMATE
 
-    def _planned(self, allowed: np.ndarray) -> tuple[Plan, np.ndarray | None]:
+    def _planned(self, allowed: np.ndarray) -> tuple[Plan, np.ndarray | Coverage | None]:
         """The plan, and the packed copy of its rows (or, for the approximate plan, the bitmap
         of its rows) if the set has one."""
         self._consolidate()
@@ -208,8 +211,15 @@ class VectorStore:
                                                    self.pack_budget * self._matrix.nbytes)
                     return chosen, packed if kept else None
         if chosen.strategy is Strategy.APPROXIMATE:
-            return chosen, self._cache.bitmap(allowed, lambda: bitmap_of(chosen.rows, len(self)))
+            return chosen, self._cache.bitmap(allowed, lambda: self._selector(chosen.rows))
         return chosen, self._cache.packed(allowed) if cacheable(allowed) else None
+
+    def _selector(self, rows: np.ndarray) -> np.ndarray | Coverage:
+        """What the IVF reads an approximate plan's rows by: their access groups, or (a store
+        that does not know them) a bitmap over whole lists."""
+        if self.groups is not None and self.ann is not None:
+            return self.ann.coverage(rows, self.groups)
+        return bitmap_of(rows, len(self))
 
     def _plan(self, allowed: np.ndarray) -> Plan:
         ids = np.asarray(allowed, dtype=np.int64).reshape(-1)
@@ -274,10 +284,15 @@ class VectorStore:
         if vector.size != self.dim:
             raise ValueError(f"query has {vector.size} dimensions, the index {self.dim}")
         if chosen.strategy is Strategy.APPROXIMATE and chosen.approximate is not None and \
-                chosen.approximate.per_list is not None and extra is not None:
+                chosen.approximate.per_list is not None and extra is not None and \
+                self.ann is not None:
+            if isinstance(extra, Coverage):  # read by the caller's access groups
+                rows, _ = self.ann.candidates_in(vector, extra, depth_for(k))
+                return self._rescored(vector, rows, k), chosen.strategy
             return self._approximate(vector, extra, chosen.approximate.per_list, k)[0], \
                 chosen.strategy
-        scores, rows = self._score(chosen, vector, extra), chosen.rows
+        packed = extra if isinstance(extra, np.ndarray) else None
+        scores, rows = self._score(chosen, vector, packed), chosen.rows
         return self._hits(scores, rows, k), chosen.strategy
 
     def search_approximate(self, query: np.ndarray, rows: np.ndarray, k: int,
@@ -298,12 +313,16 @@ class VectorStore:
         """The IVF's candidates among the bitmap's rows, re-scored exactly: the top k."""
         assert self.ann is not None
         rows, probed = self.ann.candidates(vector, bitmap, per_list, depth_for(k), floor)
+        return self._rescored(vector, rows, k), probed
+
+    def _rescored(self, vector: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
+        """The IVF's candidate rows scored exactly from the float32 matrix: the top k."""
         rows = np.sort(rows)
         scores = np.empty(rows.size, dtype=np.float32)
         sp = faiss.swig_ptr
         kernels.fvec_inner_products_by_idx(sp(scores), sp(vector), sp(self._matrix),
                                            sp(rows), self.dim, 1, rows.size)
-        return self._hits(scores, rows, k), probed
+        return self._hits(scores, rows, k)
 
     def _hits(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
         best = top_k(scores, lambda at: self._ids[rows[at]], k)

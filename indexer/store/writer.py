@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.store import lexical
+from indexer.store.folding import FOLDING
 from indexer.store.layout import (
     BY_RULE,
     GENERATIONS,
@@ -29,7 +30,14 @@ from indexer.store.layout import (
     point_current,
     shard_of,
 )
-from indexer.store.records import Chunk, FileRecord, Grant, StoredDocument, text_sha
+from indexer.store.records import (
+    Chunk,
+    FileRecord,
+    Grant,
+    StoredDocument,
+    encode_breaks,
+    text_sha,
+)
 from indexer.store.vector_file import ANN_MIN_ROWS, VectorFile
 
 LEXICAL_DIGEST = "lexical_digest"  # info key: lexical.content_digest of the generation
@@ -39,6 +47,7 @@ CREATE TABLE partners(partner TEXT PRIMARY KEY);
 CREATE TABLE documents(
     doc_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL,
     content_sha TEXT NOT NULL, rule INTEGER, owner TEXT);
+CREATE INDEX documents_by_rule ON documents(rule, doc_id);
 CREATE TABLE grants(
     doc_id TEXT NOT NULL REFERENCES documents(doc_id), partner TEXT NOT NULL, until TEXT,
     PRIMARY KEY (doc_id, partner));
@@ -46,7 +55,7 @@ CREATE TABLE chunks(
     chunk_id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
     ordinal INTEGER NOT NULL, page INTEGER, char_start INTEGER NOT NULL,
     char_end INTEGER NOT NULL, text TEXT NOT NULL, section TEXT,
-    ocr INTEGER NOT NULL DEFAULT 0, text_sha TEXT);
+    ocr INTEGER NOT NULL DEFAULT 0, text_sha TEXT, page_end INTEGER, page_breaks TEXT);
 CREATE INDEX chunks_by_doc ON chunks(doc_id);
 CREATE INDEX chunks_by_text ON chunks(text_sha);
 CREATE TABLE files(
@@ -80,9 +89,11 @@ class _Rows:
     def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         self.db.executemany(
             "INSERT INTO chunks (chunk_id, doc_id, ordinal, page, char_start, char_end, text, "
-            "section, ocr, text_sha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "section, ocr, text_sha, page_end, page_breaks) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(c.chunk_id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.text,
-              c.section, int(c.ocr), text_sha(c.text)) for c in chunks],
+              c.section, int(c.ocr), text_sha(c.text), c.page_end,
+              encode_breaks(c.breaks)) for c in chunks],
         )
         if self.vectors is not None:
             self.vectors.add(np.array([c.chunk_id for c in chunks], dtype=np.int64), vectors)
@@ -152,7 +163,7 @@ class GenerationWriter:
         self.name = f"{stamp}-{secrets.token_hex(3)}"
         self.final_dir = root / GENERATIONS / self.name
         self.dir = root / GENERATIONS / f"{self.name}.tmp"
-        info = {**info, "generation": self.name}
+        info = {**info, "generation": self.name, lexical.FOLDING_KEY: FOLDING}
         if shards > 1:
             info["shards"] = str(shards)
         self._main = _Rows(self.dir, dim, info, partners, vectors=shards == 1)

@@ -1,19 +1,15 @@
-"""The API server's side of a Ray cluster: one Serve application per shard, and the fan-out.
+"""The API server's side of each request on Ray: every shard of the generation is asked at
+once (`RayShards`), and the server waits for all answers. The applications themselves are
+deployed, placed and deleted by lifecycle.py; this module only calls them.
 
-`RayCluster.connect` joins the cluster at the address given (`local` starts a cluster owned by
-this process, stopped with it). For every generation served, `shards_for` deploys one
-application per shard (replicas per shard: PKS_RAY_REPLICAS; Ray Serve replaces a replica that
-dies) and returns a `RayShards`, which asks every shard at once and waits for all answers. A
-call that fails (a replica killed mid-query, none ready yet) is retried with back-off until
+A call that fails (a replica killed mid-query, none ready yet) is retried with back-off until
 PKS_RAY_RETRY_SECONDS have passed: Serve routes the retry to a live replica or the one that
-replaced the dead one, so the client sees an answer, not an error. A replaced generation's
-applications are deleted.
+replaced the dead one, so the client sees an answer, not an error.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 import weakref
@@ -23,75 +19,25 @@ from typing import Any
 
 import numpy as np
 import ray
-from ray import serve
 
 from indexer.store.bm25 import LexicalStats
-from indexer.store.reader import Generation
-from search_api.access import AllowedSet
+from search_api.access.allowed import AllowedSet
 from search_api.cluster.shard import ShardServer
 from search_api.retrieval.fusion import Ranked
 from search_api.retrieval.shards import DenseAnswer, Weights
-from search_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 shard_deployment: Any = ShardServer  # a Serve Deployment (its decorator is untyped)
 FIRST_BACKOFF, MAX_BACKOFF = 0.1, 2.0  # seconds between retries of one shard's call
 
 
-class RayCluster:
-    """This server's connection to a Ray cluster, and the Serve applications it deployed."""
-
-    def __init__(self, settings: ApiSettings, owned: bool) -> None:
-        self.settings = settings
-        self.owned = owned  # started here (`--ray local`): stopped with the server
-        self.prefix = f"pks-{secrets.token_hex(3)}"  # this server's applications
-
-    @classmethod
-    def connect(cls, settings: ApiSettings) -> RayCluster:
-        address = settings.ray
-        if address is None:
-            raise ValueError("no Ray address")
-        owned = address == "local"
-        if owned:
-            ray.init(include_dashboard=False, namespace="pks", log_to_driver=False)
-        else:
-            ray.init(address=address, namespace="pks", log_to_driver=False)
-        serve.start(proxy_location="Disabled")  # the API server is the only HTTP ingress
-        log.info("connected to Ray at %s (%s)", address, ray.get_runtime_context().gcs_address)
-        return cls(settings, owned)
-
-    def shards_for(self, generation: Generation) -> RayShards:
-        """Deploy one application per shard of `generation`; returns when all are running."""
-        names, handles = [], []
-        for number, path in enumerate(generation.shard_paths()):
-            name = f"{self.prefix}-{generation.name}-{number}"
-            deployment = shard_deployment.options(
-                name="shard", num_replicas=self.settings.ray_replicas,
-                ray_actor_options={"num_cpus": self.settings.ray_shard_cpus})
-            handle = serve.run(deployment.bind(str(path.resolve())), name=name,
-                               route_prefix=None)
-            names.append(name)
-            handles.append(handle)
-        log.info("generation %s: %d shards on Ray (%d replicas each)", generation.name,
-                 len(handles), self.settings.ray_replicas)
-        return RayShards(names, handles, self.settings.ray_retry_seconds)
-
-    def close(self) -> None:
-        try:
-            for name in list(serve.status().applications):
-                if name.startswith(self.prefix):
-                    serve.delete(name, _blocking=False)
-            if self.owned:
-                serve.shutdown()
-        finally:
-            ray.shutdown()
-
-
 class RayShards:
     """Every shard of one generation on the cluster, asked each question at once."""
 
-    def __init__(self, names: list[str], handles: list[Any], retry_seconds: float) -> None:
+    def __init__(self, names: list[str], handles: list[Any], retry_seconds: float,
+                 release: Callable[[], None] = lambda: None) -> None:
         self.names, self.handles, self.retry_seconds = names, handles, retry_seconds
+        self._release = release  # deletes the applications (lifecycle.RayCluster)
         self._refs: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
         self._lock = threading.Lock()
         self.retries = 0  # calls that failed and were sent again (for the logs and tests)
@@ -166,8 +112,4 @@ class RayShards:
         return answers
 
     def close(self) -> None:
-        for name in self.names:
-            try:
-                serve.delete(name, _blocking=False)
-            except Exception:  # the cluster is going away too
-                log.warning("could not delete Serve application %s", name)
+        self._release()

@@ -6,6 +6,8 @@ question every shard answers (search_api/retrieval/shards.py). The allowed set a
 reference to one object in Ray's object store, put there once per allowed set by the server;
 the replica fetches it once and keeps it, so its store's plan cache (rows, IVF selector) is
 reused across queries exactly as in one process; later queries name the set by its key.
+Its Serve gRPC port listens on the address it is given, by default its node's Ray address, not
+every interface (listen.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ray import serve
 
 from indexer.store.bm25 import LexicalStats
 from indexer.store.reader import Generation
+from search_api.cluster.listen import serve_port_on
 from search_api.retrieval.fusion import Ranked
 from search_api.retrieval.shards import DenseAnswer, Weights, shard_dense
 
@@ -31,7 +34,8 @@ ALLOWED_KEPT = 64  # allowed sets a replica keeps (one per partner and day, as t
 class ShardServer:
     """Answers top-k questions for one shard of one generation."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, listen: str | None = None) -> None:
+        serve_port_on(listen)  # where this replica's Serve port listens (None: its node's address)
         self.generation = Generation(Path(path))
         self.generation.lexical_index()  # the postings, before the first query
         self._allowed: OrderedDict[str, np.ndarray] = OrderedDict()

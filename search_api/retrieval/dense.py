@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search_api.access import AllowedSet
+from search_api.access.allowed import AllowedSet
 from search_api.retrieval.merge import merge_top_k
 from search_api.retrieval.shards import DenseAnswer, Shards
 

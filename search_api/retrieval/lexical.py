@@ -1,15 +1,17 @@
 """Lexical retrieval: BM25 within the allowed set, with the statistics of the allowed set (what
 the caller may not see never shapes its scores or their order). A person's query becomes plain
-terms here; the store stems them as it stemmed the chunks, counts and scores."""
+terms here; the store folds and stems them as it folded and stemmed the chunks (so "Geneve"
+finds "Genève"), counts and scores."""
 
 from __future__ import annotations
 
 import operator
 import re
+import unicodedata
 from functools import reduce
 
 from indexer.store.bm25 import LexicalStats
-from search_api.access import AllowedSet
+from search_api.access.allowed import AllowedSet
 from search_api.retrieval.merge import merge_top_k
 from search_api.retrieval.shards import Shards
 
@@ -35,7 +37,7 @@ def query_terms(query: str) -> list[str]:
     """Plain text -> the terms to search, any of which may match. Words such as AND, OR and
     NEAR, and characters such as `"`, `*`, `-`, `:` or `(`, are text, never query syntax. Stop
     words are left out unless the query has nothing else."""
-    terms = TERM.findall(query.lower())
+    terms = TERM.findall(unicodedata.normalize("NFC", query).lower())  # é, not e + ◌́
     return [term for term in terms if term not in STOP_WORDS] or terms
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from indexer.store.bm25 import LexicalStats
 from indexer.store.planner import Strategy
 from indexer.store.reader import Generation
-from search_api.access import AllowedSet
+from search_api.access.allowed import AllowedSet
 from search_api.retrieval.fusion import Ranked
 
 

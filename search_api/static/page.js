@@ -150,9 +150,42 @@ function onSearchSubmit(event) {
 
 // ---- results -------------------------------------------------------------------------------
 
+// Words are compared folded, as the index compares them (indexer/store/folding.py): lower
+// case, accents dropped (NFKD), ß as ss, ligatures and the letters Unicode does not decompose
+// spelled out. So "Geneve depot" marks "Genève dépôt", and the reverse.
+const LETTERS = { "ß": "ss", "œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d", "ħ": "h",
+  "ı": "i", "ŧ": "t", "ŀ": "l" };
+const ACCENT = /[\u0300-\u036f]/;
+
+function foldChar(ch) {
+  let out = "";
+  for (const c of ch.toLowerCase().normalize("NFKD")) {
+    if (!ACCENT.test(c)) out += LETTERS[c] || c;
+  }
+  return out;
+}
+
+// The text folded, and for each of its UTF-16 units where in `text` it came from.
+function folded(text) {
+  let out = "";
+  const from = [];
+  const to = [];
+  let at = 0;
+  for (const ch of text) {
+    const f = foldChar(ch);
+    for (let k = 0; k < f.length; k += 1) {
+      from.push(at);
+      to.push(at + ch.length);
+    }
+    out += f;
+    at += ch.length;
+  }
+  return { text: out, from: from, to: to };
+}
+
 function queryWords(query) {
-  const words = query.toLowerCase().match(/[\p{L}\p{N}][\p{L}\p{N}.-]*[\p{L}\p{N}]|[\p{N}]/gu)
-    || [];
+  const words = folded(query).text
+    .match(/[\p{L}\p{N}][\p{L}\p{N}.-]*[\p{L}\p{N}]|[\p{N}]/gu) || [];
   return [...new Set(words)].filter((w) => (w.length > 2 || /\d/.test(w)) && !STOP.has(w));
 }
 
@@ -160,21 +193,29 @@ function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-// Appends `text` to `element` with the query's words in <mark>: text nodes only, never HTML.
+// Appends `text` to `element` with the query's (folded) words in <mark>: text nodes only,
+// never HTML. Matching runs on the folded text; each mark covers the original characters.
 function appendHighlighted(element, text, words) {
   if (!words.length) {
     element.append(text);
     return;
   }
   const alternatives = words.map(escapeRegExp).sort((a, b) => b.length - a.length).join("|");
-  const pattern = new RegExp("(?<![\\p{L}\\p{N}])(?:" + alternatives + ")", "giu");
+  const pattern = new RegExp("(?<![\\p{L}\\p{N}])(?:" + alternatives + ")", "gu");
+  const fold = folded(text);
   let last = 0;
-  for (const match of text.matchAll(pattern)) {
-    element.append(text.slice(last, match.index));
+  for (const match of fold.text.matchAll(pattern)) {
+    const end = match.index + match[0].length;
+    const start = fold.from[match.index];
+    // through the last matched character, and any accents after it that folded to nothing
+    const stop = end < fold.from.length ? Math.max(fold.to[end - 1], fold.from[end])
+      : text.length;
+    if (start < last) continue;
+    element.append(text.slice(last, start));
     const mark = document.createElement("mark");
-    mark.textContent = match[0];
+    mark.textContent = text.slice(start, stop);
     element.append(mark);
-    last = match.index + match[0].length;
+    last = stop;
   }
   element.append(text.slice(last));
 }
@@ -210,7 +251,11 @@ function render(results, query) {
     const meta = document.createElement("p");
     meta.className = "meta";
     meta.append(span("path", result.path));
-    if (result.page) meta.append(span("page", "page " + result.page));
+    if (result.page) {
+      const range = Array.isArray(result.pages) ? " (pages " + result.pages[0] + "–"
+        + result.pages[1] + ")" : "";
+      meta.append(span("page", "page " + result.page + range));
+    }
     if (result.section) meta.append(span("section", result.section));
     if (result.ocr) {
       const ocr = span("ocr", "OCR text");

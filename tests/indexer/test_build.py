@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexer.build import BuildError, build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.generations import list_generations, rollback
 from indexer.store.layout import CURRENT, GENERATIONS, live_generation_dir

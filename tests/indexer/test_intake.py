@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.incremental import Previous
-from indexer.intake import LocalParsing, PasswordSource, read_corpus
-from indexer.isolate import IsolatedParser
-from indexer.load import LoadOptions, LoadResult, load_file
+from indexer.intake import FileOptions, LocalParsing, read_corpus
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import LoadOptions, LoadResult, load_file
 from indexer.manifest import Manifest
 from tests.factory import write
 
@@ -39,7 +39,7 @@ def test_a_file_changed_while_read_is_read_again_and_one_gone_is_skipped(tmp_pat
     manifest = Manifest(corpus / "access.yaml", ("a",), ())
     with IsolatedParser(60, parse=meddling_parser) as parser:
         intake = read_corpus(corpus, files, Previous(None, False, False), LocalParsing(parser),
-                             PasswordSource(manifest, {}), LoadOptions())
+                             FileOptions(manifest, {}), LoadOptions())
     [edited] = intake.outcomes
     assert edited.record.path == "edited-once.txt"
     assert edited.parsed[0].pages[0].text.endswith("Appended while the build was reading.")

@@ -111,3 +111,26 @@ def test_bad_owner_or_password_entry_names_the_line(tmp_path: Path, text: str,
                                                     problem: str) -> None:
     with pytest.raises(ManifestError, match=problem.replace("*", r"\*")):
         manifest_in(tmp_path, text)
+
+
+def test_an_encoding_on_a_rule_or_the_corpus_decides_undetectable_text(tmp_path: Path) -> None:
+    m = manifest_in(tmp_path, GOOD.replace("    until: 2027-06-30\n",
+                                           "    until: 2027-06-30\n    encoding: Windows-1250\n"))
+    assert m.encoding_for("acme/notes.txt") == ("cp1250", "access.yaml rule 2 (line 5)")
+    assert m.encoding_for("shared/notes.txt") == ("cp1252", "the default for Western text")
+    m = manifest_in(tmp_path, "encoding: latin2\n" + GOOD)
+    assert m.encoding_for("shared/notes.txt") == ("iso8859-2",
+                                                  "the corpus's 'encoding' in access.yaml")
+    assert m.encoding_key() == "iso8859-2"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (GOOD.replace("    allow: [globex]\n", "    allow: [globex]\n    encoding: latin-9x\n"),
+     r"access.yaml:10: rule 3: 'encoding': 'latin-9x' is not a text encoding Python knows"),
+    (GOOD.replace("    allow: [globex]\n", "    allow: [globex]\n    encoding: base64\n"),
+     r"access.yaml:10: rule 3: 'encoding': 'base64' is not a text encoding"),
+    ("encoding: utf-16\n" + GOOD, r"access.yaml:1: encoding: 'utf-16' is not a legacy encoding"),
+])
+def test_a_bad_encoding_names_the_line(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ManifestError, match=expected):
+        manifest_in(tmp_path, text)

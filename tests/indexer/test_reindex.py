@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from indexer.build import build
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
 from tests.conftest import MANIFEST, make_access_corpus

@@ -12,11 +12,11 @@ import pytest
 
 from indexer.build import build
 from indexer.discover import discover_files
-from indexer.embed import Embedder
+from indexer.embed.embedder import Embedder
 from indexer.incremental import Previous
-from indexer.intake import LocalParsing, PasswordSource, read_corpus
-from indexer.isolate import IsolatedParser
-from indexer.load import load_options
+from indexer.intake import FileOptions, LocalParsing, read_corpus
+from indexer.load.isolate import IsolatedParser
+from indexer.load.loader import load_options
 from indexer.manifest import Manifest, PasswordRule
 from indexer.settings import IndexerSettings
 from indexer.store.reader import Generation
@@ -82,7 +82,7 @@ def test_every_shared_pdf_is_indexed_or_has_a_one_line_reason(
     no_ocr = settings.model_copy(update={"ocr": False})  # OCR is the formats tests' (and slow)
     with IsolatedParser(settings.parse_timeout_seconds) as parser:
         intake = read_corpus(corpus, files, Previous(None, False, False), LocalParsing(parser),
-                             PasswordSource(manifest, environ),
+                             FileOptions(manifest, environ),
                              load_options(no_ocr))
     indexed = {o.record.path for o in intake.outcomes if o.parsed}
     reasons = {s.path: s.reason for s in intake.skipped + refused}

@@ -10,9 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from indexer.build import BuildReport
-from search_api.keys import KeyStore
-from search_api.live import IndexHolder
+from indexer.embed.embedder import Embedder
+from indexer.settings import IndexerSettings
+from search_api.identity.keys import KeyStore
+from search_api.retrieval.live import IndexHolder
 from tests.deployment import app_client, make_build_history
+from tests.sharding import Pair, build_pair
 
 
 class Clock:
@@ -58,3 +61,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(corpus, index) of the owned corpus with two generations and three recorded runs
     (tests/deployment.make_build_history). Tests that change it work on a copy."""
     return make_build_history(tmp_path_factory.mktemp("history"))
+
+
+@pytest.fixture(scope="session")
+def pair(tmp_path_factory: pytest.TempPathFactory, settings: IndexerSettings,
+         embedder: Embedder) -> Pair:
+    """The access corpus built as one index and as two shards (tests/sharding.py)."""
+    return build_pair(tmp_path_factory.mktemp("shards"), settings, embedder)

@@ -156,3 +156,45 @@ def test_a_small_generation_has_no_ivf_and_an_old_one_still_loads(tmp_path: Path
     spill.write(order=None)
     assert not (tmp_path / ANN).exists()
     assert VectorStore.load(tmp_path).ann is None
+
+
+GROUPS = np.array([0, 6_000, 13_000, 20_000])  # three access groups (rules), in layout order
+
+
+@pytest.mark.parametrize("layout", ["groups", "group_and_part", "scattered"])
+def test_read_by_group_the_ivf_scans_no_entry_outside_the_callers_groups(
+        approximate_store: tuple[VectorStore, np.ndarray, np.ndarray], no_exact_budget: None,
+        layout: str) -> None:
+    """Each access group is a range of rows and each list is in row order, so the IVF reads
+    only the ranges of the caller's groups (FAISS counts the codes it scores: exactly the
+    caller's groups' entries in the lists it probed), and still finds the top 10."""
+    import faiss
+
+    store, ids, vectors = approximate_store
+    assert store.ann is not None
+    rows = {"groups": np.r_[0:6_000, 13_000:20_000],  # two whole groups
+            "group_and_part": np.r_[0:6_000, 6_000:13_000:3],  # a whole one, a third of one
+            "scattered": np.sort(np.random.default_rng(8).choice(20_000, 8_000, False))}[layout]
+    allowed = frozen(ids[rows])
+    store.groups = GROUPS
+    try:
+        covered = store.ann.coverage(rows, GROUPS)
+        of_row = store.ann._lists()[0]
+        inside = np.zeros(N, dtype=bool)
+        for start, stop in covered.ranges:
+            inside[start:stop] = True
+        for q, query in enumerate(clustered(30, 400, CENTERS)):
+            faiss.cvar.indexIVF_stats.reset()
+            found, nprobe = store.ann.candidates_in(query, covered, 40)
+            ranked = store.ann._index.quantizer.search(query.reshape(1, -1), store.ann.lists)[1][0]
+            probed = ranked[covered.per_list[ranked] > 0][:nprobe]  # lists holding its entries
+            scanned = int(inside[np.isin(of_row, probed)].sum())
+            assert faiss.cvar.indexIVF_stats.ndis == scanned, q  # no other group's entry
+            assert found.size == 40 and bool(np.isin(found, rows).all())
+            hits = store.search(query, allowed, 10)
+            truth = brute_force(ids, vectors, query, allowed, 10)
+            assert len(hits) == 10 and {h.chunk_id for h in hits} <= set(allowed.tolist())
+            assert len({h.chunk_id for h in hits} & set(truth)) >= 8, q
+        assert store.plan_for(allowed).strategy is Strategy.APPROXIMATE
+    finally:
+        store.groups = None

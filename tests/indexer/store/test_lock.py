@@ -56,9 +56,11 @@ from indexer.store.lock import build_lock
 with build_lock(Path(sys.argv[1])):
     child = os.fork()  # as a library's helper process does (OpenVINO's telemetry sender did)
     if child == 0:
+        # Said by the helper itself, so only once its at-fork hooks have run (the parent could
+        # say it before the helper was first scheduled: a race on a loaded machine).
+        print(os.getpid(), flush=True)
         time.sleep(600)
         os._exit(0)
-    print(child, flush=True)
     time.sleep(600)
 """
 

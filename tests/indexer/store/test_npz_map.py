@@ -37,10 +37,10 @@ def test_compressed_or_object_members_are_left_to_np_load(tmp_path: Path) -> Non
 
 
 def test_postings_are_mapped_not_copied(tmp_path: Path) -> None:
-    postings = Postings(np.array([5, 3], dtype=np.int64), np.array([4, 2], dtype=np.int64),
-                        np.frombuffer(b"ab", dtype=np.uint8), np.array([0, 1, 2]),
-                        np.array([0, 1, 3]), np.array([0, 0, 1], dtype=np.int32),
-                        np.ones((3, 3), dtype=np.uint16))
+    postings = Postings.partition(
+        np.array([5, 3], dtype=np.int64), np.array([4, 2], dtype=np.int64),
+        np.frombuffer(b"ab", dtype=np.uint8), np.array([0, 1, 2]), np.array([0, 1, 3]),
+        np.array([0, 0, 1], dtype=np.int32), np.ones((3, 3), dtype=np.uint16), np.array([0, 2]))
     postings.save(tmp_path / "lexical.npz")
     loaded = Postings.load(tmp_path / "lexical.npz")
     assert not loaded.rows.flags.owndata and not loaded.counts.flags.writeable

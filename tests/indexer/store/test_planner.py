@@ -13,7 +13,8 @@ import pytest
 from indexer.store.planner import Strategy, plan, runs, top_k
 from indexer.store.reader import Generation
 from indexer.store.vectors import VectorStore
-from search_api.access import AccessIndex, Principal
+from search_api.access.allowed import AccessIndex
+from search_api.identity.principal import Principal
 
 DIM = 24
 
