@@ -4,7 +4,8 @@ Keyed by the allowed array's identity: the server caches each partner's allowed 
 one read-only array, and this cache holds the array itself, so its id cannot be reused while
 the entry lives (a writable array is never cached: its contents could change). Beside a plan it
 keeps what reading it needs: a packed copy of a broad scattered set's rows (bounded in bytes by
-the store), or the bitmap of an approximate plan's rows (the IVF's selector).
+the store), or the bitmap of an approximate plan's rows (the IVF's selector); an approximate
+plan also holds its allowed entries per IVF list (4 bytes a list).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from indexer.store.planner import Plan
 
 PLAN_CACHE = 256  # allowed sets kept mapped to rows (one per partner and day in the server)
 SELECTORS = 32  # allowed-row bitmaps kept for the approximate plan (n / 8 bytes each)
+
+
+def _guide_bytes(chosen: Plan) -> int:
+    guide = chosen.approximate.per_list if chosen.approximate is not None else None
+    return int(guide.nbytes) if guide is not None else 0
 
 
 def cacheable(allowed: np.ndarray) -> bool:
@@ -93,6 +99,6 @@ class PlanCache:
     @property
     def nbytes(self) -> int:
         """Row lists, packed copies and bitmaps."""
-        return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes
+        return sum(p.rows.nbytes + p.starts.nbytes + p.stops.nbytes + _guide_bytes(p)
                    for _, p in list(self._plans.values())) + self.packed_bytes + \
             sum(getattr(b, "nbytes", 0) or b.bitmap.nbytes for b in list(self._bitmaps.values()))

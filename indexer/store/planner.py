@@ -13,7 +13,8 @@ and the calls it makes:
 - ROWS: score the allowed rows by position (a gather; slower per row than a sequential pass,
   but reads only what is allowed). Chosen for rows scattered across the index.
 - APPROXIMATE: the generation's IVF index (ann.py), searched with the allowed rows as its ID
-  selector and re-scored exactly: its cost is the lists it probes, not the allowed set. It is
+  selector and re-scored exactly: its cost is the lists it probes (a share of the index that
+  recall on real embeddings sets, ann.py), not the whole allowed set. It is
   the one plan that is not exact, so it is chosen only where every exact plan would cost more
   than EXACT_BUDGET_US (a third of the 60 ms goal; then recall 1.0 costs little) and more than
   it: broad allowed sets of a large index. A narrow set (under NARROW_SHARE of the index), where
@@ -60,20 +61,22 @@ class Strategy(Enum):
     APPROXIMATE = "approximate"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Approximate:
-    """What the planner needs to know of an IVF index: its lists, how many it would probe for
-    this allowed set, and how many candidates it re-scores."""
+    """What the planner needs to know of an IVF search of one allowed set (ann.py): the
+    index's lists (their centroids are scored for every query), the entries of the lists it
+    probes (each tested against the selector), the allowed codes among them (scored), the
+    candidates it re-scores, and the allowed entries of each list, which guide the search."""
 
     lists: int
-    nprobe: int
+    scanned: float
+    codes: float
     depth: int
+    per_list: np.ndarray | None = None
 
-    def cost_us(self, allowed: int, total: int) -> float:
-        scanned = total * self.nprobe / self.lists
-        share = allowed / total if total else 0.0
-        return (ANN_CALL_US + self.lists * SEQ_US_PER_ROW + scanned * ANN_ENTRY_US
-                + scanned * share * ANN_CODE_US + self.depth * GATHER_US_PER_ROW)
+    def cost_us(self) -> float:
+        return (ANN_CALL_US + self.lists * SEQ_US_PER_ROW + self.scanned * ANN_ENTRY_US
+                + self.codes * ANN_CODE_US + self.depth * GATHER_US_PER_ROW)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +88,7 @@ class Plan:
     starts: np.ndarray
     stops: np.ndarray
     total: int  # rows in the whole index
+    approximate: Approximate | None = None  # the IVF search's guide, for APPROXIMATE
 
     @property
     def size(self) -> int:
@@ -124,8 +128,8 @@ def plan(rows: np.ndarray, total: int, approximate: Approximate | None = None) -
     best = min(costs, key=lambda s: costs[s])
     budget = NARROW_EXACT_BUDGET_US if rows.size < NARROW_SHARE * total else EXACT_BUDGET_US
     if approximate is not None and costs[best] > budget and \
-            approximate.cost_us(rows.size, total) < costs[best]:
-        best = Strategy.APPROXIMATE
+            approximate.cost_us() < costs[best]:
+        return Plan(Strategy.APPROXIMATE, rows, starts, stops, total, approximate)
     return Plan(best, rows, starts, stops, total)
 
 

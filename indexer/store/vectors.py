@@ -28,7 +28,7 @@ import numpy as np
 from indexer.store.ann import AnnIndex, Coverage, bitmap_of, depth_for
 from indexer.store.layout import ANN, LEGACY_VECTORS, VECTOR_IDS, VECTORS
 from indexer.store.plan_cache import PlanCache, cacheable
-from indexer.store.planner import Approximate, Plan, Strategy, plan, top_k
+from indexer.store.planner import Plan, Strategy, plan, top_k
 from indexer.store.vector_file import read_legacy, write_ordered
 
 # FAISS's plain SIMD kernels (one thread, no index object); its type stubs omit them.
@@ -227,11 +227,8 @@ class VectorStore:
             rows = np.arange(ids.size, dtype=np.int64)  # everything: no lookup needed
         else:
             rows = self._rows(np.unique(ids))
-        approximate = None
-        if self.ann is not None:
-            depth = depth_for(PLAN_K)
-            approximate = Approximate(self.ann.lists, self.ann.first_nprobe(rows.size, depth),
-                                      depth)
+        approximate = self.ann.approximate(rows, depth_for(PLAN_K)) \
+            if self.ann is not None and rows.size else None
         return plan(rows, len(self), approximate)
 
     def _pack(self, chosen: Plan) -> np.ndarray | None:
@@ -286,19 +283,48 @@ class VectorStore:
         vector = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
         if vector.size != self.dim:
             raise ValueError(f"query has {vector.size} dimensions, the index {self.dim}")
-        if chosen.strategy is Strategy.APPROXIMATE and self.ann is not None and extra is not None:
-            if isinstance(extra, Coverage):
+        if chosen.strategy is Strategy.APPROXIMATE and chosen.approximate is not None and \
+                chosen.approximate.per_list is not None and extra is not None and \
+                self.ann is not None:
+            if isinstance(extra, Coverage):  # read by the caller's access groups
                 rows, _ = self.ann.candidates_in(vector, extra, depth_for(k))
-            else:
-                rows, _ = self.ann.candidates(vector, extra, chosen.size, depth_for(k))
-            rows = np.sort(rows)
-            scores = np.empty(rows.size, dtype=np.float32)
-            sp = faiss.swig_ptr
-            kernels.fvec_inner_products_by_idx(sp(scores), sp(vector), sp(self._matrix),
-                                               sp(rows), self.dim, 1, rows.size)
-        else:
-            packed = extra if isinstance(extra, np.ndarray) else None
-            scores, rows = self._score(chosen, vector, packed), chosen.rows
+                return self._rescored(vector, rows, k), chosen.strategy
+            return self._approximate(vector, extra, chosen.approximate.per_list, k)[0], \
+                chosen.strategy
+        packed = extra if isinstance(extra, np.ndarray) else None
+        scores, rows = self._score(chosen, vector, packed), chosen.rows
+        return self._hits(scores, rows, k), chosen.strategy
+
+    def search_approximate(self, query: np.ndarray, rows: np.ndarray, k: int,
+                           floor: float | None = None) -> tuple[list[Hit], np.ndarray]:
+        """The approximate plan's answer within these allowed row positions (sorted), its first
+        probe scanning at least `floor` of their entries (None: as a search would), and the
+        lists it probed (their numbers). For benchmarks that ask what a larger index's probes find
+        (benchmarks/filtered_search.py --as-if); the server searches through `search`."""
+        if self.ann is None:
+            raise ValueError("this generation has no IVF index")
+        vector = np.ascontiguousarray(np.asarray(query, dtype=np.float32).reshape(-1))
+        per_list = self.ann.approximate(rows, depth_for(k)).per_list
+        assert per_list is not None
+        return self._approximate(vector, bitmap_of(rows, len(self)), per_list, k, floor)
+
+    def _approximate(self, vector: np.ndarray, bitmap: np.ndarray, per_list: np.ndarray,
+                     k: int, floor: float | None = None) -> tuple[list[Hit], np.ndarray]:
+        """The IVF's candidates among the bitmap's rows, re-scored exactly: the top k."""
+        assert self.ann is not None
+        rows, probed = self.ann.candidates(vector, bitmap, per_list, depth_for(k), floor)
+        return self._rescored(vector, rows, k), probed
+
+    def _rescored(self, vector: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
+        """The IVF's candidate rows scored exactly from the float32 matrix: the top k."""
+        rows = np.sort(rows)
+        scores = np.empty(rows.size, dtype=np.float32)
+        sp = faiss.swig_ptr
+        kernels.fvec_inner_products_by_idx(sp(scores), sp(vector), sp(self._matrix),
+                                           sp(rows), self.dim, 1, rows.size)
+        return self._hits(scores, rows, k)
+
+    def _hits(self, scores: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
         best = top_k(scores, lambda at: self._ids[rows[at]], k)
         return [Hit(int(i), float(s)) for i, s in zip(self._ids[rows[best]], scores[best],
-                                                       strict=True)], chosen.strategy
+                                                       strict=True)]
