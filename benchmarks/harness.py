@@ -55,17 +55,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children(pid: int) -> list[int]:
-    """The live child processes of `pid` (the workers of `serve --workers N`)."""
-    found = []
+def parents() -> dict[int, int]:
+    """Every live process's parent, from /proc."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
+                found[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 continue
     return found
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (the workers of `serve --workers N`)."""
+    return [child for child, parent in parents().items() if parent == pid]
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`'s children, theirs, and so on: with `serve --ray local`, the private cluster's
+    processes (GCS, raylet) and the raylet's workers (the Serve controller, the replicas)."""
+    parent_of, found, frontier = parents(), [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parent_of.items() if parent in frontier]
+        found.extend(frontier)
+    return found
+
+
+def command_line(pid: int) -> str:
+    """What `ps` shows for `pid` (Ray names its workers, e.g. ray::ServeReplica:APP:shard)."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+        errors="replace").strip()
 
 
 @dataclass
@@ -90,6 +111,17 @@ class Server:
             except OSError:
                 continue  # a worker that just exited
         return total
+
+    def cpu_by_process(self) -> dict[int, tuple[str, float]]:
+        """CPU time of the server and of every process it started, directly or not, each
+        with its command line: where a request's CPU goes when the server talks to others."""
+        found = {}
+        for pid in [self.pid, *descendants(self.pid)]:
+            try:
+                found[pid] = (command_line(pid), cpu_seconds(pid))
+            except OSError:
+                continue  # exited
+        return found
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -8,12 +8,17 @@ servers interleaved so that both see the same machine load.
 Needs the `cluster` extra (`pip install -e '.[cluster]'`). Builds both indexes under
 var/bench/shard-overhead, an admin key and a partner key in each, and reports p50/p95 per mode
 and principal, with the sharded/single ratio. The answers are checked equal as they come.
+
+CPU per request (the wall clock of a loaded machine also counts waiting for a core): of each
+server process, of the shard replicas, and of the rest of the private Ray cluster (GCS, raylet,
+Serve's controller: mostly its own timers), from /proc over each mode's requests.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -25,11 +30,22 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import ROOT, api_keys, serving, write_results  # noqa: E402
+from benchmarks.harness import ROOT, Server, api_keys, serving, write_results  # noqa: E402
 from benchmarks.machine import cpu  # noqa: E402
 from indexer.build import build  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 from indexer.store.reader import Generation  # noqa: E402
+
+
+def cpu_split(server: Server) -> dict[str, float]:
+    """CPU seconds so far of the server process, its Ray Serve replicas, and every other
+    process it started (a private Ray cluster's own)."""
+    split = {"server": 0.0, "replicas": 0.0, "ray": 0.0}
+    for pid, (command, seconds) in server.cpu_by_process().items():
+        split["server" if pid == server.pid else
+              "replicas" if "ServeReplica" in command else "ray"] += seconds
+    return split
+
 
 QUERIES = ["cell cycling results", "sensor calibration drift", "battery management firmware",
            "steering committee minutes", "pilot line coating", "state of charge estimation",
@@ -65,6 +81,7 @@ def main() -> None:
         for mode in ("dense", "hybrid", "lexical"):
             for who in ("admin", partner):
                 millis: dict[str, list[float]] = {"single": [], "sharded": []}
+                cpu_before = [cpu_split(server) for server in servers]
                 for at in range(args.requests):
                     query = QUERIES[at % len(QUERIES)]
                     got = []
@@ -81,15 +98,24 @@ def main() -> None:
                         got.append([(r["chunk_id"], r["score"]) for r in
                                     response.json()["results"]])
                     assert [c for c, _ in got[0]] == [c for c, _ in got[1]], (mode, who, query)
+                cpu_after = [cpu_split(server) for server in servers]
                 row = {"mode": mode, "who": "admin" if who == "admin" else "partner",
                        **{f"{label}_p50_ms": round(statistics.median(m), 2)
                           for label, m in millis.items()},
                        **{f"{label}_p95_ms": round(sorted(m)[int(0.95 * len(m))], 2)
                           for label, m in millis.items()}}
                 row["p50_ratio"] = round(row["sharded_p50_ms"] / row["single_p50_ms"], 2)
+                row["goal_p50_ms"] = round(1.3 * row["single_p50_ms"] + 4, 2)
+                for label, before, after in zip(("single", "sharded"), cpu_before, cpu_after,
+                                                strict=True):
+                    for part in ("server", "replicas", "ray") if label == "sharded" else \
+                            ("server",):
+                        row[f"{label}_{part}_cpu_ms"] = round(
+                            (after[part] - before[part]) * 1000 / args.requests, 2)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    header = {**cpu(), "corpus": str(args.corpus), "shards": args.shards,
+    header = {**cpu(), "load_average_end": round(os.getloadavg()[0], 2),
+              "corpus": str(args.corpus), "shards": args.shards,
               "requests": args.requests, "chunks": Generation.open_live(single).counts()[1]}
     write_results(args.json, header, rows)
 

@@ -98,6 +98,7 @@ class RayCluster:
         from ray import serve
 
         from search_api.cluster.ingress import RayShards, shard_deployment
+        from search_api.cluster.shard import REPLICA_ENV
 
         paths = generation.shard_paths()
         self.check_room(len(paths))
@@ -109,7 +110,8 @@ class RayCluster:
             # minute, or the server stopped): it need not wait Serve's default 20 s.
             deployment = shard_deployment.options(
                 name="shard", num_replicas=self.settings.ray_replicas,
-                ray_actor_options={"num_cpus": self.settings.ray_shard_cpus},
+                ray_actor_options={"num_cpus": self.settings.ray_shard_cpus,
+                                   "runtime_env": {"env_vars": REPLICA_ENV}},
                 graceful_shutdown_wait_loop_s=0.5, graceful_shutdown_timeout_s=5)
             listen = "127.0.0.1" if self.owned else self.settings.ray_serve_host
             handles = serve.run_many(
@@ -126,8 +128,11 @@ class RayCluster:
             self.delete(names, wait=True)
             raise
         log.info("generation %s: %d shards running on Ray", generation.name, len(names))
+        # Serve dials a replica's gRPC port at its node's Ray address: where PKS_RAY_SERVE_HOST
+        # moved the port elsewhere, the calls go through Ray's actor calls instead.
         return RayShards(names, handles, self.settings.ray_retry_seconds,
-                         release=lambda: self.delete(names, wait=False))
+                         release=lambda: self.delete(names, wait=False),
+                         by_grpc=listen is None or self.owned, generation=generation)
 
     def check_room(self, shards: int) -> None:
         """Refuse at once what the cluster has no CPUs for: Serve would wait forever."""

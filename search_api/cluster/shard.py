@@ -7,7 +7,12 @@ reference to one object in Ray's object store, put there once per allowed set by
 the replica fetches it once and keeps it, so its store's plan cache (rows, IVF selector) is
 reused across queries exactly as in one process; later queries name the set by its key.
 Its Serve gRPC port listens on the address it is given, by default its node's Ray address, not
-every interface (listen.py).
+every interface (listen.py); the API server's calls arrive there.
+
+Its methods are coroutines that compute at once, and Serve runs them on the replica's own event
+loop (REPLICA_ENV): a question costs no hop to another thread and back, which Serve's defaults
+(user code on a loop of its own thread, a synchronous method in a thread pool) add to every call.
+A replica answers one question at a time, as its one CPU would anyway.
 """
 
 from __future__ import annotations
@@ -18,16 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray
 from ray import serve
 
-from indexer.store.bm25 import LexicalStats
 from indexer.store.reader import Generation
 from search_api.cluster.listen import serve_port_on
-from search_api.retrieval.fusion import Ranked
-from search_api.retrieval.shards import DenseAnswer, Weights, shard_dense
+from search_api.retrieval.shards import Answer, Question, answer
 
 ALLOWED_KEPT = 64  # allowed sets a replica keeps (one per partner and day, as the server does)
+# Set in each replica's process before Serve is imported there (a runtime_env, lifecycle.py).
+REPLICA_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}
 
 
 @serve.deployment
@@ -48,11 +52,11 @@ class ShardServer:
                 self._allowed.move_to_end(key)
             return found
 
-    def _resolve(self, key: str, ref: Any) -> np.ndarray:
+    async def _resolve(self, key: str, ref: Any) -> np.ndarray:
         found = self._cached(key)
         if found is not None:
             return found
-        ids = np.asarray(ray.get(ref), dtype=np.int64)
+        ids = np.asarray(await ref, dtype=np.int64)
         if ids.flags.writeable:  # read-only: the store then caches its plan for this set
             ids = ids.copy()
             ids.setflags(write=False)
@@ -62,33 +66,20 @@ class ShardServer:
                 self._allowed.popitem(last=False)
         return ids
 
-    def _ids(self, key: str, allowed: list[Any] | None) -> np.ndarray | None:
+    async def _ids(self, key: str, allowed: list[Any] | None) -> np.ndarray | None:
         """The allowed set named `key`. A replica that does not hold it yet answers None, and
         the server asks again with `allowed`: a one-element list holding the set's object
         reference (nested, so Ray hands over the reference, not the array). A reference in the
         arguments costs Ray's ownership bookkeeping on every call (measured: 6.1 ms against
         4.4 ms per call on the loaded 2-core machine), so it is sent only to a replica that
         lacks the set."""
-        return self._cached(key) if allowed is None else self._resolve(key, allowed[0])
+        return self._cached(key) if allowed is None else await self._resolve(key, allowed[0])
 
-    def dense(self, key: str, vector: np.ndarray, k: int,
-              allowed: list[Any] | None = None) -> DenseAnswer | None:
-        """The top k within the allowed set, or None (see `_ids`)."""
-        ids = self._ids(key, allowed)
-        return None if ids is None else shard_dense(self.generation, vector, ids, k)
-
-    def lexical_stats(self, key: str, terms: list[str],
-                      allowed: list[Any] | None = None) -> LexicalStats | None:
-        """BM25's statistics over this shard's part of the allowed set, or None."""
-        ids = self._ids(key, allowed)
-        return None if ids is None else self.generation.lexical_stats(terms, ids)
-
-    def lexical_search(self, key: str, terms: list[str], k: int, weights: Weights,
-                       stats: LexicalStats, allowed: list[Any] | None = None) -> Ranked | None:
-        """BM25 top k within the allowed set scored with the summed `stats`, or None."""
-        ids = self._ids(key, allowed)
-        return None if ids is None else \
-            self.generation.lexical_search(terms, ids, k, weights, stats)
+    async def ask(self, key: str, question: Question,
+                  allowed: list[Any] | None = None) -> Answer | None:
+        """This shard's answer within the allowed set, or None (see `_ids`)."""
+        ids = await self._ids(key, allowed)
+        return None if ids is None else answer(self.generation, question, ids)
 
     def ready(self) -> str:
         return self.generation.name

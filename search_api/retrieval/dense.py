@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from search_api.access.allowed import AllowedSet
-from search_api.retrieval.merge import merge_top_k
+from search_api.retrieval.rounds import retrieve
 from search_api.retrieval.shards import DenseAnswer, Shards
 
 
@@ -15,6 +15,4 @@ def dense(shards: Shards, query_vector: np.ndarray, allowed: AllowedSet, k: int)
     `approximate` when any shard answered from its IVF index."""
     if len(allowed) == 0 or k <= 0:
         return DenseAnswer([], False)
-    answers = shards.dense(query_vector, allowed, k)
-    return DenseAnswer(merge_top_k([a.ranked for a in answers], k),
-                       any(a.approximate for a in answers))
+    return retrieve(shards, allowed, query_vector, k)[0]

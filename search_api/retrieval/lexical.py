@@ -5,14 +5,11 @@ finds "Genève"), counts and scores."""
 
 from __future__ import annotations
 
-import operator
 import re
 import unicodedata
-from functools import reduce
 
-from indexer.store.bm25 import LexicalStats
 from search_api.access.allowed import AllowedSet
-from search_api.retrieval.merge import merge_top_k
+from search_api.retrieval.rounds import Lexical, retrieve
 from search_api.retrieval.shards import Shards
 
 # Weights of the indexed columns (chunk text, document title, heading path) in bm25(). The
@@ -49,6 +46,9 @@ def lexical(shards: Shards, query: str, allowed: AllowedSet, k: int,
     and the best k of their answers are kept."""
     if len(allowed) == 0 or k <= 0:
         return []
-    terms = query_terms(query)
-    stats = reduce(operator.add, shards.lexical_stats(terms, allowed), LexicalStats())
-    return merge_top_k(shards.lexical_search(terms, allowed, k, weights, stats), k)
+    return retrieve(shards, allowed, lexical=asked(query, k, weights))[1]
+
+
+def asked(query: str, k: int, weights: tuple[float, float, float] = WEIGHTS) -> Lexical:
+    """The lexical question of a person's query."""
+    return Lexical(tuple(query_terms(query)), k, weights)

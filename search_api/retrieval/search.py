@@ -15,8 +15,9 @@ from search_api.access.allowed import AllowedSet
 from search_api.retrieval.citing import cite
 from search_api.retrieval.dense import dense
 from search_api.retrieval.fusion import Ranked, document_aware
-from search_api.retrieval.lexical import lexical
+from search_api.retrieval.lexical import asked, lexical
 from search_api.retrieval.live import LoadedIndex
+from search_api.retrieval.rounds import retrieve
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def _retrieve(index: LoadedIndex, query: str, allowed: AllowedSet, top_k: int,
         answer = dense(index.shards, vector, allowed, top_k)
         return answer.ranked, answer.approximate
     depth = max(top_k, CANDIDATES)
-    answer = dense(index.shards, vector, allowed, depth)
-    lists = [answer.ranked, lexical(index.shards, query, allowed, depth)]
+    # Both retrievers in the same rounds (rounds.py): on Ray, one or two instead of three.
+    answer, ranked = retrieve(index.shards, allowed, vector, depth, asked(query, depth))
+    lists = [answer.ranked, ranked]
     doc_of = index.documents({c for ranked in lists for c, _ in ranked})
     return document_aware(lists, WEIGHTS, doc_of), answer.approximate
