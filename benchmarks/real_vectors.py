@@ -43,10 +43,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from benchmarks.machine import cpu as machine  # noqa: E402
-from indexer.chunk import Chunker  # noqa: E402
-from indexer.document import Document  # noqa: E402
-from indexer.embed import Embedder, embedder_for  # noqa: E402
-from indexer.load import load_file, load_options  # noqa: E402
+from indexer.chunk.chunker import Chunker  # noqa: E402
+from indexer.embed.embedder import Embedder, embedder_for  # noqa: E402
+from indexer.load.document import Document  # noqa: E402
+from indexer.load.loader import load_file, load_options  # noqa: E402
 from indexer.settings import IndexerSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
