@@ -121,8 +121,7 @@ def _cluster_errors(settings) -> tuple[type[Exception], ...]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from search_api.cli.listening import listening, run_on
     from search_api.http.app import create_app
 
     settings = settings_from({"index": args.index, "host": args.host, "port": args.port,
@@ -132,15 +131,19 @@ def _serve(args: argparse.Namespace) -> int:
         return _serve_workers(settings)
     if settings is not None and settings.ray_address is not None:
         return _serve_on_ray(settings)
-    services = _services(settings) if settings is not None else EXIT_CONFIG
-    if isinstance(services, int):
-        return services
-    try:
-        # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
-        uvicorn.run(create_app(services), host=services.settings.host,
-                    port=services.settings.port, log_level="info", proxy_headers=False)
-    finally:
-        services.close()
+    if settings is None:
+        return EXIT_CONFIG
+    sock = listening(settings.host, settings.port)
+    if sock is None:
+        return EXIT_FAILED
+    with sock:
+        services = _services(settings)
+        if isinstance(services, int):
+            return services
+        try:
+            run_on(sock, create_app(services))
+        finally:
+            services.close()
     return EXIT_OK
 
 
@@ -149,29 +152,31 @@ def _serve_on_ray(settings) -> int:  # settings: ApiSettings
     the process exits within PKS_RAY_SHUTDOWN_TIMEOUT_SECONDS + 5 s whatever Ray is doing; a
     signal while serving stops uvicorn, then the cluster's clean-up runs, bounded the same way
     (search_api/cluster/stopping.py)."""
-    import uvicorn
-
+    from search_api.cli.listening import listening, run_on
     from search_api.cluster.stopping import Stopped, ending_within, serving, starting
     from search_api.http.app import create_app
 
-    try:
-        with starting(settings.ray_shutdown_timeout_seconds + 5):
-            services = _services(settings)
-    except Stopped as stop:
-        print(f"error: stopped by {stop.signal} during start-up; what it had deployed on Ray "
-              "was removed", file=sys.stderr)
+    sock = listening(settings.host, settings.port)  # before Ray's processes take ports
+    if sock is None:
         return EXIT_FAILED
-    if isinstance(services, int):
-        return services
-    try:
-        with serving():
-            uvicorn.run(create_app(services), host=services.settings.host,
-                        port=services.settings.port, log_level="info", proxy_headers=False)
-    except Stopped:
-        pass
-    finally:
-        with ending_within(settings.ray_shutdown_timeout_seconds + 5):
-            services.close()
+    with sock:
+        try:
+            with starting(settings.ray_shutdown_timeout_seconds + 5):
+                services = _services(settings)
+        except Stopped as stop:
+            print(f"error: stopped by {stop.signal} during start-up; what it had deployed on "
+                  "Ray was removed", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(services, int):
+            return services
+        try:
+            with serving():
+                run_on(sock, create_app(services))
+        except Stopped:
+            pass
+        finally:
+            with ending_within(settings.ray_shutdown_timeout_seconds + 5):
+                services.close()
     return EXIT_OK
 
 
