@@ -24,7 +24,7 @@ from indexer.store.bm25 import LexicalStats
 from indexer.store.reader import Generation
 from search_api.access.allowed import AllowedSet
 from search_api.cluster.shard import ShardServer
-from search_api.retrieval.shards import Answer, Question, counted
+from search_api.retrieval.shards import Answer, Question, counted, load_postings
 
 log = logging.getLogger(__name__)
 shard_deployment: Any = ShardServer  # a Serve Deployment (its decorator is untyped)
@@ -48,9 +48,8 @@ class RayShards:
         self._lock = threading.Lock()
         self.retries = 0  # calls that failed and were sent again (for the logs and tests)
         self.generation = generation
-        if generation is not None:  # the postings, before the first query (as LocalShards)
-            for shard in generation.shards():
-                shard.lexical_index()
+        if generation is not None:
+            load_postings(generation)
 
     def _allowed_ref(self, allowed: AllowedSet) -> Any:
         """The allowed set in the object store, put once per set while the set lives (the

@@ -82,6 +82,13 @@ def answer(generation: Generation, question: Question, allowed: np.ndarray) -> A
         scoring.terms, allowed, scoring.k, scoring.weights, scoring.stats))
 
 
+def load_postings(generation: Generation) -> None:
+    """Every shard's postings loaded now, not by the first lexical query after a swap: the
+    server counts the statistics over them (`counted`), wherever the shards answer."""
+    for shard in generation.shards():
+        shard.lexical_index()
+
+
 def counted(generation: Generation, terms: Sequence[str], allowed: AllowedSet) -> LexicalStats:
     """BM25's statistics of `terms` over `allowed`, counted by every shard of `generation` over
     its part and summed: what each shard then scores with."""
@@ -110,8 +117,7 @@ class LocalShards:
 
     def __init__(self, generation: Generation) -> None:
         self.generation = generation
-        for shard in generation.shards():
-            shard.lexical_index()  # loaded now, not by the first lexical query after a swap
+        load_postings(generation)
 
     def ask(self, question: Question, allowed: AllowedSet) -> list[Answer]:
         return [answer(shard, question, allowed.ids) for shard in self.generation.shards()]
