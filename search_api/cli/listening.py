@@ -11,8 +11,13 @@ request that arrives during start-up waits in the backlog instead of being refus
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,11 +41,37 @@ def listening(host: str, port: int) -> socket.socket | None:
 
 
 def run_on(sock: socket.socket, app: Any) -> None:
-    """uvicorn serving `app` on the socket `listening` gave, until it is told to stop."""
+    """uvicorn serving `app` on the socket `listening` gave, until SIGTERM or SIGINT: then it
+    stops gracefully and this returns, so the caller's clean-up runs (the audit flushed, the
+    database's connections closed, Ray's applications deleted)."""
     import uvicorn
 
     host, port = sock.getsockname()[:2]
     # proxy_headers=False: the SSO check must see the real peer, not a forwarded-for claim.
-    config = uvicorn.Config(app, log_level="info", proxy_headers=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", proxy_headers=False))
     log.info("serving on http://%s:%d", f"[{host}]" if ":" in host else host, port)
-    uvicorn.Server(config).run(sockets=[sock])
+    with _stopping(server):
+        server.run(sockets=[sock])
+
+
+@contextmanager
+def _stopping(server: Any) -> Iterator[None]:
+    """uvicorn handles SIGTERM and SIGINT while it runs, and once it has stopped raises the
+    signal again for the handler it found: with the default one, that ends the process before
+    any clean-up (a plain server used to exit 143 with its audit unflushed). The handler it
+    finds is this one: it asks uvicorn to stop (for a signal before uvicorn has taken over) and
+    otherwise lets `run_on` return. Signals reach only the main thread: elsewhere nothing is
+    armed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -8,9 +8,10 @@ is doing, a call into Ray or a model compile that does not return included, it e
 seconds after the first signal: Python's C-level signal handler writes to a wake-up socket at
 once, and a watchdog thread reading it ends the process when the time is up.
 
-While it serves, `serving()` keeps uvicorn's own handling (it stops gracefully, then raises the
-signal again) and turns that second raise into `Stopped`, so the server's clean-up runs; Ray's
-handler (a bare exit) is never left in place. That clean-up runs under `ending_within()`: a
+While it serves, uvicorn's own handling stops it gracefully (search_api/cli/listening.py
+absorbs the signal uvicorn raises again afterwards), and `serving()` turns a signal that arrives
+outside uvicorn's run into `Stopped`, so the server's clean-up runs; Ray's handler (a bare exit)
+is never left in place. That clean-up runs under `ending_within()`: a
 cluster that went away meanwhile makes Ray's calls wait a minute or more, and the process ends
 anyway when the time is up.
 """
@@ -86,8 +87,8 @@ def _watch(reader: socket.socket, grace: float) -> None:
 
 @contextmanager
 def serving() -> Iterator[None]:
-    """While uvicorn serves: the signal it raises again after its graceful stop, or one that
-    arrives outside it, becomes `Stopped`."""
+    """While uvicorn serves: a signal that arrives outside uvicorn's own handling (just before
+    it takes over, or after it has stopped) becomes `Stopped`."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

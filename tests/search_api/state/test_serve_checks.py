@@ -1,10 +1,8 @@
-"""`serve` checks what would make it fail before it starts anything: `--workers N` once and
-before any worker starts (one message, exit 2, instead of N crash loops), and every server its
-port before it loads a model or starts a cluster (search_api/cli/listening.py)."""
+"""`serve --workers N` checks, once and before any worker starts, what would make every worker
+fail, and says so in one message (exit 2) instead of N crash loops."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from indexer.build import BuildReport
@@ -28,14 +26,3 @@ def test_a_bad_worker_count_is_refused(tmp_path: Path) -> None:
     ran = run("search_api", "serve", "--index", str(tmp_path), "--workers", "0")
     assert ran.returncode == 2 and "workers" in ran.stderr
 
-
-def test_a_port_in_use_is_refused_before_anything_starts(
-        access_index: tuple[Path, BuildReport]) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        ran = run("search_api", "serve", "--index", str(access_index[0]), "--port", str(port))
-    assert ran.returncode == 1, ran.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in ran.stderr and "--port" in ran.stderr
-    assert "model" not in ran.stderr.lower() and "Traceback" not in ran.stderr
