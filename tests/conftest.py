@@ -39,14 +39,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     check_needs(item)  # data and programs a test needs: a skip locally, a failure under CI
 
 
-SHARED_SERVERS = {"ray_head": "ray", "postgres": "postgres"}  # session fixture -> xdist group
+# session fixture -> xdist group. The served owned index is one server for the fuzzers and the
+# streams test: built once, and the fuzzers never run beside the test that times searches.
+SHARED_SERVERS = {"ray_head": "ray", "postgres": "postgres", "owned_server": "owned"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`make test` runs -n 2)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Which worker runs what under `pytest -n N --dist loadgroup`: a module's tests stay
     together (its module fixtures are built once), and every module that uses the session's Ray
-    cluster or PostgreSQL server runs in one worker, so each is started once per run."""
+    cluster, PostgreSQL server or served owned index runs in one worker, so each is started once
+    per run."""
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(item.nodeid.split("::")[0], []).append(item)

@@ -93,7 +93,7 @@ def test_one_key_holding_64_streams_and_looping_starves_no_other_partner(
         times: dict[bool, list[float]] = {False: [], True: []}
         statuses: Counter[int] = Counter()
         try:
-            for _ in range(6):
+            for _ in range(10):
                 for loaded in (False, True):
                     (loading.set if loaded else loading.clear)()
                     time.sleep(0.2)
@@ -105,7 +105,7 @@ def test_one_key_holding_64_streams_and_looping_starves_no_other_partner(
         finally:
             stop.set()
             looper.join(timeout=60)
-    assert statuses == {200: 96}
+    assert statuses == {200: 160}
     assert looped[200] > 0  # the loop did run against the server
     idle, busy = statistics.median(times[False]), statistics.median(times[True])
     print(f"beta p50 idle {idle * 1000:.1f} ms, loaded {busy * 1000:.1f} ms; loop {dict(looped)}")
