@@ -32,6 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -89,41 +90,48 @@ class AuditLog(Recorder):
             "the audit log cannot record this request, so it is not answered; "
             "retry later (operators: see the server log)") from error
 
-    def _write(self, event: dict[str, Any]) -> None:
-        """Stamp the time under the lock, so the file's order is the order of the times."""
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads and every other process that writes the audit, held off: the
+        thread lock, then an exclusive flock on INDEX/audit/.lock (made on first use)."""
         with self._lock:
             if self._lock_fd is None:
                 self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                event["time"] = iso(utc_now())
-                # backslashreplace: a lone surrogate becomes its JSON escape (\\ud800), which
-                # reads back as the same text; everything else stays readable UTF-8.
-                data = (json.dumps(event, ensure_ascii=False) + "\n").encode(
-                    "utf-8", "backslashreplace")
-                fd = self._open_segment()
-                size = os.fstat(fd).st_size
-                if size and self._name is None:  # another process wrote its first record
-                    self._name = first_time(self.dir / ACTIVE)
-                if size >= self.max_bytes or (size and (
-                        time.time() - self._started >= self.max_age
-                        or self._name is not None and self._name[:10] != event["time"][:10])):
-                    self._rotate()
-                    fd = self._open_segment()
-                    size = 0
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data  # a writer died mid-line: never glue a record onto it
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if self.fsync_every == 0 or time.monotonic() - self._synced >= self.fsync_every:
-                    os.fsync(fd)
-                    self._synced = time.monotonic()
-                self._name = self._name if size else event["time"]
-                self._count(event, size, size + len(data))
+                yield
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _write(self, event: dict[str, Any]) -> None:
+        """Stamp the time under the lock, so the file's order is the order of the times."""
+        with self._locked():
+            event["time"] = iso(utc_now())
+            # backslashreplace: a lone surrogate becomes its JSON escape (\\ud800), which
+            # reads back as the same text; everything else stays readable UTF-8.
+            data = (json.dumps(event, ensure_ascii=False) + "\n").encode(
+                "utf-8", "backslashreplace")
+            fd = self._open_segment()
+            size = os.fstat(fd).st_size
+            if size and self._name is None:  # another process wrote its first record
+                self._name = first_time(self.dir / ACTIVE)
+            if size >= self.max_bytes or (size and (
+                    time.time() - self._started >= self.max_age
+                    or self._name is not None and self._name[:10] != event["time"][:10])):
+                self._rotate()
+                fd = self._open_segment()
+                size = 0
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a writer died mid-line: never glue a record onto it
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self.fsync_every == 0 or time.monotonic() - self._synced >= self.fsync_every:
+                os.fsync(fd)
+                self._synced = time.monotonic()
+            self._name = self._name if size else event["time"]
+            self._count(event, size, size + len(data))
 
     def _count(self, event: dict[str, Any], before: int, after: int) -> None:
         """The record's receipts (receipts.py). The record is written: a table that cannot be
@@ -245,15 +253,8 @@ class AuditLog(Recorder):
 
     def _current(self) -> None:
         """Bring the receipts up to every record written (by any process), under the lock."""
-        with self._lock:
-            if self._lock_fd is None:
-                self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                self.receipts.current(self.segments())
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._locked():
+            self.receipts.current(self.segments())
 
     def prepare(self) -> None:
         self._current()
@@ -271,13 +272,8 @@ class AuditLog(Recorder):
         """Retention (retention.py): closed segments wholly before the day `before` exported,
         then removed, with their receipts."""
         self._current()
-        with self._lock:
-            assert self._lock_fd is not None
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            try:
-                segments = self.segments()
-                if not segments or segments[-1].name != ACTIVE:  # no open one: keep the last
-                    segments = [*segments, self.dir / ACTIVE]
-                return prune_segments(segments, self.receipts, before, export)
-            finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._locked():
+            segments = self.segments()
+            if not segments or segments[-1].name != ACTIVE:  # no open one: keep the last
+                segments = [*segments, self.dir / ACTIVE]
+            return prune_segments(segments, self.receipts, before, export)
