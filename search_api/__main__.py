@@ -127,12 +127,12 @@ def _serve(args: argparse.Namespace) -> int:
     settings = settings_from({"index": args.index, "host": args.host, "port": args.port,
                               "workers": args.workers, "ray_address": args.ray,
                               "ray_replicas": args.replicas})
-    if settings is not None and settings.workers > 1:
-        return _serve_workers(settings)
-    if settings is not None and settings.ray_address is not None:
-        return _serve_on_ray(settings)
     if settings is None:
         return EXIT_CONFIG
+    if settings.workers > 1:
+        return _serve_workers(settings)
+    if settings.ray_address is not None:
+        return _serve_on_ray(settings)
     sock = listening(settings.host, settings.port)
     if sock is None:
         return EXIT_FAILED
