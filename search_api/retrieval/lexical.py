@@ -9,8 +9,8 @@ import re
 import unicodedata
 
 from search_api.access.allowed import AllowedSet
-from search_api.retrieval.rounds import Lexical, retrieve
-from search_api.retrieval.shards import Shards
+from search_api.retrieval.rounds import retrieve
+from search_api.retrieval.shards import Lexical, Shards
 
 # Weights of the indexed columns (chunk text, document title, heading path) in bm25(). The
 # title counts half a chunk's text: every chunk of a document then matches its title's words.

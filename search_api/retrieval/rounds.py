@@ -6,31 +6,20 @@ asks its dense and lexical questions together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from search_api.access.allowed import AllowedSet
 from search_api.retrieval.fusion import Ranked
 from search_api.retrieval.merge import merge_top_k
-from search_api.retrieval.shards import DenseAnswer, Question, Scoring, Shards, Weights
-
-
-@dataclass(frozen=True)
-class Lexical:
-    """What a lexical top k asks for: its terms, k and the columns' weights."""
-
-    terms: tuple[str, ...]
-    k: int
-    weights: Weights
+from search_api.retrieval.shards import DenseAnswer, Lexical, Question, Scoring, Shards
 
 
 def retrieve(shards: Shards, allowed: AllowedSet, vector: np.ndarray | None = None,
              k: int = 0, lexical: Lexical | None = None) -> tuple[DenseAnswer, Ranked]:
     """The dense top `k` of `vector` and the lexical top k of `lexical` within `allowed`, each
     merged over the shards (empty where not asked)."""
-    scoring = None if lexical is None else Scoring(
-        lexical.terms, lexical.k, lexical.weights, shards.lexical_stats(lexical.terms, allowed))
+    scoring = None if lexical is None else \
+        Scoring(lexical, shards.lexical_stats(lexical.terms, allowed))
     answers = shards.ask(Question(vector, k, scoring), allowed)
     dense = DenseAnswer(merge_top_k([a.dense.ranked for a in answers if a.dense is not None], k),
                         any(a.dense.approximate for a in answers if a.dense is not None))

@@ -44,12 +44,19 @@ Weights = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
-class Scoring:
-    """A BM25 top k within the allowed set, scored with the statistics of the whole set."""
+class Lexical:
+    """What a lexical top k asks for: its terms, k and the columns' weights."""
 
     terms: tuple[str, ...]
     k: int
     weights: Weights
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A BM25 top k within the allowed set, scored with the statistics of the whole set."""
+
+    asked: Lexical
     stats: LexicalStats
 
 
@@ -79,7 +86,7 @@ def answer(generation: Generation, question: Question, allowed: np.ndarray) -> A
         dense = DenseAnswer([(h.chunk_id, h.score) for h in hits], ran is Strategy.APPROXIMATE)
     scoring = question.scoring
     return Answer(dense, None if scoring is None else generation.lexical_search(
-        scoring.terms, allowed, scoring.k, scoring.weights, scoring.stats))
+        scoring.asked.terms, allowed, scoring.asked.k, scoring.asked.weights, scoring.stats))
 
 
 def load_postings(generation: Generation) -> None:
